@@ -1,0 +1,298 @@
+"""dfctl: the operator CLI over the NB API.
+
+Resources and their options are generated from the NB models: every model
+with a ``cli_name`` gets ``create``, ``show``, ``list``, ``update`` and
+``delete``, with one option per field. References accept an id or a unique
+name. Exit codes: 0 ok, 1 refused (invalid input, missing reference,
+conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
+"""
+import argparse
+import datetime
+import json
+import logging
+import sys
+
+from kazoo import exceptions as kz
+from kazoo.retry import RetryFailedError
+
+from dragonflow import conf as df_conf
+from dragonflow import errors
+from dragonflow.model import base
+from dragonflow.model import fields as f
+from dragonflow.nb import api as nb_api
+from dragonflow.nb import health
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+VERBS = ('create', 'show', 'list', 'update', 'delete')
+READ_ONLY = {'service': ('show', 'list', 'delete')}
+# Fields computed by the NB API, not set by users.
+DERIVED = {'subnets', 'unique_key'}
+STATUS_LISTS = {'service': health.service_status,
+                'chassis': health.chassis_status}
+STATUS_COLUMNS = {'service': ('id', 'binary', 'chassis', 'host', 'version',
+                              'state', 'since'),
+                  'chassis': ('id', 'hostname', 'ip', 'tunnel_types',
+                              'state', 'since')}
+
+
+def _opt(name):
+    return '--' + name.replace('_', '-')
+
+
+def _metavar(field):
+    if isinstance(field, f.List):
+        return f'{field.item.type_name.upper().replace(" ", "_")}[,...]'
+    if isinstance(field, f.Enum):
+        return '{' + ','.join(map(str, field.values)) + '}'
+    return field.type_name.upper().replace(' ', '_')
+
+
+def _add_field_options(parser, model, updating):
+    for name, field in model.fields().items():
+        if name in DERIVED or (updating and (field.immutable or name == 'id')):
+            continue
+        helptext = field.help or name
+        if field.required and not updating:
+            helptext += ' (required)'
+        parser.add_argument(_opt(name), dest=f'field_{name}',
+                            metavar=_metavar(field), help=helptext)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='dfctl', description='Manage the Dragonflow northbound database '
+        '(networks, subnets, ports, routers, ...) in ZooKeeper.',
+        epilog='Configuration: /etc/dragonflow/dragonflow.ini, --config-file, '
+        'or OS_DF__<OPTION> environment variables (e.g. '
+        'OS_DF__REMOTE_DB_HOSTS=10.0.0.5:2181). Exit codes: 0 ok, 1 refused, '
+        '2 usage error, 3 ZooKeeper unreachable.')
+    parser.add_argument('--config-file', action='append', default=[],
+                        help='configuration file (repeatable)')
+    parser.add_argument('--config-dir', action='append', default=[],
+                        help='directory of *.conf files')
+    parser.add_argument('--json', action='store_true',
+                        help='print JSON instead of tables')
+    parser.add_argument('--debug', action='store_true', help='verbose logs')
+    resources = parser.add_subparsers(dest='resource', metavar='RESOURCE')
+    resources.required = True
+    for table, model in sorted(base.tables().items(),
+                               key=lambda kv: kv[1].cli_name or ''):
+        if not model.cli_name:
+            continue
+        doc = (model.__doc__ or table).strip().splitlines()[0]
+        res = resources.add_parser(model.cli_name, help=doc, description=doc)
+        verbs = res.add_subparsers(dest='verb', metavar='VERB')
+        verbs.required = True
+        for verb in READ_ONLY.get(table, VERBS):
+            _add_verb(verbs, verb, model)
+    return parser
+
+
+def _add_verb(verbs, verb, model):
+    name = model.cli_name
+    if verb == 'create':
+        p = verbs.add_parser('create', help=f'create a {name}')
+        _add_field_options(p, model, updating=False)
+    elif verb == 'show':
+        p = verbs.add_parser('show', help=f'show one {name}')
+        p.add_argument('ref', metavar='ID_OR_NAME')
+    elif verb == 'list':
+        p = verbs.add_parser('list', help=f'list {name} objects')
+        p.add_argument('--where', action='append', default=[],
+                       metavar='FIELD=VALUE', help='filter (repeatable)')
+    elif verb == 'update':
+        p = verbs.add_parser('update', help=f'change fields of a {name}')
+        p.add_argument('ref', metavar='ID_OR_NAME')
+        p.add_argument('--version', type=int,
+                       help='fail unless the object is at this version')
+        p.add_argument('--unset', action='append', default=[],
+                       metavar='FIELD', help='clear a field (repeatable)')
+        _add_field_options(p, model, updating=True)
+    elif verb == 'delete':
+        p = verbs.add_parser('delete', help=f'delete a {name}')
+        p.add_argument('ref', metavar='ID_OR_NAME')
+        p.add_argument('--version', type=int,
+                       help='fail unless the object is at this version')
+        p.add_argument('--cascade', action='store_true',
+                       help='also delete the objects that use it')
+
+
+class Cli:
+    def __init__(self, nb, args, out=sys.stdout):
+        self.nb = nb
+        self.args = args
+        self.out = out
+        self.model = next(m for m in base.tables().values()
+                          if m.cli_name == args.resource)
+        self.table = self.model.table
+
+    def run(self):
+        return getattr(self, f'do_{self.args.verb}')()
+
+    # --- verbs -----------------------------------------------------------
+    def do_create(self):
+        obj = self.nb.create(self.table, self._field_values())
+        self._show(obj.to_api())
+
+    def do_show(self):
+        self._show(self.nb.get(self.table, self.resolve(self.table,
+                                                        self.args.ref)).to_api())
+
+    def do_list(self):
+        filters = {}
+        for cond in self.args.where:
+            key, sep, value = cond.partition('=')
+            field = self.model.fields().get(key.replace('-', '_'))
+            if not sep or field is None:
+                raise errors.ValidationError(
+                    f'--where {cond}: expected FIELD=VALUE with a field of '
+                    f'{self.model.cli_name}')
+            filters[field.name] = field.parse(value, f'{self.table}.{key}')
+        if self.table in STATUS_LISTS:
+            rows = STATUS_LISTS[self.table](
+                self.nb, df_conf.CONF.df.service_down_time)
+            rows = [r for r in rows
+                    if all(r.get(k) == v for k, v in filters.items())]
+            return self._table(rows, STATUS_COLUMNS[self.table])
+        rows = [o.to_api() for o in sorted(self.nb.list(self.table, **filters),
+                                           key=lambda o: (getattr(o, 'name', '')
+                                                          or '', o.id))]
+        self._table(rows, self.model.cli_columns)
+
+    def do_update(self):
+        obj_id = self.resolve(self.table, self.args.ref)
+        values = self._field_values()
+        for name in self.args.unset:
+            field = self.model.fields().get(name.replace('-', '_'))
+            if field is None or field.immutable:
+                raise errors.ValidationError(
+                    f'--unset {name}: not a changeable field of '
+                    f'{self.model.cli_name}')
+            values[field.name] = None
+        if not values:
+            raise errors.ValidationError('update: nothing to change (give '
+                                         'field options or --unset)')
+        obj = self.nb.patch(self.table, obj_id, values, self.args.version)
+        self._show(obj.to_api())
+
+    def do_delete(self):
+        obj_id = self.resolve(self.table, self.args.ref)
+        self.nb.delete(self.table, obj_id, version=self.args.version,
+                       cascade=self.args.cascade)
+        if self.args.json:
+            print(json.dumps({'deleted': obj_id, 'table': self.table}),
+                  file=self.out)
+        else:
+            print(f'deleted {self.model.cli_name} {obj_id}', file=self.out)
+
+    # --- helpers ---------------------------------------------------------
+    def _field_values(self):
+        values = {}
+        for name, field in self.model.fields().items():
+            text = getattr(self.args, f'field_{name}', None)
+            if text is None:
+                continue
+            value = field.parse(text, f'{self.table}.{name}')
+            values[name] = self._resolve_refs(field, value)
+        return values
+
+    def _resolve_refs(self, field, value):
+        if isinstance(field, f.Ref):
+            return self.resolve(field.table, value)
+        if isinstance(field, f.List) and isinstance(field.item, f.Ref):
+            return [self.resolve(field.item.table, v) for v in value]
+        return value
+
+    def resolve(self, table, ref):
+        """An id, or the id of the one object of the table with that name."""
+        try:
+            self.nb.get(table, ref)
+            return ref
+        except errors.NotFound:
+            pass
+        except errors.CorruptObject:
+            return ref
+        if 'name' not in base.model_for(table).fields():
+            return ref
+        matches = [o.id for o in self.nb.list(table, name=ref)]
+        if len(matches) > 1:
+            raise errors.ValidationError(f'{table} name {ref!r} is ambiguous '
+                                         f'({", ".join(matches)}); use the id')
+        return matches[0] if matches else ref
+
+    def _show(self, data):
+        if self.args.json:
+            print(json.dumps(data, indent=2, sort_keys=True), file=self.out)
+            return
+        width = max(len(k) for k in data)
+        for key in sorted(data):
+            print(f'{key:<{width}}  {_cell(data[key])}', file=self.out)
+
+    def _table(self, rows, columns):
+        if self.args.json:
+            print(json.dumps(rows, indent=2, sort_keys=True), file=self.out)
+            return
+        cells = [[_cell(row.get(c), c) for c in columns] for row in rows]
+        widths = [max([len(c)] + [len(r[i]) for r in cells])
+                  for i, c in enumerate(columns)]
+        print('  '.join(c.upper().ljust(w) for c, w in zip(columns, widths))
+              .rstrip(), file=self.out)
+        for r in cells:
+            print('  '.join(v.ljust(w) for v, w in zip(r, widths)).rstrip(),
+                  file=self.out)
+
+
+def _cell(value, column=None):
+    if value is None:
+        return '-'
+    if column == 'since' and isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(
+            value, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, list):
+        return ','.join(_cell(v) for v in value) if value else '-'
+    if isinstance(value, dict):
+        return ','.join(f'{k}={_cell(v)}' for k, v in sorted(value.items()))
+    return str(value)
+
+
+def main(argv=None, out=sys.stdout):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR,
+                        format='%(levelname)s %(name)s: %(message)s')
+    oslo_args = []
+    for path in args.config_file:
+        oslo_args += ['--config-file', path]
+    for path in args.config_dir:
+        oslo_args += ['--config-dir', path]
+    nb = None
+    try:
+        conf = df_conf.load(oslo_args, prog='dfctl')
+        nb = nb_api.NbApi.from_conf(conf)
+        Cli(nb, args, out).run()
+        return EXIT_OK
+    except errors.NbUnavailable as e:
+        print(f'dfctl: error: {e}', file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (kz.ConnectionLoss, kz.SessionExpiredError, RetryFailedError,
+            kz.OperationTimeoutError) as e:
+        print(f'dfctl: error: lost the ZooKeeper connection '
+              f'({type(e).__name__})', file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except errors.NbError as e:
+        print(f'dfctl: error: {e}', file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as e:  # config errors and the like: one line, not a trace
+        if args.debug:
+            raise
+        print(f'dfctl: error: {type(e).__name__}: {e}', file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        if nb is not None:
+            nb.close()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Configuration options (oslo.config), shared by every daemon and dfctl.
+
+Files: ``/etc/dragonflow/dragonflow.ini`` and ``/etc/dragonflow/
+dragonflow.ini.d/*.ini`` when present, else ``--config-file``/``--config-dir``.
+Every option can also come from the environment as ``OS_<GROUP>__<OPTION>``,
+e.g. ``OS_DF__REMOTE_DB_HOSTS=10.0.0.5:2181``.
+"""
+import os
+
+from oslo_config import cfg
+
+DEFAULT_CONFIG_FILE = '/etc/dragonflow/dragonflow.ini'
+DEFAULT_CONFIG_DIR = '/etc/dragonflow/dragonflow.ini.d'
+
+df_opts = [
+    cfg.ListOpt('remote_db_hosts', default=['127.0.0.1:2181'],
+                help='ZooKeeper servers, host:port, comma separated'),
+    cfg.StrOpt('nb_root', default='/dragonflow',
+               help='ZooKeeper path under which all Dragonflow data lives; '
+                    'objects are at <nb_root>/nb/<table>/<id>'),
+    cfg.FloatOpt('zk_session_timeout', default=10.0, min=2.0,
+                 help='ZooKeeper session timeout (seconds); ephemeral '
+                      'presence of a crashed daemon vanishes after it'),
+    cfg.FloatOpt('zk_connect_timeout', default=5.0, min=0.1,
+                 help='give up connecting to ZooKeeper after this many '
+                      'seconds (dfctl fails with a clear error then)'),
+    cfg.StrOpt('zk_auth', secret=True,
+               help='digest credentials user:password; when set, everything '
+                    'written carries an ACL giving all rights to this user '
+                    'only (see zk_world_readable)'),
+    cfg.BoolOpt('zk_world_readable', default=True,
+                help='with zk_auth: let unauthenticated clients read'),
+    cfg.BoolOpt('zk_use_ssl', default=False, help='connect with TLS'),
+    cfg.StrOpt('zk_ca', help='CA bundle to verify the servers (TLS)'),
+    cfg.StrOpt('zk_certfile', help='client certificate (TLS)'),
+    cfg.StrOpt('zk_keyfile', help='client key (TLS)'),
+    cfg.IntOpt('changelog_max_entries', default=10000, min=100,
+               help='change log entries kept; older ones are trimmed and a '
+                    'subscriber that had not read them does a full resync'),
+    cfg.FloatOpt('changelog_retention', default=3600.0, min=1.0,
+                 help='change log entries older than this (seconds) are '
+                      'trimmed'),
+    cfg.FloatOpt('report_interval', default=25.0, min=0.1,
+                 help='seconds between service heartbeats'),
+    cfg.FloatOpt('service_down_time', default=80.0, min=0.1,
+                 help='a service whose last heartbeat is older than this '
+                      '(seconds) is reported down'),
+    cfg.StrOpt('host', default=os.uname().nodename,
+               help='host name reported by services'),
+]
+
+CONF = cfg.CONF
+
+
+def register_opts(conf=CONF):
+    conf.register_opts(df_opts, group='df')
+
+
+def list_opts():
+    """For oslo-config-generator."""
+    return [('df', df_opts)]
+
+
+def load(argv, conf=CONF, prog=None, description=None):
+    """Parse argv and the config files; returns the remaining CLI args."""
+    register_opts(conf)
+    files = [DEFAULT_CONFIG_FILE] if os.path.exists(DEFAULT_CONFIG_FILE) \
+        else []
+    dirs = [DEFAULT_CONFIG_DIR] if os.path.isdir(DEFAULT_CONFIG_DIR) else []
+    conf(argv, project='dragonflow', prog=prog, description=description,
+         default_config_files=files, default_config_dirs=dirs)
+    return conf

@@ -1,0 +1,110 @@
+import ipaddress
+import random
+
+from dragonflow.model import base
+from dragonflow.model import fields as f
+from dragonflow.model import keyed
+
+
+def random_mac():
+    """A locally administered unicast MAC in the OpenStack fa:16:3e range."""
+    return 'fa:16:3e:%02x:%02x:%02x' % tuple(random.randrange(256)
+                                             for _ in range(3))
+
+
+class AddressPair(base.Struct):
+    ip_address = f.IpAddressOrNetwork(required=True,
+                                      help='address or CIDR the port may use')
+    mac_address = f.MacAddress(help='MAC it may use; the port MAC if unset')
+
+
+def subnet_for(subnets, address):
+    for subnet in subnets:
+        if subnet.contains(address):
+            return subnet
+    return None
+
+
+def allocate_ip(view, network_id, subnets, version=4):
+    """First free host address of the network's first subnet of a version."""
+    used = set(view.index_keys('ip', network_id))
+    for subnet in subnets:
+        if subnet.network.version != version:
+            continue
+        for host in subnet.network.hosts():
+            ip = str(host)
+            if ip != subnet.gateway_ip and ip not in used:
+                return ip
+    return None
+
+
+@base.register
+class LogicalPort(keyed.KeyedModel):
+    """A VM (or other device) interface on a network."""
+
+    table = 'logical_port'
+    cli_name = 'port'
+    cli_columns = ('id', 'name', 'network_id', 'macs', 'ips',
+                   'binding_chassis')
+    key_bits = 31
+
+    name = f.String(help='display name')
+    network_id = f.Ref('logical_switch', required=True, immutable=True,
+                       help='network of the port')
+    macs = f.List(f.MacAddress(), help='MAC addresses; one is generated if unset')
+    ips = f.List(f.IpAddress(), help='fixed IPs; one is allocated if unset')
+    subnets = f.List(f.Ref('subnet'), help='subnets of the fixed IPs (derived)')
+    binding_chassis = f.Ref('chassis', enforced=False,
+                            help='chassis the port is plugged on')
+    security_groups = f.List(f.Ref('security_group'),
+                             help='security group ids')
+    allowed_address_pairs = f.List(
+        f.Nested(AddressPair),
+        help='extra source addresses: ip_address=IP|CIDR[,mac_address=MAC];...')
+    port_security_enabled = f.Boolean(default=True,
+                                      help='drop spoofed MAC/IP from the port')
+    device_owner = f.String(help='what uses the port, e.g. compute:nova')
+    device_id = f.String(help='id of the device using the port')
+    enabled = f.Boolean(default=True, help='administrative state')
+
+    def prepare(self, view):
+        super().prepare(view)
+        if not self.macs:
+            self.macs = [random_mac()]
+            self.mark_allocated('mac')
+        if self.version is None and not self.ips:
+            subnets = view.referrers('logical_switch', self.network_id, 'subnet')
+            ip = allocate_ip(view, self.network_id, subnets)
+            if ip:
+                self.ips = [ip]
+                self.mark_allocated('ip')
+
+    def check_in_store(self, view, old):
+        subnets = view.referrers('logical_switch', self.network_id, 'subnet')
+        derived = []
+        for i, ip in enumerate(self.ips):
+            subnet = subnet_for(subnets, ip)
+            if subnet is None:
+                self.fail(f'ips[{i}]', f'{ip} is not in any subnet of network '
+                          f'{self.network_id}')
+            if ip == subnet.gateway_ip:
+                self.fail(f'ips[{i}]', f'{ip} is the gateway of subnet '
+                          f'{subnet.id}')
+            if subnet.id not in derived:
+                derived.append(subnet.id)
+        self.subnets = derived
+        if self.port_security_enabled is False and self.security_groups:
+            self.fail('security_groups', 'need port_security_enabled')
+
+    def validate(self):
+        if not self.macs:
+            self.fail('macs', 'at least one MAC is required')
+
+    def unique_keys(self):
+        keys = list(super().unique_keys())
+        keys += [('ip', f'{self.network_id}/{ip}') for ip in self.ips]
+        keys += [('mac', f'{self.network_id}/{mac}') for mac in self.macs]
+        return keys
+
+    def ip_versions(self):
+        return {ipaddress.ip_address(ip).version for ip in self.ips}

@@ -1,0 +1,303 @@
+"""The NB API: create/update/delete/get/list of model objects and
+subscriptions to their changes, over the ZooKeeper store.
+
+Every write validates completely before anything is sent (field types,
+cross-field rules, references and constraints against other objects), then
+commits the object, its references, its unique keys and its change-log
+entry in one ZooKeeper transaction. Updates are compare-and-set on the
+object version. References are enforced by the store's ``refs`` nodes: a
+write naming a missing object fails, and deleting an object still in use
+fails unless ``cascade`` is asked for (references declared
+``on_delete='clear'``, like a floating IP's port, are cleared instead).
+"""
+import logging
+import time
+
+from kazoo import exceptions as kz
+
+from dragonflow import errors
+from dragonflow.model import base
+from dragonflow.nb import changes
+from dragonflow.store import zk
+
+LOG = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+class View:
+    """Read access for model hooks during one write (reads are cached)."""
+
+    def __init__(self, nb):
+        self._nb = nb
+        self._cache = {}
+
+    def get(self, table, obj_id):
+        key = (table, obj_id)
+        if key not in self._cache:
+            try:
+                self._cache[key] = self._nb.get(table, obj_id)
+            except (errors.NotFound, errors.CorruptObject):
+                self._cache[key] = None
+        return self._cache[key]
+
+    def referrers(self, table, obj_id, of_table):
+        return [obj for obj in (self.get(t, i) for t, i in
+                                self._nb.referrer_ids(table, obj_id)
+                                if t == of_table) if obj is not None]
+
+    def index_keys(self, index, prefix):
+        return self._nb.store.index_keys(index, prefix)
+
+
+def _enforced_refs(obj):
+    return sorted({(t, i) for t, i, enforced in obj.references() if enforced})
+
+
+class NbApi:
+    """NB API on a started KazooClient."""
+
+    def __init__(self, client, root='/dragonflow', changelog_max_entries=10000,
+                 changelog_retention=3600.0, trim_every=100):
+        self.client = client
+        self.store = zk.ZkStore(client, root)
+        self.changelog_max_entries = changelog_max_entries
+        self.changelog_retention = changelog_retention
+        self.trim_every = trim_every
+        self._writes = 0
+        self._last_age_trim = time.monotonic()
+        self.store.ensure_layout(base.tables())
+
+    @classmethod
+    def from_conf(cls, conf, handler=None):
+        """Connect as configured ([df] options); raises NbUnavailable."""
+        client = zk.client_from_conf(conf, handler=handler)
+        zk.start_client(client, conf.df.zk_connect_timeout,
+                        ','.join(conf.df.remote_db_hosts))
+        try:
+            return cls(client, conf.df.nb_root,
+                       conf.df.changelog_max_entries,
+                       conf.df.changelog_retention)
+        except kz.NoAuthError:
+            client.stop()
+            raise errors.NbUnavailable(
+                f'ZooKeeper refused to set up {conf.df.nb_root}: not '
+                'authorised (check [df] zk_auth)') from None
+
+    def close(self):
+        self.client.stop()
+        self.client.close()
+
+    # --- reads -----------------------------------------------------------
+    def get(self, table, obj_id):
+        cls = base.model_for(table)
+        raw = self.store.get_raw(table, obj_id)
+        if raw is None:
+            raise errors.NotFound(table, obj_id)
+        data, stat = raw
+        try:
+            return cls.from_json(data, stat.version)
+        except errors.ValidationError as e:
+            raise errors.CorruptObject(f'{table} {obj_id}: {e}') from None
+
+    def list(self, table, **filters):
+        """All objects of a table, optionally where field == value. Objects
+        whose stored body is invalid are logged and skipped."""
+        cls = base.model_for(table)
+        out = []
+        for obj_id, data, stat in self.store.get_many_raw(
+                table, self.store.ids(table)):
+            try:
+                obj = cls.from_json(data, stat.version)
+            except errors.ValidationError as e:
+                LOG.warning('skipping invalid %s %s: %s', table, obj_id, e)
+                continue
+            if all(getattr(obj, k) == v for k, v in filters.items()):
+                out.append(obj)
+        return out
+
+    def referrer_ids(self, table, obj_id):
+        """(table, id) of the objects holding an enforced reference to it."""
+        return [tuple(name.split(':', 1))
+                for name in self.store.referrers(table, obj_id)]
+
+    # --- writes ----------------------------------------------------------
+    def create(self, table, data):
+        """Create an object from a dict (or a model instance); returns it."""
+        cls = base.model_for(table)
+        if isinstance(data, base.Model):
+            data = data.to_dict()
+        for _ in range(MAX_ATTEMPTS):
+            obj = cls.from_dict(dict(data), table)
+            view = View(self)
+            obj.prepare(view)
+            obj.validate()
+            obj.check_in_store(view, None)
+            ws = zk.WriteSet('create', table, obj.id, body=obj.to_json(),
+                             topic=obj.topic)
+            ws.log_object = obj.to_dict()
+            ws.add_refs = _enforced_refs(obj)
+            ws.add_keys = list(obj.unique_keys())
+            ws.guards = list(obj.guards())
+            try:
+                self._commit(ws)
+            except errors.UniqueConflict as e:
+                if e.index in obj.allocated():
+                    continue        # our own random pick collided: pick again
+                raise
+            except errors.Contention:
+                continue
+            obj._version = 0
+            return obj
+        raise errors.NbError(f'{table}: gave up after {MAX_ATTEMPTS} attempts '
+                             '(allocation or concurrency conflicts)')
+
+    def update(self, obj):
+        """Write a modified object. Compare-and-set: ``obj.version`` must be
+        the version it was read at, else StaleVersion."""
+        if obj.version is None:
+            raise errors.ValidationError(f'{obj.table} {obj.id}: update needs '
+                                         'the version read (compare-and-set)')
+        old = self.get(obj.table, obj.id)
+        if old.version != obj.version:
+            raise errors.StaleVersion(obj.table, obj.id, obj.version)
+        return self._update(old, obj.to_dict(), obj.version)
+
+    def patch(self, table, obj_id, changes_, version=None):
+        """Change some fields of an object (read-modify-write, CAS).
+        With ``version`` the write fails if the object is not at it."""
+        old = self.get(table, obj_id)
+        if version is not None and old.version != version:
+            raise errors.StaleVersion(table, obj_id, version)
+        data = old.to_dict()
+        data.update(changes_)
+        return self._update(old, data, old.version)
+
+    def _update(self, old, data, version):
+        cls = type(old)
+        table = cls.table
+        for name, field in cls.fields().items():
+            if field.immutable:
+                if data.get(name) is None:
+                    data[name] = old.to_dict().get(name)
+                elif data[name] != old.to_dict().get(name):
+                    normalized = field.check(data[name], f'{table}.{name}')
+                    if normalized != old.to_dict().get(name):
+                        raise errors.ValidationError(
+                            f'{table}.{name}: cannot be changed '
+                            f'(is {old.to_dict().get(name)!r})')
+        for _ in range(MAX_ATTEMPTS):
+            obj = cls.from_dict(dict(data), table)
+            obj._version = version
+            view = View(self)
+            obj.prepare(view)
+            obj.validate()
+            obj.check_in_store(view, old)
+            ws = zk.WriteSet('update', table, obj.id, body=obj.to_json(),
+                             version=version, topic=obj.topic)
+            ws.log_object = obj.to_dict()
+            old_refs, new_refs = set(_enforced_refs(old)), set(_enforced_refs(obj))
+            ws.add_refs = sorted(new_refs - old_refs)
+            ws.del_refs = sorted(old_refs - new_refs)
+            old_keys, new_keys = set(old.unique_keys()), set(obj.unique_keys())
+            ws.add_keys = sorted(new_keys - old_keys)
+            ws.del_keys = sorted(old_keys - new_keys)
+            ws.guards = list(obj.guards())
+            try:
+                self._commit(ws)
+            except errors.UniqueConflict as e:
+                if e.index in obj.allocated():
+                    continue
+                raise
+            except errors.Contention:
+                continue
+            obj._version = version + 1
+            return obj
+        raise errors.NbError(f'{table} {old.id}: gave up after '
+                             f'{MAX_ATTEMPTS} attempts')
+
+    def delete(self, table, obj_id, version=None, cascade=False):
+        """Delete an object. Refused while other objects refer to it, unless
+        their reference is cleared on delete or ``cascade`` is set (then
+        they are deleted first, each in its own transaction)."""
+        old = self.get(table, obj_id)
+        if version is not None and old.version != version:
+            raise errors.StaleVersion(table, obj_id, version)
+        self._release_referrers(old, cascade)
+        ws = zk.WriteSet('delete', table, obj_id, version=old.version,
+                         topic=old.topic)
+        ws.log_object = old.to_dict()
+        ws.del_refs = _enforced_refs(old)
+        ws.del_keys = list(old.unique_keys())
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._commit(ws)
+                return old
+            except errors.Contention:
+                continue
+        raise errors.NbError(f'{table} {obj_id}: gave up after '
+                             f'{MAX_ATTEMPTS} attempts')
+
+    def _release_referrers(self, target, cascade):
+        blocking = []
+        for table, obj_id in self.referrer_ids(target.table, target.id):
+            try:
+                referrer = self.get(table, obj_id)
+            except (errors.NotFound, errors.CorruptObject):
+                continue
+            cleared = _clear_reference(referrer, target)
+            if cleared is not None:
+                self.patch(table, obj_id, cleared, referrer.version)
+            elif cascade:
+                self.delete(table, obj_id, cascade=True)
+            else:
+                blocking.append(f'{table}:{obj_id}')
+        if blocking:
+            raise errors.StillReferenced(target.table, target.id, blocking)
+
+    def _commit(self, ws):
+        position = self.store.commit(ws)
+        self._writes += 1
+        if self._writes % self.trim_every == 0:
+            self._maybe_trim()
+        return position
+
+    def _maybe_trim(self):
+        try:
+            stat = self.client.exists(self.store.layout.log)
+            age_due = (time.monotonic() - self._last_age_trim >
+                       self.changelog_retention / 10)
+            if stat and (stat.numChildren > self.changelog_max_entries
+                         or age_due):
+                self._last_age_trim = time.monotonic()
+                changes.trim(self.store, self.changelog_max_entries,
+                             self.changelog_retention)
+        except kz.KazooException as e:
+            LOG.info('change log trim skipped: %s', e)
+
+    def trim_log(self):
+        return changes.trim(self.store, self.changelog_max_entries,
+                            self.changelog_retention)
+
+    # --- change stream ---------------------------------------------------
+    def subscribe(self, callback, tables=None, topics=None, name=None):
+        """Start a Subscriber (see dragonflow.nb.changes) and return it."""
+        return changes.Subscriber(self.store, callback, tables=tables,
+                                  topics=topics, name=name).start()
+
+
+def _clear_reference(referrer, target):
+    """Field changes that drop every reference from referrer to target, if
+    all of them are declared on_delete='clear'; None otherwise."""
+    out = {}
+    for name, field in referrer.fields().items():
+        value = getattr(referrer, name)
+        hits = [r for r in field.refs(value) if r[:2] == (target.table,
+                                                          target.id)]
+        if not hits:
+            continue
+        ref_field = getattr(field, 'item', field)
+        if getattr(ref_field, 'on_delete', 'restrict') != 'clear':
+            return None
+        out[name] = ([v for v in value if v != target.id]
+                     if isinstance(value, list) else None)
+    return out or None

@@ -1,0 +1,362 @@
+"""The ZooKeeper store: layout, connection, reads and atomic writes.
+
+Layout under the root (default ``/dragonflow``)::
+
+    nb/<table>/<id>          one object, JSON body; znode version = object version
+    refs/<table>/<id>        exists while the object exists; its children
+                             ``<table>:<id>`` are the objects referring to it,
+                             so deleting a referenced object fails atomically
+                             (ZooKeeper refuses to delete a node with children)
+                             and a reference to a deleted object cannot be
+                             created (its parent is gone). Its data version is
+                             bumped by writes that must be serialised per
+                             target (``guards``).
+    index/<name>/<key>       uniqueness: created in the write's transaction,
+                             so a duplicate key fails the whole write.
+    log/ev-<seq>             the change log, see dragonflow.nb.changes.
+    presence/<service>       ephemeral: the service's session is alive.
+    heartbeat/<service>      last heartbeat; not logged (no fan-out).
+
+Every NB write is a single ZooKeeper multi-op: the object, its references,
+its unique keys, its guards and its change-log entry commit together or not
+at all.
+"""
+import json
+import logging
+import posixpath
+import time
+
+from kazoo import exceptions as kz
+from kazoo import security
+from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
+
+from dragonflow import errors
+
+LOG = logging.getLogger(__name__)
+LOG_PREFIX = 'ev-'
+
+
+def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
+                use_ssl=False, ca=None, certfile=None, keyfile=None,
+                handler=None):
+    """A KazooClient with Dragonflow's connection, auth and ACL settings."""
+    kwargs = {}
+    if auth:
+        user, _, password = auth.partition(':')
+        acl = [security.make_digest_acl(user, password, all=True)]
+        if world_readable:
+            acl.append(security.make_acl('world', 'anyone', read=True))
+        kwargs['auth_data'] = [('digest', auth)]
+        kwargs['default_acl'] = acl
+    if use_ssl:
+        kwargs.update(use_ssl=True, ca=ca, certfile=certfile, keyfile=keyfile)
+    if handler is not None:
+        kwargs['handler'] = handler
+    hosts = ','.join(hosts) if not isinstance(hosts, str) else hosts
+    return KazooClient(
+        hosts=hosts, timeout=timeout,
+        connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2,
+                                    max_delay=1.0),
+        command_retry=KazooRetry(max_tries=5, delay=0.1, backoff=2,
+                                 max_delay=1.0),
+        **kwargs)
+
+
+def client_from_conf(conf, handler=None):
+    df = conf.df
+    return make_client(df.remote_db_hosts, timeout=df.zk_session_timeout,
+                       auth=df.zk_auth, world_readable=df.zk_world_readable,
+                       use_ssl=df.zk_use_ssl, ca=df.zk_ca,
+                       certfile=df.zk_certfile, keyfile=df.zk_keyfile,
+                       handler=handler)
+
+
+def start_client(client, connect_timeout, hosts='ZooKeeper'):
+    """Connect or raise NbUnavailable within ``connect_timeout`` seconds."""
+    try:
+        client.start(timeout=connect_timeout)
+    except Exception as e:  # kazoo raises its handler's timeout type
+        client.stop()
+        client.close()
+        raise errors.NbUnavailable(
+            f'cannot reach ZooKeeper at {hosts} within '
+            f'{connect_timeout:g}s ({type(e).__name__})') from None
+
+
+def seq_of(name):
+    """Sequence number of a change-log node name, or None if not one."""
+    if not name.startswith(LOG_PREFIX):
+        return None
+    try:
+        return int(name[len(LOG_PREFIX):])
+    except ValueError:
+        return None
+
+
+class Layout:
+    """Paths of everything under the root."""
+
+    def __init__(self, root='/dragonflow'):
+        self.root = root.rstrip('/') or '/'
+        self.nb = posixpath.join(self.root, 'nb')
+        self.refs = posixpath.join(self.root, 'refs')
+        self.index = posixpath.join(self.root, 'index')
+        self.log = posixpath.join(self.root, 'log')
+        self.presence = posixpath.join(self.root, 'presence')
+        self.heartbeat = posixpath.join(self.root, 'heartbeat')
+
+    def table(self, table):
+        return f'{self.nb}/{table}'
+
+    def obj(self, table, obj_id):
+        return f'{self.nb}/{table}/{obj_id}'
+
+    def ref_target(self, table, obj_id):
+        return f'{self.refs}/{table}/{obj_id}'
+
+    def ref(self, target_table, target_id, table, obj_id):
+        return f'{self.refs}/{target_table}/{target_id}/{table}:{obj_id}'
+
+    def key(self, index, key):
+        return f'{self.index}/{index}/{key}'
+
+    def tops(self):
+        return [self.nb, self.refs, self.index, self.log, self.presence,
+                self.heartbeat]
+
+
+class WriteSet:
+    """Everything one NB write changes, committed as one transaction."""
+
+    def __init__(self, action, table, obj_id, *, body=None, version=-1,
+                 topic=''):
+        self.action = action          # create | update | delete
+        self.table = table
+        self.id = obj_id
+        self.body = body              # bytes for create/update
+        self.version = version        # expected version (update/delete)
+        self.topic = topic
+        self.add_refs = []            # (table, id) this object now refers to
+        self.del_refs = []
+        self.add_keys = []            # (index, key) now owned
+        self.del_keys = []
+        self.guards = []              # (table, id) to serialise with
+        self.log_object = None        # body dict carried by the log entry
+
+    @property
+    def owner(self):
+        return f'{self.table}:{self.id}'
+
+    def new_version(self):
+        return 0 if self.action == 'create' else self.version + 1
+
+    def log_entry(self):
+        return json.dumps({
+            'table': self.table, 'id': self.id, 'action': self.action,
+            'topic': self.topic, 'version': self.new_version(),
+            'object': self.log_object, 'ts': time.time(),
+        }, separators=(',', ':')).encode()
+
+
+class ZkStore:
+    """Reads and atomic writes of NB objects on one KazooClient."""
+
+    def __init__(self, client, root='/dragonflow'):
+        self.client = client
+        self.layout = Layout(root)
+        self._ready_paths = set()
+        self._retry = client.retry
+
+    # --- setup -----------------------------------------------------------
+    def ensure_layout(self, tables=()):
+        for path in self.layout.tops():
+            self._retry(self.client.ensure_path, path)
+        for table in tables:
+            self.ensure_table(table)
+
+    def ensure_table(self, table):
+        self._ensure_dir(self.layout.table(table))
+        self._ensure_dir(f'{self.layout.refs}/{table}')
+
+    def _missing_dirs(self, path):
+        """Index directories (below the index root) that do not exist yet,
+        parents first; they are created inside the write's transaction so
+        a refused write leaves nothing behind."""
+        missing = []
+        while path != self.layout.index and path not in self._ready_paths:
+            if self._retry(self.client.exists, path) is not None:
+                self._ready_paths.add(path)
+                break
+            missing.append(path)
+            path = posixpath.dirname(path)
+        return missing[::-1]
+
+    def _ensure_dir(self, path):
+        if path not in self._ready_paths:
+            self._retry(self.client.ensure_path, path)
+            self._ready_paths.add(path)
+
+    # --- reads -----------------------------------------------------------
+    def get_raw(self, table, obj_id):
+        """(bytes, ZnodeStat) or None."""
+        try:
+            return self._retry(self.client.get, self.layout.obj(table, obj_id))
+        except kz.NoNodeError:
+            return None
+
+    def ids(self, table):
+        try:
+            return self._retry(self.client.get_children,
+                               self.layout.table(table))
+        except kz.NoNodeError:
+            return []
+
+    def get_many_raw(self, table, ids):
+        """Pipelined reads; yields (id, bytes, stat) for objects that exist."""
+        pending = [(i, self.client.get_async(self.layout.obj(table, i)))
+                   for i in ids]
+        for obj_id, result in pending:
+            try:
+                data, stat = result.get()
+            except kz.NoNodeError:
+                continue
+            yield obj_id, data, stat
+
+    def referrers(self, table, obj_id):
+        """Names ``<table>:<id>`` of the objects referring to an object."""
+        try:
+            return self._retry(self.client.get_children,
+                               self.layout.ref_target(table, obj_id))
+        except kz.NoNodeError:
+            return []
+
+    def index_keys(self, index, prefix):
+        try:
+            return self._retry(self.client.get_children,
+                               self.layout.key(index, prefix))
+        except kz.NoNodeError:
+            return []
+
+    def index_owner(self, index, key):
+        try:
+            data, _ = self._retry(self.client.get, self.layout.key(index, key))
+            return data.decode()
+        except kz.NoNodeError:
+            return None
+
+    # --- writes ----------------------------------------------------------
+    def commit(self, ws):
+        """Commit a WriteSet atomically; returns the change-log position.
+
+        Raises AlreadyExists, NotFound, StaleVersion, UniqueConflict,
+        DanglingReference, StillReferenced or NbUnavailable; in every error
+        case nothing was written.
+        """
+        lay = self.layout
+        self.ensure_table(ws.table)
+        new_dirs = []
+        for index, key in ws.add_keys:
+            for path in self._missing_dirs(posixpath.dirname(
+                    lay.key(index, key))):
+                if path not in new_dirs:
+                    new_dirs.append(path)
+        guard_versions = []
+        for g_table, g_id in ws.guards:
+            stat = self._retry(self.client.exists, lay.ref_target(g_table, g_id))
+            if stat is None:
+                raise errors.DanglingReference(ws.table, ws.id, g_table, g_id)
+            guard_versions.append((g_table, g_id, stat.version))
+
+        txn = self.client.transaction()
+        ops = []   # what each transaction op means, for error mapping
+
+        def op(kind, info, method, *args, **kwargs):
+            ops.append((kind, info))
+            getattr(txn, method)(*args, **kwargs)
+
+        for path in new_dirs:
+            op('dir', path, 'create', path)
+        obj_path = lay.obj(ws.table, ws.id)
+        target = lay.ref_target(ws.table, ws.id)
+        if ws.action == 'create':
+            op('object', None, 'create', obj_path, ws.body)
+            op('target', None, 'create', target)
+        elif ws.action == 'update':
+            op('object', None, 'set_data', obj_path, ws.body,
+               version=ws.version)
+        else:
+            op('target', None, 'delete', target)
+            op('object', None, 'delete', obj_path, version=ws.version)
+        for t, i in ws.add_refs:
+            op('ref', (t, i), 'create', lay.ref(t, i, ws.table, ws.id))
+        for t, i in ws.del_refs:
+            op('unref', (t, i), 'delete', lay.ref(t, i, ws.table, ws.id))
+        for index, key in ws.add_keys:
+            op('key', (index, key), 'create', lay.key(index, key),
+               ws.owner.encode())
+        for index, key in ws.del_keys:
+            op('unkey', (index, key), 'delete', lay.key(index, key))
+        for g_table, g_id, version in guard_versions:
+            op('guard', (g_table, g_id), 'set_data',
+               lay.ref_target(g_table, g_id), b'', version=version)
+        op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', ws.log_entry(),
+           sequence=True)
+
+        try:
+            results = txn.commit()
+        except (kz.ConnectionLoss, kz.SessionExpiredError,
+                kz.OperationTimeoutError) as e:
+            raise errors.NbUnavailable(
+                f'{ws.table} {ws.id}: lost the ZooKeeper connection during '
+                f'the write ({type(e).__name__}); its outcome is unknown, '
+                'read the object to check') from None
+        for (kind, info), result in zip(ops, results):
+            if isinstance(result, Exception) and \
+                    not isinstance(result, kz.RolledBackError):
+                raise self._explain(ws, kind, info, result)
+        return seq_of(posixpath.basename(results[-1]))
+
+    def _explain(self, ws, kind, info, exc):
+        if isinstance(exc, kz.NoAuthError):
+            return errors.NotAuthorized(
+                f'{ws.table} {ws.id}: ZooKeeper refused the write: not '
+                'authorised (check [df] zk_auth)')
+        if kind == 'object':
+            if isinstance(exc, kz.NodeExistsError):
+                return errors.AlreadyExists(ws.table, ws.id)
+            if isinstance(exc, kz.BadVersionError):
+                return errors.StaleVersion(ws.table, ws.id, ws.version)
+            if isinstance(exc, kz.NoNodeError):
+                return errors.NotFound(ws.table, ws.id)
+        if kind == 'target':
+            if isinstance(exc, kz.NotEmptyError):
+                return errors.StillReferenced(
+                    ws.table, ws.id, self.referrers(ws.table, ws.id))
+            if isinstance(exc, kz.NoNodeError):
+                return errors.NotFound(ws.table, ws.id)
+            if isinstance(exc, kz.NodeExistsError):
+                return errors.AlreadyExists(ws.table, ws.id)
+        if kind == 'ref' and isinstance(exc, kz.NoNodeError):
+            return errors.DanglingReference(ws.table, ws.id, *info)
+        if kind == 'key' and isinstance(exc, kz.NodeExistsError):
+            owner = self.index_owner(*info) or 'another object'
+            return errors.UniqueConflict(info[0], info[1].split('/')[-1],
+                                         owner, ws.table)
+        if kind == 'dir' and isinstance(exc, kz.NodeExistsError):
+            return errors.Contention(f'{ws.table} {ws.id}: index directory '
+                                     f'{info} created concurrently')
+        if kind == 'guard':
+            if isinstance(exc, kz.NoNodeError):
+                return errors.DanglingReference(ws.table, ws.id, *info)
+            return errors.Contention(f'{ws.table} {ws.id}: concurrent write '
+                                     f'on {info[0]} {info[1]}')
+        return errors.NbError(f'{ws.table} {ws.id}: {kind} {info} failed: '
+                              f'{type(exc).__name__}')
+
+    # --- raw access for tests and tools ------------------------------------
+    def write_raw(self, table, obj_id, data):
+        """Write bytes straight into an object znode, bypassing the API."""
+        self.ensure_table(table)
+        self.client.ensure_path(self.layout.obj(table, obj_id))
+        self.client.set(self.layout.obj(table, obj_id), data)

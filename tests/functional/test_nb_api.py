@@ -1,0 +1,278 @@
+"""The NB API against a real ZooKeeper: CRUD, compare-and-set, uniqueness,
+references, and 'nothing written' on every refusal."""
+import threading
+
+import pytest
+
+from dragonflow import errors
+
+
+def log_size(nb):
+    return len(nb.client.get_children(nb.store.layout.log))
+
+
+def snapshot(nb):
+    """Every znode under the root with its data: proves nothing was written."""
+    out = {}
+
+    def walk(path):
+        data, stat = nb.client.get(path)
+        out[path] = (data, stat.version, stat.cversion)
+        for child in nb.client.get_children(path):
+            walk(f'{path}/{child}')
+    walk(nb.store.layout.root)
+    return out
+
+
+@pytest.fixture
+def net(nb):
+    network = nb.create('logical_switch', {'name': 'net1',
+                                           'network_type': 'vxlan',
+                                           'segmentation_id': 1001})
+    subnet = nb.create('subnet', {'network_id': network.id,
+                                  'cidr': '10.0.0.0/24'})
+    return network, subnet
+
+
+def test_create_get_list_update_delete(nb, net):
+    network, subnet = net
+    port = nb.create('logical_port', {'network_id': network.id, 'name': 'vm1'})
+    assert port.version == 0 and port.ips == ['10.0.0.2']
+    assert port.subnets == [subnet.id]
+    assert nb.get('logical_port', port.id) == port
+    assert [p.id for p in nb.list('logical_port', name='vm1')] == [port.id]
+
+    port.name = 'vm1-renamed'
+    updated = nb.update(port)
+    assert updated.version == 1
+    assert nb.get('logical_port', port.id).name == 'vm1-renamed'
+
+    nb.delete('logical_port', port.id)
+    with pytest.raises(errors.NotFound):
+        nb.get('logical_port', port.id)
+
+
+def test_stale_version_is_refused_and_nothing_written(nb, net):
+    network, _ = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    nb.patch('logical_port', port.id, {'name': 'first'})
+    before = snapshot(nb)
+    port.name = 'second'                     # still at version 0
+    with pytest.raises(errors.StaleVersion, match='version 0 is stale'):
+        nb.update(port)
+    assert snapshot(nb) == before
+
+
+def test_concurrent_compare_and_set_has_exactly_one_winner(nb, net):
+    network, _ = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    results = []
+
+    def writer(name):
+        try:
+            nb.patch('logical_port', port.id, {'name': name}, version=0)
+            results.append('ok')
+        except errors.StaleVersion:
+            results.append('stale')
+    threads = [threading.Thread(target=writer, args=(f'w{i}',))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ['ok'] + ['stale'] * 7
+    assert nb.get('logical_port', port.id).version == 1
+
+
+@pytest.mark.parametrize('table, data, message', [
+    ('logical_port', {'ips': ['10.9.9.9']}, r'ips\[0\]: 10.9.9.9 is not in any '
+                                            r'subnet'),
+    ('logical_port', {'ips': ['10.0.0.1']}, 'is the gateway of subnet'),
+    ('logical_port', {'macs': ['zz:zz']}, r'macs\[0\]: is not a valid MAC'),
+    ('logical_port', {'network_id': 'missing'},
+     'referenced logical_switch missing does not exist'),
+    ('logical_port', {'security_groups': ['nosuchsg']},
+     'referenced security_group nosuchsg does not exist'),
+    ('logical_port', {'colour': 'red'}, "unknown field 'colour'"),
+    ('subnet', {'cidr': '10.0.0.128/25'}, 'overlaps subnet'),
+    ('subnet', {'cidr': '10.1.0.0/33'}, 'is not a valid CIDR'),
+    ('logical_switch', {'network_type': 'vxlan', 'segmentation_id': 1001},
+     'segmentation id vxlan:1001 is already used'),
+    ('logical_switch', {'mtu': '1500'}, 'mtu: must be an integer'),
+])
+def test_bad_input_is_refused_and_nothing_written(nb, net, table, data,
+                                                  message):
+    network, _ = net
+    if table in ('logical_port', 'subnet'):
+        data = dict({'network_id': network.id}, **data)
+    before = snapshot(nb)
+    with pytest.raises(errors.NbError, match=message):
+        nb.create(table, data)
+    assert snapshot(nb) == before
+
+
+def test_duplicate_ip_and_mac_in_a_network(nb, net):
+    network, _ = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    with pytest.raises(errors.UniqueConflict, match=f'{port.ips[0]} is already '
+                       f'used by logical_port:{port.id}'):
+        nb.create('logical_port', {'network_id': network.id, 'ips': port.ips})
+    with pytest.raises(errors.UniqueConflict, match='MAC address'):
+        nb.create('logical_port', {'network_id': network.id,
+                                   'macs': port.macs})
+    # Freed on delete, and reusable.
+    nb.delete('logical_port', port.id)
+    nb.create('logical_port', {'network_id': network.id, 'ips': port.ips})
+
+
+def test_changing_a_port_ip_moves_its_unique_key(nb, net):
+    network, _ = net
+    port = nb.create('logical_port', {'network_id': network.id,
+                                      'ips': ['10.0.0.10']})
+    nb.patch('logical_port', port.id, {'ips': ['10.0.0.11']})
+    nb.create('logical_port', {'network_id': network.id, 'ips': ['10.0.0.10']})
+    with pytest.raises(errors.UniqueConflict):
+        nb.create('logical_port', {'network_id': network.id,
+                                   'ips': ['10.0.0.11']})
+
+
+def test_immutable_fields_cannot_change(nb, net):
+    network, subnet = net
+    with pytest.raises(errors.ValidationError, match='cidr: cannot be changed'):
+        nb.patch('subnet', subnet.id, {'cidr': '10.5.0.0/24'})
+
+
+def test_delete_refused_while_referenced_unless_cascade(nb, net):
+    network, subnet = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    before = snapshot(nb)
+    with pytest.raises(errors.StillReferenced, match=f'logical_port:{port.id}'):
+        nb.delete('logical_switch', network.id)
+    assert snapshot(nb) == before
+    nb.delete('logical_switch', network.id, cascade=True)
+    for table, obj_id in [('logical_switch', network.id),
+                          ('subnet', subnet.id), ('logical_port', port.id)]:
+        with pytest.raises(errors.NotFound):
+            nb.get(table, obj_id)
+
+
+def test_deleting_a_port_clears_its_floating_ip(nb):
+    ext = nb.create('logical_switch', {'name': 'ext', 'external': True,
+                                       'network_type': 'flat',
+                                       'physical_network': 'public'})
+    nb.create('subnet', {'network_id': ext.id, 'cidr': '172.24.4.0/24'})
+    private = nb.create('logical_switch', {'name': 'private'})
+    nb.create('subnet', {'network_id': private.id, 'cidr': '10.0.0.0/24'})
+    port = nb.create('logical_port', {'network_id': private.id})
+    fip = nb.create('floating_ip', {'floating_network_id': ext.id,
+                                    'port_id': port.id})
+    assert fip.fixed_ip_address == port.ips[0]
+    assert fip.floating_ip_address == '172.24.4.2'
+    nb.delete('logical_port', port.id)
+    fip = nb.get('floating_ip', fip.id)
+    assert fip.port_id is None and fip.fixed_ip_address is None
+
+
+def test_floating_ip_needs_an_external_network_and_a_fixed_ip(nb, net):
+    network, _ = net
+    with pytest.raises(errors.ValidationError, match='is not external'):
+        nb.create('floating_ip', {'floating_network_id': network.id,
+                                  'floating_ip_address': '10.0.0.50'})
+
+
+def test_router_interfaces(nb, net):
+    network, subnet = net
+    router = nb.create('logical_router', {'name': 'r1'})
+    rport = nb.create('logical_router_port', {'router_id': router.id,
+                                              'subnet_id': subnet.id})
+    assert rport.ip == '10.0.0.1' and rport.network_id == network.id
+    other = nb.create('logical_router', {'name': 'r2'})
+    with pytest.raises(errors.UniqueConflict, match=f'subnet {subnet.id} is '
+                       'already used'):
+        nb.create('logical_router_port', {'router_id': other.id,
+                                          'subnet_id': subnet.id,
+                                          'ip': '10.0.0.200'})
+    net2 = nb.create('logical_switch', {'name': 'net2'})
+    overlapping = nb.create('subnet', {'network_id': net2.id,
+                                       'cidr': '10.0.0.0/25'})
+    with pytest.raises(errors.ValidationError, match='overlaps 10.0.0.0/24 '
+                       'already on router'):
+        nb.create('logical_router_port', {'router_id': router.id,
+                                          'subnet_id': overlapping.id})
+
+
+def test_security_group_in_use_cannot_be_deleted(nb, net):
+    network, _ = net
+    sg = nb.create('security_group', {'name': 'web'})
+    rule = nb.create('security_group_rule', {
+        'security_group_id': sg.id, 'direction': 'ingress',
+        'protocol': 'tcp', 'port_range_min': 80, 'port_range_max': 80,
+        'remote_group_id': sg.id})
+    nb.create('logical_port', {'network_id': network.id,
+                               'security_groups': [sg.id]})
+    with pytest.raises(errors.StillReferenced):
+        nb.delete('security_group', sg.id)
+    assert nb.get('security_group_rule', rule.id).remote_group_id == sg.id
+
+
+def test_concurrent_overlapping_subnets_cannot_both_win(nb):
+    network = nb.create('logical_switch', {'name': 'race'})
+    outcomes = []
+
+    def make(cidr):
+        try:
+            nb.create('subnet', {'network_id': network.id, 'cidr': cidr})
+            outcomes.append('ok')
+        except errors.ValidationError:
+            outcomes.append('refused')
+    threads = [threading.Thread(target=make, args=(c,)) for c in
+               ('10.8.0.0/16', '10.8.1.0/24', '10.8.2.0/24', '10.8.0.0/20')]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    subnets = nb.list('subnet', network_id=network.id)
+    cidrs = [s.network for s in subnets]
+    assert not any(a.overlaps(b) for i, a in enumerate(cidrs)
+                   for b in cidrs[i + 1:])
+    assert outcomes.count('ok') == len(subnets) >= 1
+
+
+def test_garbage_in_a_znode_is_skipped_by_readers(nb, net):
+    network, _ = net
+    nb.store.write_raw('logical_switch', 'garbage', b'\x00not json')
+    nb.store.write_raw('logical_switch', 'wrongschema', b'{"mtu": "x"}')
+    names = [n.name for n in nb.list('logical_switch')]
+    assert names == ['net1']
+    with pytest.raises(errors.CorruptObject, match='wrongschema'):
+        nb.get('logical_switch', 'wrongschema')
+
+
+def test_each_write_appends_one_change_log_entry(nb):
+    start = log_size(nb)
+    network = nb.create('logical_switch', {'name': 'n'})
+    nb.patch('logical_switch', network.id, {'mtu': 1400})
+    nb.delete('logical_switch', network.id)
+    assert log_size(nb) == start + 3
+
+
+def test_digest_auth_only_credentialed_clients_write(zk_server, nb_root):
+    from dragonflow.nb.api import NbApi
+    from dragonflow.store import zk
+    owner = zk.make_client(zk_server.address, auth='df:secret')
+    owner.start(timeout=10)
+    anonymous = zk.make_client(zk_server.address)
+    anonymous.start(timeout=10)
+    try:
+        nb = NbApi(owner, nb_root)
+        network = nb.create('logical_switch', {'name': 'guarded'})
+        reader = NbApi(anonymous, nb_root)
+        assert reader.get('logical_switch', network.id).name == 'guarded'
+        with pytest.raises(errors.NotAuthorized, match='not authorised'):
+            reader.create('logical_switch', {'name': 'intruder'})
+        assert [n.name for n in nb.list('logical_switch')] == ['guarded']
+    finally:
+        owner.delete(nb_root, recursive=True)
+        for c in (owner, anonymous):
+            c.stop()
+            c.close()
