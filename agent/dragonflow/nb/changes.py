@@ -225,7 +225,7 @@ class Subscriber:
                                          self.layout.log)
         seqs = sorted(s for s in map(zk.seq_of, children) if s is not None)
         present = set(seqs)
-        if self.position >= 0 and self.position not in present:
+        if self.position not in present:
             self.reads += 1
             horizon, _ = read_horizon(self.client, self.layout)
             if horizon > self.position:
