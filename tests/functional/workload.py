@@ -8,6 +8,7 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from dragonflow import errors
+from dragonflow.store import zk
 
 TABLES = ('logical_switch', 'logical_port', 'subnet')
 
@@ -93,8 +94,13 @@ def wait_converged(nb, subscribers, recorders, timeout=60):
                for sub, rec in zip(subscribers, recorders)):
             return expected
         if time.monotonic() > deadline:
-            sizes = [(len(replica_state(s)), len(r.state))
-                     for s, r in zip(subscribers, recorders)]
+            head = max(map(zk.seq_of, nb.client.get_children(
+                nb.store.layout.log)), default=None)
+            states = [dict(replica=len(replica_state(s)), recorded=len(r.state),
+                           position=s.position, resyncs=s.resyncs,
+                           alive=s._thread.is_alive())
+                      for s, r in zip(subscribers, recorders)]
             raise AssertionError(f'subscribers did not converge to '
-                                 f'{len(expected)} objects: {sizes}')
+                                 f'{len(expected)} objects, log head {head}: '
+                                 f'{states}')
         time.sleep(0.2)

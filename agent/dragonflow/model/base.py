@@ -167,11 +167,15 @@ class Model(Struct):
 
     def references(self):
         """(table, id, enforced) for every reference this object holds."""
+        return [tuple(ref) for _, *ref in self.field_references()]
+
+    def field_references(self):
+        """(field, table, id, enforced) for every reference (not to itself)."""
         out = []
         for name, field in self.fields().items():
             for table, ref_id, enforced in field.refs(self._values[name]):
                 if (table, ref_id) != (self.table, self.id):
-                    out.append((table, ref_id, enforced))
+                    out.append((name, table, ref_id, enforced))
         return out
 
     # Hooks, see the module docstring.

@@ -48,6 +48,13 @@ class View:
     def index_keys(self, index, prefix):
         return self._nb.store.index_keys(index, prefix)
 
+    def check_references(self, obj):
+        """Name the field of a reference to a missing object. (The store
+        enforces references atomically too; this gives the better message.)"""
+        for name, table, ref_id, enforced in obj.field_references():
+            if enforced and self.get(table, ref_id) is None:
+                obj.fail(name, f'{table} {ref_id} does not exist')
+
 
 def _enforced_refs(obj):
     return sorted({(t, i) for t, i, enforced in obj.references() if enforced})
@@ -128,16 +135,18 @@ class NbApi:
             data = data.to_dict()
         for _ in range(MAX_ATTEMPTS):
             obj = cls.from_dict(dict(data), table)
+            guards = self.store.guard_versions(obj.guards())
             view = View(self)
             obj.prepare(view)
             obj.validate()
+            view.check_references(obj)
             obj.check_in_store(view, None)
             ws = zk.WriteSet('create', table, obj.id, body=obj.to_json(),
                              topic=obj.topic)
             ws.log_object = obj.to_dict()
             ws.add_refs = _enforced_refs(obj)
             ws.add_keys = list(obj.unique_keys())
-            ws.guards = list(obj.guards())
+            ws.guards = guards
             try:
                 self._commit(ws)
             except errors.UniqueConflict as e:
@@ -188,9 +197,11 @@ class NbApi:
         for _ in range(MAX_ATTEMPTS):
             obj = cls.from_dict(dict(data), table)
             obj._version = version
+            guards = self.store.guard_versions(obj.guards())
             view = View(self)
             obj.prepare(view)
             obj.validate()
+            view.check_references(obj)
             obj.check_in_store(view, old)
             ws = zk.WriteSet('update', table, obj.id, body=obj.to_json(),
                              version=version, topic=obj.topic)
@@ -201,7 +212,7 @@ class NbApi:
             old_keys, new_keys = set(old.unique_keys()), set(obj.unique_keys())
             ws.add_keys = sorted(new_keys - old_keys)
             ws.del_keys = sorted(old_keys - new_keys)
-            ws.guards = list(obj.guards())
+            ws.guards = guards
             try:
                 self._commit(ws)
             except errors.UniqueConflict as e:

@@ -47,7 +47,7 @@ import threading
 import time
 
 from kazoo import exceptions as kz
-from kazoo.recipe.watchers import ChildrenWatch
+from kazoo.protocol.states import KazooState
 
 from dragonflow import errors
 from dragonflow.model import base
@@ -154,38 +154,40 @@ class Subscriber:
         self.resyncs = 0
         self.reads = 0               # ZooKeeper reads, for the benchmark
         self.delivered = 0
-        self._children = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = None
-        self._watch = None
         self.synced = threading.Event()   # set after the first full sync
 
     # --- life cycle ------------------------------------------------------
     def start(self):
         self.store.ensure_layout(self._table_names())
+        self.client.add_listener(self._on_state)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f'df-{self.name}')
         self._thread.start()
-        self._watch = ChildrenWatch(self.client, self.layout.log,
-                                    self._on_children)
+        self._wake.set()
         return self
 
     def stop(self):
         self._stopped.set()
         self._wake.set()
+        self.client.remove_listener(self._on_state)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def wait_synced(self, timeout=None):
         return self.synced.wait(timeout)
 
-    def _on_children(self, children):
-        if self._stopped.is_set():
-            return False
-        self._children = children
+    def _on_watch(self, event):
+        """The one-shot children watch fired: look again (and re-arm)."""
         self._wake.set()
-        return True
+
+    def _on_state(self, state):
+        # After a reconnect (and above all a new session, which has lost the
+        # watch) read the log again; that also re-arms the watch.
+        if state == KazooState.CONNECTED:
+            self._wake.set()
 
     def _table_names(self):
         return sorted(self.tables) if self.tables else sorted(base.tables())
@@ -196,12 +198,10 @@ class Subscriber:
             self._wake.clear()
             if self._stopped.is_set():
                 break
-            children, self._children = self._children, None
             try:
                 if self.position is None:
                     self._resync()
-                    children = None
-                self._catch_up(children)
+                self._catch_up()
             except (kz.ConnectionLoss, kz.SessionExpiredError,
                     kz.OperationTimeoutError, errors.NbUnavailable) as e:
                 # The watch fires again when the connection is back.
@@ -214,15 +214,18 @@ class Subscriber:
                 self._retry_later()
 
     def _retry_later(self):
+        # The watch may not be armed after a failure: read again shortly.
         if not self._stopped.wait(0.5):
             self._wake.set()
 
     # --- reading the log -------------------------------------------------
-    def _catch_up(self, children=None):
-        if children is None:
-            self.reads += 1
-            children = self.client.retry(self.client.get_children,
-                                         self.layout.log)
+    def _catch_up(self):
+        """Apply every log entry after our position, re-arming the watch.
+        The watch is set by this same read, so a write committed after it
+        fires the watch and is read by the next round: none falls between."""
+        self.reads += 1
+        children = self.client.retry(self.client.get_children,
+                                     self.layout.log, watch=self._on_watch)
         seqs = sorted(s for s in map(zk.seq_of, children) if s is not None)
         present = set(seqs)
         if self.position not in present:

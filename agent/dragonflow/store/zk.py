@@ -141,7 +141,7 @@ class WriteSet:
         self.del_refs = []
         self.add_keys = []            # (index, key) now owned
         self.del_keys = []
-        self.guards = []              # (table, id) to serialise with
+        self.guards = []              # (table, id, version) serialised with
         self.log_object = None        # body dict carried by the log entry
 
     @property
@@ -246,6 +246,19 @@ class ZkStore:
             return None
 
     # --- writes ----------------------------------------------------------
+    def guard_versions(self, targets):
+        """Current versions of guard nodes, to be read *before* the checks
+        they protect; a write carrying them fails with Contention if any
+        guarded write committed in between. A missing target is left out:
+        the write's reference checks refuse it with a better message."""
+        out = []
+        for table, obj_id in targets:
+            stat = self._retry(self.client.exists,
+                               self.layout.ref_target(table, obj_id))
+            if stat is not None:
+                out.append((table, obj_id, stat.version))
+        return out
+
     def commit(self, ws):
         """Commit a WriteSet atomically; returns the change-log position.
 
@@ -261,13 +274,6 @@ class ZkStore:
                     lay.key(index, key))):
                 if path not in new_dirs:
                     new_dirs.append(path)
-        guard_versions = []
-        for g_table, g_id in ws.guards:
-            stat = self._retry(self.client.exists, lay.ref_target(g_table, g_id))
-            if stat is None:
-                raise errors.DanglingReference(ws.table, ws.id, g_table, g_id)
-            guard_versions.append((g_table, g_id, stat.version))
-
         txn = self.client.transaction()
         ops = []   # what each transaction op means, for error mapping
 
@@ -297,7 +303,7 @@ class ZkStore:
                ws.owner.encode())
         for index, key in ws.del_keys:
             op('unkey', (index, key), 'delete', lay.key(index, key))
-        for g_table, g_id, version in guard_versions:
+        for g_table, g_id, version in ws.guards:
             op('guard', (g_table, g_id), 'set_data',
                lay.ref_target(g_table, g_id), b'', version=version)
         op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', ws.log_entry(),
