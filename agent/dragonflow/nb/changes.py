@@ -5,41 +5,48 @@ Guarantee
 ---------
 Every NB write commits, in the same ZooKeeper multi-op, a sequential znode
 ``<root>/log/ev-<seq>`` describing it (table, id, action, topic, version and
-the object's body). ZooKeeper orders all writes, so sequence order is commit
-order. A :class:`Subscriber` keeps a *position* (the last sequence it
-applied) and, whenever its one-shot children watch fires (or its session
-comes back), reads every entry after its position, in order. Watches only
-say "look again"; nothing depends on one watch event per change, so changes
-made between a trigger and the re-arm are not lost. Each position is applied
-at most once per subscriber (positions only grow), and every committed
-position is applied unless it was trimmed first, in which case the
-subscriber does a full resync: it reads every object of its tables and
-delivers the difference to what it had. Applying an entry is idempotent:
-each local object remembers the zxid of the write it reflects, and an entry
-whose zxid is not newer is skipped (that is what makes a resync followed by
-a replay of entries already reflected in the snapshot harmless).
+the object's body) and touches the ``log`` node itself. ZooKeeper orders all
+writes, so sequence order is commit order, and the ``log`` node's mzxid is
+always the zxid of the last committed write. A :class:`Subscriber` keeps a
+*position* (the last sequence it applied) and the zxid of the last write it
+reflects. Whenever its one-shot watch on the ``log`` node fires (or its
+session reconnects) it reads that node, re-arming the watch in the same
+read, and if a newer write committed it reads the entries after its
+position by number until it has reached that write. Watches are only a hint
+to look again; a write committed between a trigger and the re-arm is seen
+by the re-arming read itself, so none is lost. Each position is applied at
+most once per subscriber (positions only grow), and every committed position
+is applied unless it was trimmed first, in which case the subscriber does a
+full resync: it reads every object of its tables and delivers the
+difference to what it had. Applying an entry is idempotent: each local
+object remembers the zxid of the write it reflects, and an entry whose zxid
+is not newer is skipped (that is what makes a resync followed by a replay
+of entries already reflected in the snapshot harmless).
 
 So after any sequence of writes, ZooKeeper leader changes, connection
 losses, session expiry and log trimming, a subscriber's replica converges to
-exactly the store's state for its tables and topics.
+exactly the store's state for its tables and topics. The cost per change
+and subscriber is two small reads, whatever the length of the log.
 
 Failure cases covered
 ---------------------
-- watch fired once for many writes, or writes between trigger and re-arm:
-  the whole log suffix is read on each trigger.
+- one watch event for many writes, writes between trigger and re-arm: the
+  re-arming read shows the newest write; all entries up to it are read.
 - connection loss / leader election: kazoo reconnects within the session;
-  the watch is re-registered and the suffix re-read. Session expiry: the
-  children watch re-registers on the new session and reads the suffix.
+  the log is listed again on reconnect. Session expiry: the watch is lost
+  with the session and re-armed by the same reconnect listing.
 - subscriber slower than trimming (entries it had not read were deleted):
-  detected through the log's *horizon* (the highest trimmed sequence, written
-  in the same transaction as the deletions) and answered by a full resync.
+  detected through the *horizon* (the highest trimmed sequence, written in
+  the same transaction as the deletions) and answered by a full resync.
+- a gap in the numbering where an entry was expected (a trim, or servers
+  whose sequence counter also counts deletions): the log is listed.
 - garbage in a log entry or an object znode (not JSON, wrong schema): logged
   and skipped; the position still advances.
 
 Trimming deletes a prefix of the log: entries beyond ``max_entries`` or
 older than ``retention`` seconds. ZooKeeper's sequence counter is a signed
-32-bit number per parent that also counts deletions; at 2**31 the log parent
-must be renewed (about two billion writes, years at NB write rates).
+32-bit number per parent; at 2**31 the log parent must be renewed (about
+two billion writes, years at NB write rates).
 """
 import json
 import logging
@@ -84,8 +91,8 @@ class Change:
 
 
 def read_horizon(client, layout):
-    """(horizon, znode version) of the log: the highest trimmed sequence."""
-    data, stat = client.retry(client.get, layout.log)
+    """(horizon, znode version): the highest trimmed log sequence."""
+    data, stat = client.retry(client.get, layout.horizon)
     try:
         return int(json.loads(data or b'{}').get('horizon', -1)), stat.version
     except (ValueError, AttributeError):
@@ -119,7 +126,8 @@ def trim(store, max_entries, retention, batch=1000):
         if not chunk:
             continue
         txn = client.transaction()
-        txn.set_data(layout.log, json.dumps({'horizon': chunk[-1]}).encode(),
+        txn.set_data(layout.horizon,
+                     json.dumps({'horizon': chunk[-1]}).encode(),
                      version=version)
         for seq in chunk:
             txn.delete(entry_path(layout, seq))
@@ -154,6 +162,9 @@ class Subscriber:
         self.resyncs = 0
         self.reads = 0               # ZooKeeper reads, for the benchmark
         self.delivered = 0
+        self._last_zxid = -1         # zxid of the last write we reflect
+        self._last_version = 0       # log node version seen (window hint)
+        self._need_listing = True
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = None
@@ -180,13 +191,14 @@ class Subscriber:
         return self.synced.wait(timeout)
 
     def _on_watch(self, event):
-        """The one-shot children watch fired: look again (and re-arm)."""
+        """The one-shot watch on the log node fired: a write committed."""
         self._wake.set()
 
     def _on_state(self, state):
-        # After a reconnect (and above all a new session, which has lost the
-        # watch) read the log again; that also re-arms the watch.
+        # After a reconnect (above all with a new session, which lost the
+        # watch) list the log again; that also re-arms the watch.
         if state == KazooState.CONNECTED:
+            self._need_listing = True
             self._wake.set()
 
     def _table_names(self):
@@ -201,10 +213,11 @@ class Subscriber:
             try:
                 if self.position is None:
                     self._resync()
+                if self._need_listing:
+                    self._list()
                 self._catch_up()
             except (kz.ConnectionLoss, kz.SessionExpiredError,
                     kz.OperationTimeoutError, errors.NbUnavailable) as e:
-                # The watch fires again when the connection is back.
                 LOG.info('%s: ZooKeeper unavailable (%s); will catch up',
                          self.name, type(e).__name__)
                 self._retry_later()
@@ -215,48 +228,87 @@ class Subscriber:
 
     def _retry_later(self):
         # The watch may not be armed after a failure: read again shortly.
+        self._need_listing = True
         if not self._stopped.wait(0.5):
             self._wake.set()
 
     # --- reading the log -------------------------------------------------
     def _catch_up(self):
-        """Apply every log entry after our position, re-arming the watch.
-        The watch is set by this same read, so a write committed after it
-        fires the watch and is read by the next round: none falls between."""
+        """Fast path, O(1) in the log size: every NB write also touches the
+        log node in its transaction, so its mzxid is the zxid of the last
+        committed write. Read it (re-arming the watch in the same read) and,
+        if newer than the last entry applied, read the entries after our
+        position by number until that zxid is reached. A missing entry on
+        the way (trimmed, or a numbering gap) falls back to a listing."""
         self.reads += 1
+        stat = self.client.retry(self.client.exists, self.layout.log,
+                                 watch=self._on_watch)
+        if stat.mzxid <= self._last_zxid:
+            return
+        # Writes committed after this read fire the watch just armed and
+        # are read by the next round.
+        window = max(1, min(64, stat.version - self._last_version))
+        self._last_version = stat.version
+        while self._last_zxid < stat.mzxid:
+            first = self.position + 1
+            pending = [(seq, self.client.get_async(
+                entry_path(self.layout, seq)))
+                for seq in range(first, first + window)]
+            self.reads += len(pending)
+            for seq, result in pending:
+                try:
+                    data, entry_stat = result.get()
+                except kz.NoNodeError:
+                    break
+                self._apply_entry(seq, data, entry_stat)
+            else:
+                window = min(window * 2, 1024)
+                continue
+            if self._last_zxid < stat.mzxid:
+                self._list()
+            return
+
+    def _list(self):
+        """Slow path: list the log and apply what is after our position;
+        resync if entries we had not read were trimmed. Used at start, after
+        a reconnect and when the fast path finds a gap."""
+        self._need_listing = False
+        self.reads += 2
+        stat = self.client.retry(self.client.exists, self.layout.log)
         children = self.client.retry(self.client.get_children,
-                                     self.layout.log, watch=self._on_watch)
+                                     self.layout.log)
         seqs = sorted(s for s in map(zk.seq_of, children) if s is not None)
-        present = set(seqs)
-        if self.position not in present:
+        if self.position not in set(seqs):
             self.reads += 1
             horizon, _ = read_horizon(self.client, self.layout)
             if horizon > self.position:
                 LOG.warning('%s: fell behind the trimmed log (at %d, horizon '
                             '%d); resyncing', self.name, self.position, horizon)
                 self._resync()
-                return self._catch_up()
+                return self._list()
         new = [s for s in seqs if s > self.position]
-        if not new:
-            return
         pending = [(s, self.client.get_async(entry_path(self.layout, s)))
                    for s in new]
         self.reads += len(pending)
         for seq, result in pending:
             try:
-                data, stat = result.get()
+                data, entry_stat = result.get()
             except kz.NoNodeError:
                 # Trimmed between listing and reading.
                 self.reads += 1
                 horizon, _ = read_horizon(self.client, self.layout)
                 if horizon >= seq:
                     self._resync()
-                    return self._catch_up()
+                    return self._list()
                 continue
-            self._apply_entry(seq, data, stat)
+            self._apply_entry(seq, data, entry_stat)
+        # Everything committed before the listing has been applied.
+        self._last_zxid = max(self._last_zxid, stat.mzxid)
+        self._last_version = stat.version
 
     def _apply_entry(self, seq, data, stat):
         self.position = seq
+        self._last_zxid = max(self._last_zxid, stat.czxid)
         try:
             entry = json.loads(data)
             table, obj_id, action = entry['table'], entry['id'], entry['action']
@@ -337,6 +389,7 @@ class Subscriber:
                 self._deliver(Change(None, zxid, *key, 'delete', obj, None,
                                      resync=True))
         self.position = start
+        self._need_listing = True
         self.synced.set()
 
     def _deliver(self, change):

@@ -13,7 +13,10 @@ Layout under the root (default ``/dragonflow``)::
                              target (``guards``).
     index/<name>/<key>       uniqueness: created in the write's transaction,
                              so a duplicate key fails the whole write.
-    log/ev-<seq>             the change log, see dragonflow.nb.changes.
+    log/ev-<seq>             the change log, see dragonflow.nb.changes; every
+                             write also touches ``log`` itself (its mzxid is
+                             the last write: subscribers watch it)
+    horizon                  the highest trimmed log sequence
     presence/<service>       ephemeral: the service's session is alive.
     heartbeat/<service>      last heartbeat; not logged (no fan-out).
 
@@ -103,6 +106,7 @@ class Layout:
         self.refs = posixpath.join(self.root, 'refs')
         self.index = posixpath.join(self.root, 'index')
         self.log = posixpath.join(self.root, 'log')
+        self.horizon = posixpath.join(self.root, 'horizon')
         self.presence = posixpath.join(self.root, 'presence')
         self.heartbeat = posixpath.join(self.root, 'heartbeat')
 
@@ -122,8 +126,8 @@ class Layout:
         return f'{self.index}/{index}/{key}'
 
     def tops(self):
-        return [self.nb, self.refs, self.index, self.log, self.presence,
-                self.heartbeat]
+        return [self.nb, self.refs, self.index, self.log, self.horizon,
+                self.presence, self.heartbeat]
 
 
 class WriteSet:
@@ -308,6 +312,7 @@ class ZkStore:
                lay.ref_target(g_table, g_id), b'', version=version)
         op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', ws.log_entry(),
            sequence=True)
+        op('log', None, 'set_data', lay.log, b'')
 
         try:
             results = txn.commit()
@@ -321,7 +326,7 @@ class ZkStore:
             if isinstance(result, Exception) and \
                     not isinstance(result, kz.RolledBackError):
                 raise self._explain(ws, kind, info, result)
-        return seq_of(posixpath.basename(results[-1]))
+        return seq_of(posixpath.basename(results[-2]))
 
     def _explain(self, ws, kind, info, exc):
         if isinstance(exc, kz.NoAuthError):

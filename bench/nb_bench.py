@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""NB benchmarks against a real ZooKeeper started for the run.
+
+Prints figures and ratios against baselines measured in the same run (the
+machine is shared and noisy: compare ratios, not absolute times):
+
+1. write throughput of N ports through the NB API, sequential and with
+   concurrent writers; baseline: raw kazoo creates of same-sized znodes.
+2. change fan-out: latency commit -> delivery at 1, 10 and 100
+   subscribers (p50/p99) and ZooKeeper reads per change per subscriber.
+3. full resync of N ports / N/10 networks by a new subscriber; baseline:
+   pipelined raw reads of the same znodes.
+
+Targets (ARCHITECTURE/issue): fan-out p99 < 100 ms at 100 subscribers,
+resync of 10,000 ports < 5 s.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'agent'))
+
+from dragonflow.lab.zookeeper import ZkServer  # noqa: E402
+from dragonflow.nb.api import NbApi  # noqa: E402
+from dragonflow.store import zk  # noqa: E402
+
+
+def connect(hosts):
+    client = zk.make_client(hosts, timeout=30)
+    client.start(timeout=30)
+    return client
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+
+def make_networks(nb, count):
+    nets = []
+    for i in range(count):
+        net = nb.create('logical_switch', {'name': f'net{i}'})
+        nb.create('subnet', {'network_id': net.id,
+                             'cidr': f'10.{i // 256}.{i % 256}.0/24'})
+        nets.append(net.id)
+    return nets
+
+
+def bench_writes(hosts, ports, networks, writers):
+    root = '/bench-writes'
+    client = connect(hosts)
+    nb = NbApi(client, root)
+    nets = make_networks(nb, networks)
+
+    # Baseline: raw creates of ~the same body size, one at a time.
+    body = nb.get('logical_switch', nets[0]).to_json() * 3
+    client.ensure_path('/bench-raw')
+    n_raw = min(ports, 2000)
+    t = time.perf_counter()
+    for i in range(n_raw):
+        client.create(f'/bench-raw/{i}', body)
+    raw_rate = n_raw / (time.perf_counter() - t)
+    client.delete('/bench-raw', recursive=True)
+
+    seq_n = ports // 2
+    t = time.perf_counter()
+    for i in range(seq_n):
+        nb.create('logical_port', {'network_id': nets[i % len(nets)],
+                                   'name': f'p{i}'})
+    seq_rate = seq_n / (time.perf_counter() - t)
+
+    conc_n = ports - seq_n
+    clients = [connect(hosts) for _ in range(writers)]
+    apis = [NbApi(c, root) for c in clients]
+
+    def work(api, offset):
+        for i in range(offset, conc_n, writers):
+            api.create('logical_port', {'network_id': nets[i % len(nets)],
+                                        'name': f'c{i}'})
+    threads = [threading.Thread(target=work, args=(api, k))
+               for k, api in enumerate(apis)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    conc_rate = conc_n / (time.perf_counter() - t)
+    for c in clients:
+        c.stop()
+        c.close()
+    print(f'writes: raw kazoo create (baseline) {raw_rate:8.0f}/s')
+    print(f'writes: NB port create, sequential  {seq_rate:8.0f}/s  '
+          f'({seq_n} ports, ratio to raw {seq_rate / raw_rate:.2f})')
+    print(f'writes: NB port create, {writers} writers  {conc_rate:8.0f}/s  '
+          f'({conc_n} ports, ratio to raw {conc_rate / raw_rate:.2f})')
+    client.stop()
+    client.close()
+    return {'raw_per_s': raw_rate, 'sequential_per_s': seq_rate,
+            'concurrent_per_s': conc_rate, 'writers': writers}
+
+
+def bench_resync(hosts, expected_ports):
+    """A new subscriber's full sync of the data bench_writes left."""
+    root = '/bench-writes'
+    client = connect(hosts)
+    nb = NbApi(client, root)
+    ids = nb.store.ids('logical_port')
+    t = time.perf_counter()
+    n = sum(1 for _ in nb.store.get_many_raw('logical_port', ids))
+    raw = time.perf_counter() - t
+    done = threading.Event()
+    t = time.perf_counter()
+    sub = nb.subscribe(lambda c: None, tables=['logical_switch', 'subnet',
+                                               'logical_port'])
+    sub.wait_synced(120)
+    elapsed = time.perf_counter() - t
+    done.set()
+    ports = sum(1 for (table, _) in sub.objects if table == 'logical_port')
+    sub.stop()
+    assert ports == expected_ports == n, (ports, expected_ports, n)
+    print(f'resync: raw pipelined get of {n} ports (baseline) {raw:6.2f} s')
+    print(f'resync: subscriber full sync of {ports} ports + networks + '
+          f'subnets {elapsed:6.2f} s (ratio to raw {elapsed / raw:.2f}; '
+          f'target < 5 s)')
+    client.delete(root, recursive=True)
+    client.stop()
+    client.close()
+    return {'ports': ports, 'seconds': elapsed, 'raw_seconds': raw}
+
+
+def _subscriber_process(hosts, root, count, changes, ready, out):
+    """count subscribers (one ZooKeeper session each) in one process."""
+    clients = [connect(hosts) for _ in range(count)]
+    latencies = [[] for _ in range(count)]
+    subs = []
+    for k, client in enumerate(clients):
+        def record(change, k=k):
+            if change.position is not None and change.committed_at:
+                latencies[k].append(time.time() - change.committed_at)
+        subs.append(NbApi(client, root).subscribe(
+            record, tables=['logical_switch'], name=f's{k}'))
+    for s in subs:
+        s.wait_synced(60)
+    ready.set()
+    deadline = time.monotonic() + 120
+    while (min(len(x) for x in latencies) < changes and
+           time.monotonic() < deadline):
+        time.sleep(0.05)
+    reads = sum(s.reads for s in subs)
+    for s in subs:
+        s.stop()
+    for c in clients:
+        c.stop()
+        c.close()
+    out.put({'latencies': [v for x in latencies for v in x], 'reads': reads,
+             'subscribers': count})
+
+
+def _raw_watch_process(hosts, path, count, changes, ready, out):
+    """Baseline: count plain kazoo clients re-reading a node on each watch
+    event (the least a watch-based fan-out can do: one read per change)."""
+    clients = [connect(hosts) for _ in range(count)]
+    latencies = [[] for _ in range(count)]
+
+    def arm(k):
+        def fired(event):
+            data, _ = clients[k].get(path, watch=fired)
+            if data:
+                latencies[k].append(time.time() - float(data))
+        clients[k].get(path, watch=fired)
+    for k in range(count):
+        arm(k)
+    ready.set()
+    deadline = time.monotonic() + 120
+    while (min(len(x) for x in latencies) < changes * 0.9 and
+           time.monotonic() < deadline):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    for c in clients:
+        c.stop()
+        c.close()
+    out.put({'latencies': [v for x in latencies for v in x],
+             'reads': sum(len(x) for x in latencies), 'subscribers': count})
+
+
+def _spread(target, args, subscribers, procs):
+    """Run target(*args, n, ..., ready, out) in processes; gather results."""
+    ctx = multiprocessing.get_context('spawn')
+    out = ctx.Queue()
+    per = [subscribers // procs + (1 if i < subscribers % procs else 0)
+           for i in range(procs)]
+    per = [p for p in per if p]
+    events = [ctx.Event() for _ in per]
+    workers = [ctx.Process(target=target, args=(*args[:2], n, *args[2:], ev,
+                                                out))
+               for n, ev in zip(per, events)]
+    for w in workers:
+        w.start()
+    for ev in events:
+        ev.wait(120)
+    return workers, out
+
+
+def bench_raw_fanout(hosts, subscribers, changes, rate, procs):
+    client = connect(hosts)
+    path = f'/bench-raw-fanout-{subscribers}'
+    client.ensure_path(path)
+    workers, out = _spread(_raw_watch_process, (hosts, path, changes),
+                           subscribers, procs)
+    time.sleep(0.5)
+    for _ in range(changes):
+        client.set(path, repr(time.time()).encode())
+        time.sleep(1.0 / rate)
+    results = [out.get(timeout=180) for _ in workers]
+    for w in workers:
+        w.join(30)
+    lat = [v for r in results for v in r['latencies']]
+    client.delete(path)
+    client.stop()
+    client.close()
+    return pct(lat, 50) * 1000, pct(lat, 99) * 1000
+
+
+def bench_fanout(hosts, subscribers, changes, rate, procs):
+    root = f'/bench-fanout-{subscribers}'
+    client = connect(hosts)
+    nb = NbApi(client, root)
+    raw50, raw99 = bench_raw_fanout(hosts, subscribers, changes, rate, procs)
+    workers, out = _spread(_subscriber_process, (hosts, root, changes),
+                           subscribers, procs)
+    # Subscribers' initial sync reads are not part of the per-change cost.
+    time.sleep(0.5)
+    for i in range(changes):
+        nb.create('logical_switch', {'name': f'f{i}'})
+        time.sleep(1.0 / rate)
+    results = [out.get(timeout=180) for _ in workers]
+    for w in workers:
+        w.join(30)
+    lat = [v for r in results for v in r['latencies']]
+    reads = sum(r['reads'] for r in results)
+    # reads includes each subscriber's initial sync (2 + tables listing).
+    per_change = reads / (subscribers * changes)
+    p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
+    print(f'fan-out: {subscribers:3d} subscribers, {changes} changes at '
+          f'{rate}/s: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  '
+          f'reads/change/subscriber {per_change:.2f}  '
+          f'(deliveries {len(lat)}/{subscribers * changes})\n'
+          f'         baseline raw watch+read: p50 {raw50:6.1f} ms  p99 '
+          f'{raw99:6.1f} ms  (ratio p99 {p99 / raw99:.2f})')
+    client.delete(root, recursive=True)
+    client.stop()
+    client.close()
+    return {'subscribers': subscribers, 'p50_ms': p50, 'p99_ms': p99,
+            'raw_p50_ms': raw50, 'raw_p99_ms': raw99,
+            'reads_per_change_per_subscriber': per_change,
+            'deliveries': len(lat)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--ports', type=int, default=10000)
+    parser.add_argument('--networks', type=int, default=1000)
+    parser.add_argument('--writers', type=int, default=4)
+    parser.add_argument('--changes', type=int, default=200)
+    parser.add_argument('--rate', type=float, default=10.0,
+                        help='changes per second in the fan-out test')
+    parser.add_argument('--subscribers', default='1,10,100')
+    parser.add_argument('--json', help='also write the figures to this file')
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='df-bench-')
+    server = ZkServer(os.path.join(workdir, 'zk'), heap_mb=512).start()
+    results = {}
+    try:
+        server.wait_ready()
+        hosts = server.address
+        results['writes'] = bench_writes(hosts, args.ports, args.networks,
+                                         args.writers)
+        results['resync'] = bench_resync(hosts, args.ports)
+        results['fanout'] = [
+            bench_fanout(hosts, int(n), args.changes, args.rate,
+                         procs=min(int(n), 4))
+            for n in args.subscribers.split(',')]
+    finally:
+        server.kill()
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
