@@ -49,16 +49,45 @@ df_opts = [
                help='host name reported by services'),
 ]
 
+controller_opts = [
+    cfg.StrOpt('local_ip', help='this chassis\' tunnel endpoint (underlay) '
+               'address; required by df-local-controller'),
+    cfg.ListOpt('tunnel_types', default=['geneve', 'vxlan'],
+                help='tunnel types this chassis terminates (geneve, vxlan)'),
+    cfg.StrOpt('integration_bridge', default='br-int',
+               help='the OVS bridge the controller programs'),
+    cfg.StrOpt('datapath_type', default='system',
+               choices=['system', 'netdev'],
+               help='OVS datapath of the integration bridge (netdev: the '
+                    'userspace datapath, for hosts without the kernel '
+                    'module)'),
+    cfg.ListOpt('apps_list', default=['classifier', 'port_security',
+                                      'arp_responder', 'dhcp', 'l2',
+                                      'tunneling'],
+                help='controller apps to run'),
+    cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
+               help='OVSDB server of the local Open vSwitch'),
+    cfg.StrOpt('of_listen_address', default='127.0.0.1',
+               help='address the OpenFlow controller listens on'),
+    cfg.PortOpt('of_listen_port', default=6653,
+                help='port the OpenFlow controller listens on'),
+    cfg.StrOpt('chassis_id',
+               help='chassis id; the OVS system-id when unset'),
+    cfg.StrOpt('external_host_ip',
+               help='address of this chassis used for distributed SNAT'),
+]
+
 CONF = cfg.CONF
 
 
 def register_opts(conf=CONF):
     conf.register_opts(df_opts, group='df')
+    conf.register_opts(controller_opts, group='df')
 
 
 def list_opts():
     """For oslo-config-generator."""
-    return [('df', df_opts)]
+    return [('df', df_opts + controller_opts)]
 
 
 def load(argv, conf=CONF, prog=None, description=None):

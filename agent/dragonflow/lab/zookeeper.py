@@ -58,7 +58,7 @@ class ZkServer:
     """One ZooKeeper server process (standalone, or a quorum peer)."""
 
     def __init__(self, workdir, port=None, host='127.0.0.1', myid=None,
-                 peers=None, heap_mb=128, extra_config=None):
+                 peers=None, heap_mb=128, extra_config=None, netns=None):
         self.workdir = os.path.abspath(workdir)
         self.host = host
         self.port = port or free_port(host)
@@ -66,6 +66,7 @@ class ZkServer:
         self.peers = peers or {}     # myid -> (peer port, election port)
         self.heap_mb = heap_mb
         self.extra_config = extra_config or {}
+        self.netns = netns
         self.proc = None
 
     @property
@@ -97,8 +98,9 @@ class ZkServer:
     def start(self):
         cfg = self.write_config()
         log = open(os.path.join(self.workdir, 'zookeeper.log'), 'ab')
+        prefix = ['ip', 'netns', 'exec', self.netns] if self.netns else []
         self.proc = subprocess.Popen(
-            ['java', f'-Xms{self.heap_mb}m', f'-Xmx{self.heap_mb}m',
+            prefix + ['java', f'-Xms{self.heap_mb}m', f'-Xmx{self.heap_mb}m',
              '-XX:+UseSerialGC', '-Djava.net.preferIPv4Stack=true',
              f'-Dzookeeper.log.dir={self.workdir}',
              '-Dzookeeper.root.logger=INFO,CONSOLE',

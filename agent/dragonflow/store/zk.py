@@ -54,15 +54,17 @@ def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
         kwargs['default_acl'] = acl
     if use_ssl:
         kwargs.update(use_ssl=True, ca=ca, certfile=certfile, keyfile=keyfile)
+    retry_kwargs = {}
     if handler is not None:
         kwargs['handler'] = handler
+        retry_kwargs['sleep_func'] = handler.sleep_func
     hosts = ','.join(hosts) if not isinstance(hosts, str) else hosts
     return KazooClient(
         hosts=hosts, timeout=timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, backoff=2,
-                                    max_delay=1.0),
+                                    max_delay=1.0, **retry_kwargs),
         command_retry=KazooRetry(max_tries=5, delay=0.1, backoff=2,
-                                 max_delay=1.0),
+                                 max_delay=1.0, **retry_kwargs),
         **kwargs)
 
 

@@ -1,0 +1,60 @@
+"""Controller apps. Each app is one module with one class: it owns some
+tables of the pipeline and one cookie, and computes its flows from the
+local state as plain data. Apps are enabled by ``[df] apps_list``."""
+import importlib
+
+from dragonflow.controller import flows as fl
+
+APP_MODULES = {
+    'classifier': 'dragonflow.controller.apps.classifier',
+    'port_security': 'dragonflow.controller.apps.port_security',
+    'arp_responder': 'dragonflow.controller.apps.arp_responder',
+    'dhcp': 'dragonflow.controller.apps.dhcp',
+    'l2': 'dragonflow.controller.apps.l2',
+    'tunneling': 'dragonflow.controller.apps.tunneling',
+}
+FULL = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
+        'tunneling')
+
+
+class App:
+    """Base of controller apps."""
+
+    name = None
+    cookie = None          # 1..255, unique per app
+    tables = ()            # the tables whose default flows the app owns
+
+    def __init__(self, controller=None):
+        self.controller = controller
+
+    def global_flows(self, state):
+        """Flows that do not depend on any network (table defaults)."""
+        return []
+
+    def network_flows(self, state, network):
+        """Flows for one network this chassis programs."""
+        return []
+
+    def packet_in(self, state, msg, send_packet):
+        """Handle a packet sent to the controller by this app's flows;
+        return True if handled."""
+        return False
+
+    @staticmethod
+    def flow(*args, **kwargs):
+        return fl.Flow(*args, **kwargs)
+
+
+def load(names, controller=None):
+    apps = []
+    for name in names:
+        try:
+            module = importlib.import_module(APP_MODULES[name])
+        except KeyError:
+            raise ValueError(f'unknown app {name!r} in apps_list (known: '
+                             f'{", ".join(sorted(APP_MODULES))})') from None
+        apps.append(module.APP(controller))
+    cookies = [a.cookie for a in apps]
+    if len(set(cookies)) != len(cookies):
+        raise ValueError('two apps share a cookie')
+    return apps

@@ -1,0 +1,53 @@
+"""Table 25: ARP requests for any address known in the network are answered
+on the chassis, from the NB model, so they never cross a tunnel."""
+import ipaddress
+
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+
+
+def answers(state, network):
+    """(ip, mac) of every IPv4 address the network knows."""
+    out = {}
+    for port in state.ports(network.id):
+        if not port.macs:
+            continue
+        for ip in port.ips:
+            if ipaddress.ip_address(ip).version == 4:
+                out[ip] = port.macs[0]
+        for pair in port.allowed_address_pairs:
+            address = pair['ip_address']
+            if '/' not in address and \
+                    ipaddress.ip_address(address).version == 4:
+                out.setdefault(address, pair.get('mac_address')
+                               or port.macs[0])
+    return sorted(out.items())
+
+
+class ArpResponderApp(apps.App):
+    name = 'arp_responder'
+    cookie = 3
+    tables = (pl.ARP_RESPONDER,)
+
+    def global_flows(self, state):
+        return [self.flow(pl.ARP_RESPONDER, 0, goto=pl.DHCP)]
+
+    def network_flows(self, state, network):
+        out = []
+        for ip, mac in answers(state, network):
+            out.append(self.flow(
+                pl.ARP_RESPONDER, 100,
+                {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
+                 'arp_op': 1, 'arp_tpa': ip},
+                [('move', 'eth_src', 'eth_dst', 48),
+                 ('set_field', 'eth_src', mac),
+                 ('set_field', 'arp_op', 2),
+                 ('move', 'arp_sha', 'arp_tha', 48),
+                 ('move', 'arp_spa', 'arp_tpa', 32),
+                 ('set_field', 'arp_sha', mac),
+                 ('set_field', 'arp_spa', ip),
+                 ('in_port',)]))
+        return out
+
+
+APP = ArpResponderApp

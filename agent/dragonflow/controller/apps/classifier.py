@@ -1,0 +1,26 @@
+"""Table 0: packets from local ports get their source port key (reg6) and
+network key (metadata) and go to port security; anything unknown drops."""
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+
+
+class ClassifierApp(apps.App):
+    name = 'classifier'
+    cookie = 1
+    tables = (pl.CLASSIFIER,)
+
+    def global_flows(self, state):
+        return [self.flow(pl.CLASSIFIER, 0)]
+
+    def network_flows(self, state, network):
+        out = []
+        for port in state.local_ports(network.id):
+            out.append(self.flow(
+                pl.CLASSIFIER, 100, {'in_port': state.ofports[port.id]},
+                [('set_field', pl.REG_SRC, port.unique_key),
+                 ('write_metadata', network.unique_key)],
+                goto=pl.PORT_SECURITY))
+        return out
+
+
+APP = ClassifierApp

@@ -1,0 +1,53 @@
+"""Tables 55 and 75: L2 lookup by destination MAC within the network, and
+delivery to local ports; broadcast and multicast reach the network's ports
+only (over tunnels too, except ARP, which the responder answers locally);
+unknown unicast drops."""
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+
+
+def tunnel_outputs(state, network):
+    """Actions sending a copy to every other chassis with ports here."""
+    ofport = state.tunnel_ofports.get(network.network_type)
+    if ofport is None:
+        return []
+    actions = [('set_field', 'tunnel_id', network.segmentation_id)]
+    for chassis in state.remote_chassis(network.id):
+        actions += [('set_field', 'tun_ipv4_dst', chassis.ip),
+                    ('output', ofport)]
+    return actions if len(actions) > 1 else []
+
+
+class L2App(apps.App):
+    name = 'l2'
+    cookie = 4
+    tables = (pl.L2_LOOKUP, pl.EGRESS)
+
+    def global_flows(self, state):
+        return [self.flow(pl.L2_LOOKUP, 0), self.flow(pl.EGRESS, 0)]
+
+    def network_flows(self, state, network):
+        meta = {'metadata': network.unique_key}
+        out = []
+        local = [('output', state.ofports[p.id])
+                 for p in state.local_ports(network.id)]
+        for port in state.local_ports(network.id) + \
+                state.remote_ports(network.id):
+            for mac in port.macs:
+                out.append(self.flow(pl.L2_LOOKUP, 100,
+                                     dict(meta, eth_dst=mac),
+                                     [('set_field', pl.REG_DST,
+                                       port.unique_key)], goto=pl.EGRESS))
+        for port in state.local_ports(network.id):
+            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                                 [('output', state.ofports[port.id])]))
+        out.append(self.flow(pl.L2_LOOKUP, 50,
+                             dict(meta, eth_dst=pl.MULTICAST),
+                             local + tunnel_outputs(state, network)))
+        out.append(self.flow(pl.L2_LOOKUP, 60,
+                             dict(meta, eth_type=pl.ETH_ARP,
+                                  eth_dst=pl.BROADCAST), local))
+        return out
+
+
+APP = L2App

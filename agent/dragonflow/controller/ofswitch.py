@@ -1,0 +1,145 @@
+"""The OpenFlow side, on os-ken: turns Flow data into FlowMods and hands
+switch events (connect, packet-in) to the controller.
+
+Cookies are ``generation << 32 | app cookie``. A (re)connected switch gets
+all desired flows under a new generation; identical flows are replaced in
+place (OpenFlow add of the same match and priority), so traffic never
+stops; then, after a barrier, flows of the older generation are deleted.
+"""
+import logging
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, \
+    MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3
+
+LOG = logging.getLogger(__name__)
+GENERATION_MASK = 0xffffffff00000000
+BATCH = 200      # FlowMods joined per datapath.send()
+
+
+def cookie(generation, app_cookie):
+    return ((generation & 0xffffffff) << 32) | app_cookie
+
+
+def _actions(dp, flow):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    actions, metadata = [], None
+    for action in flow.actions:
+        kind = action[0]
+        if kind == 'output':
+            actions.append(parser.OFPActionOutput(action[1]))
+        elif kind == 'in_port':
+            actions.append(parser.OFPActionOutput(ofp.OFPP_IN_PORT))
+        elif kind == 'controller':
+            actions.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER,
+                                                  ofp.OFPCML_NO_BUFFER))
+        elif kind == 'set_field':
+            actions.append(parser.OFPActionSetField(**{action[1]: action[2]}))
+        elif kind == 'move':
+            actions.append(parser.NXActionRegMove(
+                src_field=action[1], dst_field=action[2], n_bits=action[3]))
+        elif kind == 'dec_ttl':
+            actions.append(parser.OFPActionDecNwTtl())
+        elif kind == 'write_metadata':
+            metadata = action[1]
+        else:
+            raise ValueError(f'unknown action {action!r}')
+    instructions = []
+    if actions:
+        instructions.append(parser.OFPInstructionActions(
+            ofp.OFPIT_APPLY_ACTIONS, actions))
+    if metadata is not None:
+        instructions.append(parser.OFPInstructionWriteMetadata(
+            metadata, 0xffffffffffffffff))
+    if flow.goto is not None:
+        instructions.append(parser.OFPInstructionGotoTable(flow.goto))
+    return instructions
+
+
+def flow_mod(dp, flow, flow_cookie):
+    parser = dp.ofproto_parser
+    return parser.OFPFlowMod(
+        dp, cookie=flow_cookie, table_id=flow.table,
+        command=dp.ofproto.OFPFC_ADD, priority=flow.priority,
+        match=parser.OFPMatch(**flow.match_dict),
+        instructions=_actions(dp, flow))
+
+
+def flow_delete(dp, flow):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPFlowMod(
+        dp, table_id=flow.table, command=ofp.OFPFC_DELETE_STRICT,
+        priority=flow.priority, match=parser.OFPMatch(**flow.match_dict),
+        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+
+
+def delete_generation(dp, generation):
+    """Delete every flow whose cookie carries ``generation``."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPFlowMod(
+        dp, cookie=cookie(generation, 0), cookie_mask=GENERATION_MASK,
+        table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
+        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=parser.OFPMatch())
+
+
+def barrier(dp):
+    return dp.ofproto_parser.OFPBarrierRequest(dp)
+
+
+def send_all(dp, messages):
+    """Send messages, joined in batches (datapath.send has a short queue)."""
+    batch = []
+    for msg in messages:
+        batch.append(msg)
+        if len(batch) >= BATCH:
+            _send_batch(dp, batch)
+            batch = []
+    if batch:
+        _send_batch(dp, batch)
+
+
+def _send_batch(dp, batch):
+    data = bytearray()
+    for msg in batch:
+        dp.set_xid(msg)
+        msg.serialize()
+        data += msg.buf
+    dp.send(bytes(data))
+
+
+def packet_out(dp, ofport, data):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPPacketOut(
+        datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
+        actions=[parser.OFPActionOutput(ofport)], data=data)
+
+
+class DfOfApp(app_manager.OSKenApp):
+    """os-ken app bridging switch events to the LocalController."""
+
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+    controller = None    # set before the app manager instantiates us
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, ev):
+        LOG.info('switch %016x connected', ev.msg.datapath.id)
+        self.controller.post('datapath', ev.msg.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def switch_gone(self, ev):
+        if ev.datapath is not None and ev.datapath.id is not None:
+            LOG.warning('switch %016x disconnected', ev.datapath.id)
+            self.controller.post('datapath_lost', ev.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, ev):
+        self.controller.packet_in(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def error(self, ev):
+        msg = ev.msg
+        LOG.error('switch error type %s code %s for xid %s', msg.type,
+                  msg.code, msg.xid)

@@ -1,0 +1,123 @@
+"""The OVSDB side, on ovsdbapp: set up the integration bridge and its
+tunnel ports, and report local interfaces (``external_ids:iface-id`` =
+logical port id, with their OpenFlow port numbers) to the controller."""
+import logging
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import event as row_event
+from ovsdbapp.backend.ovs_idl import idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from dragonflow.controller import pipeline as pl
+
+LOG = logging.getLogger(__name__)
+GENERATION_KEY = 'df-flow-generation'
+
+
+class InterfaceEvent(row_event.RowEvent):
+    def __init__(self, callback):
+        super().__init__((self.ROW_CREATE, self.ROW_UPDATE, self.ROW_DELETE),
+                         'Interface', None)
+        self.callback = callback
+        self.event_name = 'DfInterfaceEvent'
+
+    def run(self, event, row, old):
+        self.callback(event, row)
+
+
+class _Idl(connection.OvsdbIdl):
+    def __init__(self, remote, helper, handler):
+        super().__init__(remote, helper)
+        self.notify_handler = handler
+
+    def notify(self, event, row, updates=None):
+        self.notify_handler.notify(event, row, updates)
+
+
+def interface_info(row):
+    """(name, iface-id, ofport) of an Interface row; ofport None if unset."""
+    ofport = row.ofport[0] if getattr(row, 'ofport', None) else None
+    if ofport is not None and ofport <= 0:
+        ofport = None
+    return row.name, row.external_ids.get('iface-id'), ofport
+
+
+class Ovs:
+    """The local Open vSwitch through ovsdbapp."""
+
+    def __init__(self, remote, bridge, timeout=10):
+        self.bridge = bridge
+        handler = row_event.RowEventHandler()
+        helper = idlutils.get_schema_helper(remote, 'Open_vSwitch')
+        helper.register_all()
+        self.idl = _Idl(remote, helper, handler)
+        self.handler = handler
+        self.api = impl_idl.OvsdbIdl(connection.Connection(self.idl, timeout))
+
+    def system_id(self):
+        ext = self.api.db_get('Open_vSwitch', '.', 'external_ids').execute(
+            check_error=True)
+        return ext.get('system-id')
+
+    def watch_interfaces(self, callback):
+        """callback(name, iface_id, ofport or None) now for every existing
+        interface and then on every change (None ofport: unplugged)."""
+        def on_event(event, row):
+            name, iface_id, ofport = interface_info(row)
+            callback(name, iface_id,
+                     None if event == InterfaceEvent.ROW_DELETE else ofport)
+        self.handler.watch_event(InterfaceEvent(on_event))
+        rows = self.api.db_find('Interface', columns=[
+            'name', 'external_ids', 'ofport']).execute(check_error=True)
+        for row in rows:
+            ofport = row['ofport'] if isinstance(row['ofport'], int) else None
+            callback(row['name'], row['external_ids'].get('iface-id'),
+                     ofport if ofport and ofport > 0 else None)
+
+    def setup_bridge(self, datapath_type, controller, local_ip, tunnel_types):
+        """Integration bridge in secure fail mode with us as its only
+        controller, and one flow-based tunnel port per tunnel type."""
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(self.api.add_br(self.bridge, may_exist=True,
+                                    datapath_type=datapath_type))
+            txn.add(self.api.db_set(
+                'Bridge', self.bridge, ('fail_mode', 'secure'),
+                ('protocols', ['OpenFlow13']),
+                ('other_config', {'disable-in-band': 'true'})))
+        current = self.api.get_controller(self.bridge).execute(
+            check_error=True)
+        if current != [controller]:
+            # Setting the first controller flushes the flows; only do it
+            # when it differs, so a restarted agent keeps the traffic going.
+            self.api.set_controller(self.bridge, [controller]).execute(
+                check_error=True)
+        self.api.db_set('Controller', self.bridge_controller_uuid(),
+                        ('connection_mode', 'out-of-band'),
+                        ('inactivity_probe', 10000)).execute(check_error=True)
+        for ttype in ('geneve', 'vxlan'):
+            name = pl.TUNNEL_PORTS[ttype]
+            if ttype not in tunnel_types:
+                self.api.del_port(name, self.bridge, if_exists=True).execute(
+                    check_error=True)
+                continue
+            options = {'remote_ip': 'flow', 'key': 'flow',
+                       'local_ip': local_ip}
+            with self.api.transaction(check_error=True) as txn:
+                txn.add(self.api.add_port(self.bridge, name, may_exist=True))
+                txn.add(self.api.db_set('Interface', name, ('type', ttype),
+                                        ('options', options)))
+
+    def bridge_controller_uuid(self):
+        value = self.api.db_get('Bridge', self.bridge, 'controller').execute(
+            check_error=True)
+        return value[0] if isinstance(value, list) else value
+
+    def next_generation(self):
+        """Bump and return the flow generation stored on the bridge."""
+        ext = self.api.db_get('Bridge', self.bridge, 'external_ids').execute(
+            check_error=True)
+        previous = int(ext.get(GENERATION_KEY, '0'))
+        generation = (previous + 1) & 0xffffffff or 1
+        self.api.db_set('Bridge', self.bridge, ('external_ids', {
+            GENERATION_KEY: str(generation)})).execute(check_error=True)
+        return previous, generation

@@ -1,0 +1,22 @@
+"""The OpenFlow pipeline: table numbers and register conventions.
+
+Registers: ``reg6`` source port key, ``reg7`` destination port key,
+``metadata`` network key (Dragonflow's conventions).
+"""
+CLASSIFIER = 0          # ingress from local ports and tunnels
+PORT_SECURITY = 5       # egress anti-spoofing
+ARP_RESPONDER = 25
+DHCP = 30
+L2_LOOKUP = 55
+EGRESS = 75             # to the destination port: local or over a tunnel
+INGRESS_TUNNEL = 100    # from a tunnel: destination lookup and delivery
+
+REG_SRC = 'reg6'
+REG_DST = 'reg7'
+
+MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
+BROADCAST = 'ff:ff:ff:ff:ff:ff'
+ETH_ARP = 0x0806
+ETH_IP = 0x0800
+
+TUNNEL_PORTS = {'geneve': 'tun-geneve', 'vxlan': 'tun-vxlan'}

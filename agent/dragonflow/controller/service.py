@@ -1,0 +1,349 @@
+"""df-local-controller: keeps this chassis' integration bridge in sync with
+the NB model.
+
+One main loop owns all state: NB changes (from the change stream), local
+interface changes (from OVSDB) and switch connections arrive as events on
+one queue; each event marks the networks it touches dirty, and only those
+networks' flows are recomputed (by every app) and diffed against what is
+installed.
+
+Threads: os-ken (OpenFlow) runs its eventlet hub in the main thread; the
+main loop is a green thread there too, so it can talk to the switch. The
+NB subscriber (kazoo) and OVSDB (ovsdbapp) keep their own OS threads and
+hand events over through a queue plus a wake-up pipe the hub waits on.
+Nothing is monkey-patched: with Debian 12's eventlet and ovsdbapp a
+patched process deadlocked in ovsdbapp's connection thread, and a socket
+patch under kazoo's threads dropped its connection; keeping the two
+worlds apart avoids both. Nothing outside this module and ofswitch
+imports eventlet.
+"""
+import concurrent.futures
+import logging
+import os
+import queue
+import signal
+import sys
+
+from dragonflow import conf as df_conf
+from dragonflow import errors
+from dragonflow.controller import apps as df_apps
+from dragonflow.controller import flows as fl
+from dragonflow.controller import ofswitch
+from dragonflow.controller import pipeline as pl
+from dragonflow.controller.state import LocalState
+
+LOG = logging.getLogger(__name__)
+BINARY = 'df-local-controller'
+FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port']
+
+
+class LocalController:
+    def __init__(self, conf, nb, ovs, chassis_id):
+        self.conf = conf
+        self.nb = nb
+        self.ovs = ovs
+        self.state = LocalState(chassis_id)
+        self.apps = df_apps.load(conf.df.apps_list, self)
+        self.installed = fl.FlowTable()
+        self.events = queue.Queue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self.writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix='df-binding')
+        self.datapath = None
+        self.generation = 0
+        self.iface_names = {}       # interface name -> iface-id
+        self.unknown_logged = set()
+
+    # --- inputs (any thread) ---------------------------------------------
+    def post(self, kind, payload):
+        """Queue an event for the main loop (from any thread)."""
+        self.events.put((kind, payload))
+        try:
+            os.write(self._wake_w, b'.')
+        except BlockingIOError:
+            pass
+
+    def _next_event(self):
+        """Block (cooperatively, in the hub) until an event is queued."""
+        from eventlet.hubs import trampoline
+        while True:
+            try:
+                return self.events.get_nowait()
+            except queue.Empty:
+                trampoline(self._wake_r, read=True)
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
+
+    def on_nb_change(self, change):
+        self.post('nb', change)
+
+    def on_interface(self, name, iface_id, ofport):
+        self.post('iface', (name, iface_id, ofport))
+
+    def packet_in(self, msg):
+        dp = msg.datapath
+
+        def send(ofport, data):
+            ofswitch.send_all(dp, [ofswitch.packet_out(dp, ofport, data)])
+        for app in self.apps:
+            try:
+                if app.packet_in(self.state, msg, send):
+                    return
+            except Exception:
+                LOG.exception('%s failed on a packet-in', app.name)
+
+    # --- main loop -------------------------------------------------------
+    def run(self):
+        while True:
+            dirty = set()
+            full = False
+            batch = [self._next_event()]
+            while True:
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            for kind, payload in batch:
+                try:
+                    result = getattr(self, f'_handle_{kind}')(payload)
+                except Exception:
+                    LOG.exception('error handling %s event', kind)
+                    continue
+                if result is True:
+                    full = True
+                elif result:
+                    dirty |= result
+            try:
+                if full:
+                    self._full_sync()
+                elif dirty:
+                    self._sync_networks(dirty)
+            except Exception:
+                LOG.exception('error programming the switch')
+
+    def _handle_nb(self, change):
+        state = self.state
+        obj = change.obj
+        if change.action == 'delete':
+            old = state.remove(change.table, change.id)
+        else:
+            old = state.put(change.new)
+        nets = set()
+        if change.table == 'logical_switch':
+            nets.add(change.id)
+        elif change.table in ('subnet', 'logical_port'):
+            nets.add(obj.network_id)
+            if old is not None:
+                nets.add(old.network_id)
+            if change.table == 'logical_port' and change.action != 'delete':
+                self._claim(change.new)
+        elif change.table == 'chassis':
+            nets |= set(state.local_networks())
+        return nets
+
+    def _handle_iface(self, payload):
+        name, iface_id, ofport = payload
+        state = self.state
+        if name in pl.TUNNEL_PORTS.values():
+            ttype = next(t for t, n in pl.TUNNEL_PORTS.items() if n == name)
+            if state.tunnel_ofports.get(ttype) != ofport:
+                if ofport is None:
+                    state.tunnel_ofports.pop(ttype, None)
+                else:
+                    state.tunnel_ofports[ttype] = ofport
+                return set(state.local_networks())
+            return set()
+        previous = self.iface_names.get(name)
+        if ofport is None or not iface_id:
+            self.iface_names.pop(name, None)
+            if previous and state.ofports.pop(previous, None) is not None:
+                port = state.get('logical_port', previous)
+                if port is not None:
+                    self._release(port)
+                    return {port.network_id}
+            return set()
+        self.iface_names[name] = iface_id
+        nets = set()
+        if previous and previous != iface_id:
+            state.ofports.pop(previous, None)
+            old_port = state.get('logical_port', previous)
+            if old_port is not None:
+                nets.add(old_port.network_id)
+        if state.ofports.get(iface_id) == ofport:
+            return nets
+        state.ofports[iface_id] = ofport
+        port = state.get('logical_port', iface_id)
+        if port is None:
+            if iface_id not in self.unknown_logged:
+                LOG.warning('interface %s: iface-id %s is not an NB port; '
+                            'left unbound until it appears', name, iface_id)
+                self.unknown_logged.add(iface_id)
+            return nets
+        self._claim(port)
+        return nets | {port.network_id}
+
+    def _handle_datapath(self, dp):
+        self.datapath = dp
+        return True
+
+    def _handle_datapath_lost(self, dp):
+        if self.datapath is dp:
+            self.datapath = None
+        return set()
+
+    # --- port binding ----------------------------------------------------
+    def _claim(self, port):
+        if port.id in self.state.ofports and \
+                port.binding_chassis != self.state.chassis_id:
+            self._write_binding(port.id, self.state.chassis_id)
+
+    def _release(self, port):
+        if port.binding_chassis == self.state.chassis_id:
+            self._write_binding(port.id, None)
+
+    def _write_binding(self, port_id, chassis):
+        def write():
+            try:
+                self.nb.patch('logical_port', port_id,
+                              {'binding_chassis': chassis})
+                LOG.info('port %s %s', port_id,
+                         f'bound to {chassis}' if chassis else 'unbound')
+            except errors.NotFound:
+                pass
+            except Exception as e:
+                LOG.warning('could not write binding of port %s: %s',
+                            port_id, e)
+        self.writer.submit(write)
+
+    # --- programming the switch ------------------------------------------
+    def _sync_networks(self, net_ids):
+        dp = self.datapath
+        if dp is None:
+            return
+        local = set(self.state.local_networks())
+        messages = []
+        for net_id in sorted(net_ids):
+            network = self.state.network(net_id) if net_id in local else None
+            for app in self.apps:
+                flows = app.network_flows(self.state, network) \
+                    if network is not None else []
+                adds, deletes = self.installed.replace(app.name, net_id, flows)
+                messages += [ofswitch.flow_delete(dp, f) for f in deletes]
+                messages += [ofswitch.flow_mod(
+                    dp, f, ofswitch.cookie(self.generation, app.cookie))
+                    for f in adds]
+        if messages:
+            ofswitch.send_all(dp, messages)
+            LOG.debug('networks %s: %d flow changes', sorted(net_ids),
+                      len(messages))
+
+    def _full_sync(self):
+        """Install everything under a new generation, then delete the old
+        generation's flows: hitless for flows that did not change."""
+        dp = self.datapath
+        if dp is None:
+            return
+        previous, self.generation = self.ovs.next_generation()
+        self.installed.clear()
+        messages = []
+        for app in self.apps:
+            flows = app.global_flows(self.state)
+            self.installed.replace(app.name, '_global', flows)
+            messages += [ofswitch.flow_mod(
+                dp, f, ofswitch.cookie(self.generation, app.cookie))
+                for f in flows]
+        ofswitch.send_all(dp, messages)
+        self._sync_networks(self.state.local_networks())
+        ofswitch.send_all(dp, [ofswitch.barrier(dp),
+                               ofswitch.delete_generation(dp, previous)])
+        LOG.info('full sync done: generation %d, %d flows', self.generation,
+                 len(self.installed))
+
+
+def _setup_logging(debug):
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
+        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    for noisy in ('kazoo.client', 'os_ken.controller.controller',
+                  'os_ken.base.app_manager', 'ovsdbapp'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv=None):
+    from os_ken.lib import hub
+    from os_ken import cfg as osken_cfg
+    from os_ken.base import app_manager
+    import os_ken.controller.controller  # noqa: F401  (registers options)
+
+    from dragonflow.controller.ovsdb import Ovs
+    from dragonflow.nb import api as nb_api
+    from dragonflow.nb import health
+
+    conf = osken_cfg.CONF
+    df_conf.register_opts(conf)
+    conf.register_cli_opt(df_conf.cfg.BoolOpt('debug', default=False,
+                                              help='verbose logs'))
+    df_conf.load(sys.argv[1:] if argv is None else argv, conf=conf,
+                 prog=BINARY, description='Dragonflow local controller')
+    _setup_logging(conf.debug)
+    df = conf.df
+    if not df.local_ip:
+        LOG.error('[df] local_ip is required (this chassis\' tunnel '
+                  'endpoint address)')
+        return 2
+    try:
+        apps_check = df_apps.load(df.apps_list)
+        del apps_check
+    except ValueError as e:
+        LOG.error('[df] apps_list: %s', e)
+        return 2
+
+    ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
+    chassis_id = df.chassis_id or ovs.system_id() or df.host
+    nb = nb_api.NbApi.from_conf(conf)
+    chassis = {'id': chassis_id, 'hostname': df.host, 'ip': df.local_ip,
+               'tunnel_types': df.tunnel_types}
+    if df.external_host_ip:
+        chassis['external_host_ip'] = df.external_host_ip
+    try:
+        nb.patch('chassis', chassis_id, chassis)
+    except errors.NotFound:
+        nb.create('chassis', chassis)
+
+    controller = LocalController(conf, nb, ovs, chassis_id)
+    ofswitch.DfOfApp.controller = controller
+    conf.set_override('ofp_listen_host', df.of_listen_address)
+    conf.set_override('ofp_tcp_listen_port', df.of_listen_port)
+    manager = app_manager.AppManager.get_instance()
+    manager.load_apps(['dragonflow.controller.ofswitch'])
+    services = manager.instantiate_apps(**manager.create_contexts())
+
+    nb.subscribe(controller.on_nb_change, tables=FOLLOWED, name='controller')
+    ovs.watch_interfaces(controller.on_interface)
+    ovs.setup_bridge(df.datapath_type,
+                     f'tcp:{df.of_listen_address}:{df.of_listen_port}',
+                     df.local_ip, df.tunnel_types)
+    reporter = health.ServiceReporter(nb, BINARY, chassis_id, df.host,
+                                      df.report_interval).start()
+
+    def shutdown(signum, frame):
+        LOG.info('signal %d: stopping (flows stay in place)', signum)
+        try:
+            reporter.stop()
+            nb.close()
+        finally:
+            os._exit(0)
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    services.append(hub.spawn(controller.run))
+    LOG.info('%s running on chassis %s (%s), apps: %s', BINARY, chassis_id,
+             df.local_ip, ', '.join(df.apps_list))
+    hub.joinall(services)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

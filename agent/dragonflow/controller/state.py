@@ -1,0 +1,88 @@
+"""The controller's local view: NB objects it follows and local OVS ports.
+
+Only the controller's main loop mutates it; apps read it to compute flows.
+"""
+import collections
+
+
+class LocalState:
+    def __init__(self, chassis_id):
+        self.chassis_id = chassis_id
+        self.objects = collections.defaultdict(dict)   # table -> id -> obj
+        # network id -> table -> id -> obj, for ports and subnets
+        self.by_network = collections.defaultdict(
+            lambda: collections.defaultdict(dict))
+        self.ofports = {}          # logical port id -> ofport (local only)
+        self.tunnel_ofports = {}   # tunnel type -> ofport
+
+    # --- NB objects ------------------------------------------------------
+    def put(self, obj):
+        old = self.objects[obj.table].get(obj.id)
+        if old is not None:
+            self._unindex(old)
+        self.objects[obj.table][obj.id] = obj
+        net_id = getattr(obj, 'network_id', None)
+        if net_id and obj.table in ('logical_port', 'subnet'):
+            self.by_network[net_id][obj.table][obj.id] = obj
+        return old
+
+    def remove(self, table, obj_id):
+        old = self.objects[table].pop(obj_id, None)
+        if old is not None:
+            self._unindex(old)
+        return old
+
+    def _unindex(self, obj):
+        net_id = getattr(obj, 'network_id', None)
+        if net_id and obj.table in ('logical_port', 'subnet'):
+            self.by_network[net_id][obj.table].pop(obj.id, None)
+
+    def get(self, table, obj_id):
+        return self.objects[table].get(obj_id)
+
+    def network(self, net_id):
+        return self.get('logical_switch', net_id)
+
+    def chassis(self, chassis_id):
+        return self.get('chassis', chassis_id)
+
+    def subnets(self, net_id):
+        return sorted(self.by_network[net_id]['subnet'].values(),
+                      key=lambda s: s.id)
+
+    def ports(self, net_id):
+        return sorted(self.by_network[net_id]['logical_port'].values(),
+                      key=lambda p: p.id)
+
+    # --- locality --------------------------------------------------------
+    def is_local(self, port):
+        return port.id in self.ofports
+
+    def local_ports(self, net_id):
+        return [p for p in self.ports(net_id) if self.is_local(p)]
+
+    def remote_ports(self, net_id):
+        """Ports bound to another known chassis."""
+        return [p for p in self.ports(net_id)
+                if not self.is_local(p) and p.binding_chassis
+                and p.binding_chassis != self.chassis_id
+                and self.chassis(p.binding_chassis) is not None]
+
+    def remote_chassis(self, net_id):
+        ids = sorted({p.binding_chassis for p in self.remote_ports(net_id)})
+        return [self.chassis(c) for c in ids]
+
+    def local_networks(self):
+        """Networks this chassis programs: those of its local ports."""
+        nets = set()
+        for port_id in self.ofports:
+            port = self.get('logical_port', port_id)
+            if port is not None and self.network(port.network_id):
+                nets.add(port.network_id)
+        return sorted(nets)
+
+    def port_by_ofport(self, ofport):
+        for port_id, number in self.ofports.items():
+            if number == ofport:
+                return self.get('logical_port', port_id)
+        return None

@@ -1,0 +1,420 @@
+"""A multi-chassis lab on one machine, with real parts only.
+
+- an underlay: a Linux bridge in the root namespace (the physical switch),
+  which also gets an address so tools in the root namespace reach the lab;
+- ZooKeeper in its own namespace on the underlay;
+- N chassis, each a namespace with its own ovsdb-server and ovs-vswitchd
+  (userspace datapath), a ``br-phy`` bridge holding its underlay address,
+  and its own ``df-local-controller`` process;
+- VMs: namespaces with a veth whose other end is on their chassis'
+  ``br-int`` with ``external_ids:iface-id`` = the logical port id.
+
+Everything is created with names derived from a short lab prefix and
+stopped by PID; ``destroy()`` removes exactly what was created.
+"""
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from dragonflow.lab import zookeeper
+
+AGENT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
+DHCP_SCRIPT = """#!/bin/sh
+# udhcpc event script for lab VMs: apply the lease to the interface.
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    echo "$ip" > "$LEASE_FILE"
+    ;;
+esac
+exit 0
+"""
+
+
+def sh(*cmd, ns=None, env=None, check=True, capture=True, timeout=60):
+    """Run a command (in a namespace); returns stdout."""
+    argv = (['ip', 'netns', 'exec', ns] if ns else []) + [str(c) for c in cmd]
+    proc = subprocess.run(argv, env=env, text=True, timeout=timeout,
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture else None)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(argv)} failed ({proc.returncode}): '
+                           f'{(proc.stderr or "").strip()}')
+    return proc.stdout or ''
+
+
+def _pid_alive(pid):
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('State:'):
+                    return 'Z' not in line.split()[1]
+    except FileNotFoundError:
+        return False
+    return False
+
+
+def kill_pid(pid, sig=signal.SIGTERM, timeout=10):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Chassis:
+    def __init__(self, lab, name, ip):
+        self.lab = lab
+        self.name = name
+        self.ip = ip
+        self.ns = f'{lab.prefix}-{name}'
+        self.dir = os.path.join(lab.dir, name)
+        self.controller_pid = None
+
+    @property
+    def env(self):
+        return dict(os.environ, OVS_RUNDIR=self.dir, OVS_DBDIR=self.dir,
+                    OVS_LOGDIR=self.dir)
+
+    def vsctl(self, *args, check=True):
+        return sh('ovs-vsctl', f'--db=unix:{self.dir}/db.sock', '--timeout=10',
+                  *args, env=self.env, check=check)
+
+    def ofctl(self, *args):
+        return sh('ovs-ofctl', '-O', 'OpenFlow13', *args, ns=self.ns,
+                  env=self.env)
+
+    def appctl(self, *args):
+        return sh('ovs-appctl', '-t', f'{self.dir}/ovs-vswitchd.ctl', *args,
+                  env=self.env)
+
+    def create(self):
+        lab = self.lab
+        self.destroy()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        sh('ip', 'netns', 'add', self.ns)
+        sh('ip', 'link', 'set', 'lo', 'up', ns=self.ns)
+        root_end = f'{lab.prefix}{self.name}'[:15]
+        sh('ip', 'link', 'add', root_end, 'mtu', '1600', 'type', 'veth',
+           'peer', 'name', 'ul0', 'mtu', '1600', 'netns', self.ns)
+        sh('ip', 'link', 'set', root_end, 'master', lab.bridge, 'up')
+        sh('ip', 'link', 'set', 'ul0', 'up', ns=self.ns)
+        sh('sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', ns=self.ns)
+        sh('ovsdb-tool', 'create', f'{self.dir}/conf.db', OVS_SCHEMA)
+        sh('ovsdb-server', f'{self.dir}/conf.db',
+           f'--remote=punix:{self.dir}/db.sock',
+           f'--pidfile={self.dir}/ovsdb-server.pid',
+           f'--log-file={self.dir}/ovsdb-server.log',
+           f'--unixctl={self.dir}/ovsdb-server.ctl', '--detach', ns=self.ns,
+           env=self.env)
+        self.vsctl('--no-wait', 'init', '--', 'set', 'Open_vSwitch', '.',
+                   f'external_ids:system-id={self.name}')
+        sh('ovs-vswitchd', f'unix:{self.dir}/db.sock',
+           f'--pidfile={self.dir}/ovs-vswitchd.pid',
+           f'--log-file={self.dir}/ovs-vswitchd.log',
+           f'--unixctl={self.dir}/ovs-vswitchd.ctl', '--detach', ns=self.ns,
+           env=self.env)
+        self.vsctl('add-br', 'br-phy', '--', 'set', 'Bridge', 'br-phy',
+                   'datapath_type=netdev', '--', 'add-port', 'br-phy', 'ul0',
+                   '--', 'set', 'Interface', 'ul0', 'mtu_request=1600')
+        sh('ip', 'addr', 'add', f'{self.ip}/{lab.underlay.prefixlen}', 'dev',
+           'br-phy', ns=self.ns)
+        sh('ip', 'link', 'set', 'br-phy', 'up', ns=self.ns)
+        sh('ethtool', '-K', 'br-phy', 'tx', 'off', ns=self.ns)
+        return self
+
+    def write_config(self, extra=None):
+        options = {
+            'remote_db_hosts': self.lab.zk_address,
+            'local_ip': self.ip,
+            'datapath_type': 'netdev',
+            'ovsdb_connection': f'unix:{self.dir}/db.sock',
+            'chassis_id': self.name,
+            'host': self.name,
+            'report_interval': '5',
+            'zk_session_timeout': '6',
+        }
+        options.update(extra or {})
+        path = os.path.join(self.dir, 'dragonflow.ini')
+        with open(path, 'w') as f:
+            f.write('[df]\n' + ''.join(f'{k} = {v}\n'
+                                       for k, v in options.items()))
+        return path
+
+    def start_controller(self, extra_config=None):
+        config = self.write_config(extra_config)
+        log = open(os.path.join(self.dir, 'controller.log'), 'ab')
+        env = dict(self.env, PYTHONPATH=AGENT_DIR)
+        proc = subprocess.Popen(
+            ['ip', 'netns', 'exec', self.ns, sys.executable, '-m',
+             'dragonflow.controller.service', '--config-file', config],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        log.close()
+        self.controller_pid = proc.pid
+        self._controller_proc = proc
+        self.lab.save()
+        return proc
+
+    def wait_connected(self, timeout=30):
+        """Until br-int exists and its controller is connected."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.vsctl('--columns=is_connected', 'list', 'Controller',
+                             check=False)
+            if 'true' in out:
+                return self
+            if self.controller_pid and not _pid_alive(self.controller_pid):
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f'{self.name}: controller not connected; see '
+                           f'{self.dir}/controller.log')
+
+    def stop_controller(self, sig=signal.SIGTERM):
+        if self.controller_pid:
+            kill_pid(self.controller_pid, sig)
+            proc = getattr(self, '_controller_proc', None)
+            if proc is not None:
+                proc.wait(timeout=10)
+            self.controller_pid = None
+            self.lab.save()
+
+    def flows(self, bridge='br-int'):
+        """Flow lines without counters, sorted, for comparisons."""
+        out = []
+        for line in self.ofctl('dump-flows', bridge,
+                               '--no-stats').splitlines():
+            line = line.strip()
+            if not line or line.startswith('OFPST') or 'reply' in line:
+                continue
+            out.append(line)
+        return sorted(out)
+
+    def destroy(self):
+        self.stop_controller()
+        for daemon in ('ovs-vswitchd', 'ovsdb-server'):
+            pidfile = os.path.join(self.dir, f'{daemon}.pid')
+            try:
+                with open(pidfile) as f:
+                    kill_pid(int(f.read().strip()))
+            except (FileNotFoundError, ValueError):
+                pass
+        sh('ip', 'link', 'del', f'{self.lab.prefix}{self.name}'[:15],
+           check=False)
+        sh('ip', 'netns', 'del', self.ns, check=False)
+
+    def to_dict(self):
+        return {'name': self.name, 'ip': self.ip,
+                'controller_pid': self.controller_pid}
+
+
+class Vm:
+    def __init__(self, lab, name, chassis, port_id, mac):
+        self.lab = lab
+        self.name = name
+        self.chassis = chassis
+        self.port_id = port_id
+        self.mac = mac
+        self.ns = f'{lab.prefix}-{name}'
+        self.tap = f'tap{name}'[:15]
+
+    def create(self, ip=None, prefixlen=24):
+        self.destroy()
+        sh('ip', 'netns', 'add', self.ns)
+        sh('ip', 'link', 'set', 'lo', 'up', ns=self.ns)
+        self._veth()
+        if ip:
+            sh('ip', 'addr', 'add', f'{ip}/{prefixlen}', 'dev', 'eth0',
+               ns=self.ns)
+        return self
+
+    def _veth(self):
+        tmp = f'{self.lab.prefix}t{self.name}'[:15]
+        sh('ip', 'link', 'add', tmp, 'type', 'veth', 'peer', 'name',
+           self.tap)
+        sh('ip', 'link', 'set', tmp, 'netns', self.ns)
+        sh('ip', 'link', 'set', self.tap, 'netns', self.chassis.ns)
+        sh('ip', 'link', 'set', tmp, 'name', 'eth0', ns=self.ns)
+        sh('ip', 'link', 'set', 'eth0', 'address', self.mac, 'mtu', '1450',
+           'up', ns=self.ns)
+        sh('ethtool', '-K', 'eth0', 'tx', 'off', ns=self.ns)
+        sh('sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=100',
+           ns=self.ns)
+        sh('ip', 'link', 'set', self.tap, 'up', ns=self.chassis.ns)
+
+    def plug(self):
+        self.chassis.vsctl('add-port', 'br-int', self.tap, '--', 'set',
+                           'Interface', self.tap,
+                           f'external_ids:iface-id={self.port_id}')
+
+    def unplug(self):
+        self.chassis.vsctl('--if-exists', 'del-port', 'br-int', self.tap)
+
+    def run(self, *cmd, check=True, timeout=60):
+        return sh(*cmd, ns=self.ns, check=check, timeout=timeout)
+
+    def ping(self, ip, count=1, timeout=1, interval=None):
+        args = ['ping', '-c', count, '-W', timeout]
+        if interval:
+            args += ['-i', interval]
+        proc = subprocess.run(['ip', 'netns', 'exec', self.ns, *map(str, args),
+                               ip], capture_output=True, text=True,
+                              timeout=count * (timeout + 1) + 30)
+        return proc.returncode == 0
+
+    def dhcp(self, timeout=10):
+        """Run udhcpc in the VM; returns the leased IP or None."""
+        script = os.path.join(self.lab.dir, 'udhcpc.script')
+        if not os.path.exists(script):
+            with open(script, 'w') as f:
+                f.write(DHCP_SCRIPT)
+            os.chmod(script, 0o755)
+        lease = os.path.join(self.lab.dir, f'{self.name}.lease')
+        if os.path.exists(lease):
+            os.unlink(lease)
+        env = dict(os.environ, LEASE_FILE=lease)
+        subprocess.run(['ip', 'netns', 'exec', self.ns, 'busybox', 'udhcpc',
+                        '-i', 'eth0', '-n', '-q', '-f', '-t', str(timeout),
+                        '-T', '1', '-s', script], env=env,
+                       capture_output=True, text=True, timeout=timeout + 30)
+        try:
+            with open(lease) as f:
+                return f.read().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def destroy(self):
+        sh('ip', 'netns', 'del', self.ns, check=False)
+
+    def to_dict(self):
+        return {'name': self.name, 'chassis': self.chassis.name,
+                'port_id': self.port_id, 'mac': self.mac}
+
+
+class NetLab:
+    """The lab; ``prefix`` keeps names of concurrent labs apart."""
+
+    def __init__(self, directory, prefix='dfl', underlay='172.30.0.0/24'):
+        self.dir = os.path.abspath(directory)
+        self.prefix = prefix
+        self.underlay = ipaddress.ip_network(underlay)
+        hosts = list(self.underlay.hosts())
+        self.host_ip = str(hosts[-1])              # root namespace
+        self.zk_ip = str(hosts[99])                # .100
+        self.bridge = f'{prefix}-ul'[:15]
+        self.zk_ns = f'{prefix}-zk'
+        self.zk = None
+        self.chassis = {}
+        self.vms = {}
+
+    @property
+    def zk_address(self):
+        return f'{self.zk_ip}:2181'
+
+    def chassis_ip(self, index):
+        return str(list(self.underlay.hosts())[index])
+
+    def save(self):
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, 'netlab.json'), 'w') as f:
+            json.dump({'prefix': self.prefix, 'underlay': str(self.underlay),
+                       'zk_pid': self.zk.proc.pid if self.zk else None,
+                       'chassis': [c.to_dict() for c in self.chassis.values()],
+                       'vms': [v.to_dict() for v in self.vms.values()]},
+                      f, indent=2)
+
+    def create(self):
+        self.destroy_stale()
+        os.makedirs(self.dir, exist_ok=True)
+        sh('ip', 'link', 'add', self.bridge, 'mtu', '1600', 'type', 'bridge')
+        sh('ip', 'addr', 'add', f'{self.host_ip}/{self.underlay.prefixlen}',
+           'dev', self.bridge)
+        sh('ip', 'link', 'set', self.bridge, 'up')
+        sh('ip', 'netns', 'add', self.zk_ns)
+        sh('ip', 'link', 'set', 'lo', 'up', ns=self.zk_ns)
+        root_end = f'{self.prefix}zk'[:15]
+        sh('ip', 'link', 'add', root_end, 'mtu', '1600', 'type', 'veth',
+           'peer', 'name', 'ul0', 'netns', self.zk_ns)
+        sh('ip', 'link', 'set', root_end, 'master', self.bridge, 'up')
+        sh('ethtool', '-K', root_end, 'tx', 'off')
+        sh('ip', 'addr', 'add', f'{self.zk_ip}/{self.underlay.prefixlen}',
+           'dev', 'ul0', ns=self.zk_ns)
+        sh('ip', 'link', 'set', 'ul0', 'up', ns=self.zk_ns)
+        sh('ethtool', '-K', 'ul0', 'tx', 'off', ns=self.zk_ns)
+        self.zk = zookeeper.ZkServer(os.path.join(self.dir, 'zookeeper'),
+                                     host=self.zk_ip, port=2181,
+                                     netns=self.zk_ns)
+        self.zk.start().wait_ready()
+        self.save()
+        return self
+
+    def add_chassis(self, name):
+        chassis = Chassis(self, name, self.chassis_ip(len(self.chassis) + 1))
+        self.chassis[name] = chassis
+        self.save()           # recorded first: a failed create is cleaned
+        return chassis.create()
+
+    def add_vm(self, name, chassis, port, static_ip=True, plug=True):
+        """A VM for an NB port (a model object with id, macs, ips)."""
+        vm = Vm(self, name, chassis, port.id, port.macs[0])
+        self.vms[name] = vm
+        self.save()
+        vm.create(ip=port.ips[0] if static_ip and port.ips else None)
+        if plug:
+            vm.plug()
+        return vm
+
+    def destroy(self):
+        for vm in list(self.vms.values()):
+            vm.destroy()
+        for chassis in list(self.chassis.values()):
+            chassis.destroy()
+        if self.zk is not None:
+            self.zk.kill()
+        sh('ip', 'netns', 'del', self.zk_ns, check=False)
+        sh('ip', 'link', 'del', f'{self.prefix}zk'[:15], check=False)
+        sh('ip', 'link', 'del', self.bridge, check=False)
+        self.vms.clear()
+        self.chassis.clear()
+
+    def destroy_stale(self):
+        """Remove what an earlier run with this directory left behind."""
+        try:
+            with open(os.path.join(self.dir, 'netlab.json')) as f:
+                saved = json.load(f)
+        except (FileNotFoundError, ValueError):
+            return
+        for item in saved.get('vms', []):
+            sh('ip', 'netns', 'del', f'{self.prefix}-{item["name"]}',
+               check=False)
+        for item in saved.get('chassis', []):
+            chassis = Chassis(self, item['name'], item['ip'])
+            chassis.controller_pid = item.get('controller_pid')
+            chassis.destroy()
+        if saved.get('zk_pid'):
+            kill_pid(saved['zk_pid'])
+        sh('ip', 'netns', 'del', self.zk_ns, check=False)
+        sh('ip', 'link', 'del', f'{self.prefix}zk'[:15], check=False)
+        sh('ip', 'link', 'del', self.bridge, check=False)
+        os.unlink(os.path.join(self.dir, 'netlab.json'))
+
+    def remove_dir(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
