@@ -15,7 +15,6 @@ REG_SRC = 'reg6'
 REG_DST = 'reg7'
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
-BROADCAST = 'ff:ff:ff:ff:ff:ff'
 ETH_ARP = 0x0806
 ETH_IP = 0x0800
 

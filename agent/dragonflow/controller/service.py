@@ -314,18 +314,24 @@ def main(argv=None):
         nb.create('chassis', chassis)
 
     controller = LocalController(conf, nb, ovs, chassis_id)
+    # Complete the local view (NB objects, then local interfaces) before
+    # the switch connects: the first full sync replaces the previous
+    # generation's flows, so it must not run on a partial view.
+    subscriber = nb.subscribe(controller.on_nb_change, tables=FOLLOWED,
+                              name='controller')
+    if not subscriber.wait_synced(60):
+        LOG.error('no initial NB sync from ZooKeeper within 60 s')
+        return 1
+    ovs.watch_interfaces(controller.on_interface)
+    ovs.setup_bridge(df.datapath_type,
+                     f'tcp:{df.of_listen_address}:{df.of_listen_port}',
+                     df.local_ip, df.tunnel_types)
     ofswitch.DfOfApp.controller = controller
     conf.set_override('ofp_listen_host', df.of_listen_address)
     conf.set_override('ofp_tcp_listen_port', df.of_listen_port)
     manager = app_manager.AppManager.get_instance()
     manager.load_apps(['dragonflow.controller.ofswitch'])
     services = manager.instantiate_apps(**manager.create_contexts())
-
-    nb.subscribe(controller.on_nb_change, tables=FOLLOWED, name='controller')
-    ovs.watch_interfaces(controller.on_interface)
-    ovs.setup_bridge(df.datapath_type,
-                     f'tcp:{df.of_listen_address}:{df.of_listen_port}',
-                     df.local_ip, df.tunnel_types)
     reporter = health.ServiceReporter(nb, BINARY, chassis_id, df.host,
                                       df.report_interval).start()
 

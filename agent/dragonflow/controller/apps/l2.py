@@ -1,7 +1,10 @@
 """Tables 55 and 75: L2 lookup by destination MAC within the network, and
 delivery to local ports; broadcast and multicast reach the network's ports
-only (over tunnels too, except ARP, which the responder answers locally);
-unknown unicast drops."""
+only (on this chassis and, over tunnels, on the chassis that have ports of
+the network); unknown unicast drops. ARP requests for addresses the NB
+model knows never get here: the ARP responder answers them on the chassis;
+only requests for unknown addresses (a port without port security using
+another address) are flooded."""
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 
@@ -44,9 +47,6 @@ class L2App(apps.App):
         out.append(self.flow(pl.L2_LOOKUP, 50,
                              dict(meta, eth_dst=pl.MULTICAST),
                              local + tunnel_outputs(state, network)))
-        out.append(self.flow(pl.L2_LOOKUP, 60,
-                             dict(meta, eth_type=pl.ETH_ARP,
-                                  eth_dst=pl.BROADCAST), local))
         return out
 
 

@@ -1,0 +1,204 @@
+"""L2 through the agent, with real packets: switching on one chassis and
+across chassis over Geneve and VXLAN, isolation, DHCP, the ARP responder,
+port security, port deletion, restarts."""
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import wait_until
+
+
+def pings(vm, ip, timeout=20):
+    """Ping until it answers (the first packet over a tunnel waits for the
+    underlay ARP); True if it ever did."""
+    try:
+        wait_until(lambda: vm.ping(ip, count=1, timeout=1), timeout,
+                   interval=0.2, message=f'{vm.name} -> {ip}')
+        return True
+    except AssertionError:
+        return False
+
+
+@pytest.mark.parametrize('network_type', ['geneve', 'vxlan'])
+def test_ping_on_one_chassis_and_across_chassis(topo, network_type):
+    net = topo.network('10.11.0.0/24', network_type)
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch1')
+    vm3 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    assert pings(vm1, vm3.ip)
+    assert pings(vm3, vm2.ip)
+
+
+def test_three_chassis_full_mesh(topo):
+    net = topo.network('10.12.0.0/24')
+    vms = [topo.vm(net, ch) for ch in ('ch1', 'ch2', 'ch3')]
+    for a in vms:
+        for b in vms:
+            if a is not b:
+                assert pings(a, b.ip), f'{a.name} -> {b.name}'
+
+
+def test_no_traffic_between_different_networks(topo):
+    # Same CIDR on both networks: only the network separates them.
+    red = topo.network('10.13.0.0/24')
+    blue = topo.network('10.13.0.0/24', network_type='vxlan')
+    red1 = topo.vm(red, 'ch1', ips=['10.13.0.10'])
+    red2 = topo.vm(red, 'ch2', ips=['10.13.0.11'])
+    blue1 = topo.vm(blue, 'ch1', ips=['10.13.0.20'])
+    assert pings(red1, red2.ip)
+    assert not red1.ping(blue1.ip, count=3, timeout=1)
+    assert not blue1.ping(red2.ip, count=3, timeout=1)
+
+
+def test_dhcp_gives_the_nb_address(topo):
+    net = topo.network('10.14.0.0/24')
+    vm = topo.vm(net, 'ch2', static_ip=False)
+    topo.wait_bound(vm)
+    assert vm.dhcp(timeout=10) == vm.ip
+    routes = vm.run('ip', 'route')
+    assert 'default via 10.14.0.1' in routes
+    other = topo.vm(net, 'ch1')
+    assert pings(vm, other.ip)
+
+
+def test_arp_for_a_remote_port_is_answered_locally(topo, lab):
+    net = topo.network('10.15.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    vm1.run('ip', 'neigh', 'flush', 'dev', 'eth0')
+    capture = subprocess.Popen(
+        ['tcpdump', '-l', '-nn', '-i', lab.bridge, 'udp port 6081'],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1)
+        assert vm1.ping(vm2.ip, count=2, timeout=1)
+        time.sleep(0.5)
+    finally:
+        capture.send_signal(signal.SIGINT)
+        out = capture.communicate(timeout=10)[0]
+    assert 'ICMP echo request' in out
+    assert 'ARP' not in out
+    assert 'lladdr' in vm1.run('ip', 'neigh', 'show', vm2.ip)
+
+
+def test_spoofed_mac_and_ip_are_dropped_allowed_pairs_pass(topo):
+    net = topo.network('10.16.0.0/24')
+    target = topo.vm(net, 'ch2')
+    vm = topo.vm(net, 'ch1', allowed_address_pairs=[
+        {'ip_address': '10.16.0.200'}])
+    assert pings(vm, target.ip)
+    # Spoofed source IP: not the port's, not an allowed pair.
+    vm.run('ip', 'addr', 'add', '10.16.0.99/32', 'dev', 'eth0')
+    assert not vm.run('ping', '-c', '2', '-W', '1', '-I', '10.16.0.99',
+                      target.ip, check=False).count(' 0% packet loss')
+    # An allowed address pair passes.
+    vm.run('ip', 'addr', 'add', '10.16.0.200/32', 'dev', 'eth0')
+    target.run('ip', 'route', 'add', '10.16.0.200/32', 'dev', 'eth0')
+    out = vm.run('ping', '-c', '3', '-W', '1', '-I', '10.16.0.200',
+                 target.ip, check=False)
+    assert re.search(r' [0-6]?[0-9]?\.?[0-9]*% packet loss', out) and \
+        '100% packet loss' not in out
+    # Spoofed source MAC.
+    vm.run('ip', 'link', 'set', 'eth0', 'address', 'fa:16:3e:66:66:66')
+    vm.run('ip', 'neigh', 'flush', 'dev', 'eth0')
+    assert not vm.ping(target.ip, count=3, timeout=1)
+
+
+def test_port_security_off_lets_anything_through(topo):
+    net = topo.network('10.17.0.0/24')
+    target = topo.vm(net, 'ch2')
+    vm = topo.vm(net, 'ch1', port_security_enabled=False)
+    assert pings(vm, target.ip)
+    vm.run('ip', 'addr', 'add', '10.17.0.99/32', 'dev', 'eth0')
+    target.run('ip', 'route', 'add', '10.17.0.99/32', 'dev', 'eth0')
+    out = vm.run('ping', '-c', '3', '-W', '1', '-I', '10.17.0.99', target.ip,
+                 check=False)
+    assert '100% packet loss' not in out
+
+
+def _port_flows(chassis, port):
+    key = hex(port.unique_key)
+    return [f for f in chassis.flows() if key in f or
+            any(mac in f for mac in port.macs)]
+
+
+def test_deleting_a_port_stops_traffic_and_removes_its_flows(topo, lab,
+                                                             lab_nb):
+    net = topo.network('10.18.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    port = lab_nb.get('logical_port', vm2.port_id)
+    assert _port_flows(lab.chassis['ch1'], port)
+    lab_nb.delete('logical_port', vm2.port_id)
+    for name in ('ch1', 'ch2'):
+        wait_until(lambda: not _port_flows(lab.chassis[name], port),
+                   message=f'flows of the deleted port gone from {name}')
+    assert not vm1.ping(vm2.ip, count=2, timeout=1)
+
+
+def test_unknown_iface_id_is_bound_when_the_port_appears(topo, lab, lab_nb):
+    net = topo.network('10.19.0.0/24')
+    other = topo.vm(net, 'ch2')
+    port = lab_nb.create('logical_port', {'network_id': net.id,
+                                          'name': 'late'})
+    lab_nb.delete('logical_port', port.id)
+    vm = lab.add_vm('late', lab.chassis['ch1'], port)   # plugged, not in NB
+    topo.vms.append(vm)
+    assert not vm.ping(other.ip, count=1, timeout=1)
+    lab_nb.create('logical_port', port.to_dict())
+    wait_until(lambda: lab_nb.get('logical_port', port.id).binding_chassis
+               == 'ch1', message='late port bound')
+    assert pings(vm, other.ip)
+
+
+def _strip(flows):
+    return sorted(re.sub(r'cookie=0x[0-9a-f]+, ', '', f) for f in flows)
+
+
+def test_flows_after_kill_change_restart_equal_a_fresh_agents(topo, lab,
+                                                              lab_nb):
+    ch = lab.chassis['ch3']
+    net = topo.network('10.20.0.0/24')
+    keep = topo.vm(net, 'ch3')
+    gone = topo.vm(net, 'ch3')
+    topo.vm(net, 'ch1')
+    topo.wait_bound(gone)
+    ch.stop_controller(signal.SIGKILL)
+    lab_nb.delete('logical_port', gone.port_id)          # while it is down
+    ch.start_controller()
+    ch.wait_connected()
+    wait_until(lambda: not any(hex(gone.port.unique_key) in f
+                               for f in ch.flows()), message='stale flows gone')
+    time.sleep(1)
+    restarted = _strip(ch.flows())
+    ch.stop_controller()
+    ch.ofctl('del-flows', 'br-int')
+    ch.start_controller()
+    ch.wait_connected()
+    wait_until(lambda: _strip(ch.flows()) == restarted, timeout=20,
+               message='fresh agent has the same flows')
+    assert pings(keep, topo.vms[2].ip)
+
+
+def test_agent_restart_loses_no_packets(topo, lab):
+    net = topo.network('10.21.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    ping = subprocess.Popen(['ip', 'netns', 'exec', vm1.ns, 'ping', '-i',
+                             '0.1', '-c', '60', '-W', '1', vm2.ip],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    for name in ('ch1', 'ch2'):
+        lab.chassis[name].stop_controller()
+        lab.chassis[name].start_controller()
+    for name in ('ch1', 'ch2'):
+        lab.chassis[name].wait_connected()
+    out = ping.communicate(timeout=60)[0]
+    assert ' 0% packet loss' in out, out[-300:]
