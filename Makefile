@@ -6,9 +6,11 @@ export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)/agent
 
 DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config \
-	python3-pytest python3-venv python3-pip iproute2 procps
+	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
+	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
+	tcpdump
 
-.PHONY: deps test test-unit test-functional demo bench clean
+.PHONY: deps test test-unit demo bench clean
 
 deps:
 	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
@@ -22,7 +24,7 @@ test-unit:
 	$(PYTHON) -m pytest -ra tests/unit
 
 demo: deps
-	$(PYTHON) -m dragonflow.lab.cli demo
+	$(PYTHON) -m dragonflow.lab.cli demo $(DEMO_ARGS)
 
 bench: deps
 	$(PYTHON) bench/nb_bench.py

@@ -1,172 +1,154 @@
-"""dragonflow-lab: bring up the lab on this machine and run the demo.
+"""dragonflow-lab: the multi-chassis lab on this machine, and its demo.
 
-    dragonflow-lab up       start the lab's ZooKeeper (state in --dir)
-    dragonflow-lab status   what is running
-    dragonflow-lab down     stop what `up` started (by PID)
-    dragonflow-lab demo     up, a dfctl tour with a live change stream,
-                            service health, then down (--keep to leave it up)
+    dragonflow-lab demo     build the lab (ZooKeeper, two chassis with OVS
+                            and df-local-controller), create two networks
+                            and four VMs with dfctl, let the VMs get their
+                            addresses by DHCP, ping across chassis, print
+                            the flow count per chassis, tear down
+                            (--keep leaves it up)
+    dragonflow-lab status   what a kept lab runs
+    dragonflow-lab down     tear a kept lab down (by PID, by name)
+
+Needs root (network namespaces) and Open vSwitch, ZooKeeper, busybox.
 """
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
-from dragonflow.lab import zookeeper
+from dragonflow.lab import netlab
 
 DEFAULT_DIR = '/var/tmp/dragonflow-lab'
+PREFIX = 'dfd'
+UNDERLAY = '172.30.100.0/24'
 
 
-class Lab:
-    def __init__(self, directory):
-        self.dir = os.path.abspath(directory)
-        self.state_file = os.path.join(self.dir, 'lab.json')
-
-    def state(self):
-        try:
-            with open(self.state_file) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
-
-    def save(self, state):
-        os.makedirs(self.dir, exist_ok=True)
-        with open(self.state_file, 'w') as f:
-            json.dump(state, f, indent=2)
-
-    def up(self):
-        state = self.state()
-        if state.get('zookeeper') and _alive(state['zookeeper']['pid']):
-            return state
-        server = zookeeper.ZkServer(os.path.join(self.dir, 'zookeeper'))
-        server.start().wait_ready()
-        state['zookeeper'] = {'pid': server.proc.pid,
-                              'address': server.address}
-        self.save(state)
-        return state
-
-    def down(self):
-        state = self.state()
-        zk = state.pop('zookeeper', None)
-        if zk and _alive(zk['pid']):
-            os.kill(zk['pid'], signal.SIGTERM)
-            _wait_dead(zk['pid'])
-        self.save(state)
-
-    def env(self):
-        env = dict(os.environ)
-        env['OS_DF__REMOTE_DB_HOSTS'] = self.state()['zookeeper']['address']
-        agent = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
-        env['PYTHONPATH'] = agent + os.pathsep + env.get('PYTHONPATH', '')
-        return env
+def _lab(directory):
+    return netlab.NetLab(directory, prefix=PREFIX, underlay=UNDERLAY)
 
 
-def _alive(pid):
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            return not any(line.startswith('State:') and 'Z' in line.split()[1]
-                           for line in f)
-    except FileNotFoundError:
-        return False
-
-
-def _wait_dead(pid, timeout=30):
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _dfctl(lab, *args):
-    print(f'$ dfctl {" ".join(args)}', flush=True)
+def _dfctl(lab, *args, show=True):
+    env = dict(os.environ, OS_DF__REMOTE_DB_HOSTS=lab.zk_address,
+               PYTHONPATH=netlab.AGENT_DIR)
     proc = subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
-                           *args], env=lab.env(), text=True,
-                          capture_output=True)
-    sys.stdout.write(proc.stdout)
+                           *args], env=env, text=True, capture_output=True)
+    if show:
+        print(f'$ dfctl {" ".join(args)}')
+        print(proc.stdout if proc.returncode == 0 else proc.stderr)
     if proc.returncode:
-        sys.stdout.write(proc.stderr)
-    print(flush=True)
-    return proc
+        raise RuntimeError(f'dfctl {" ".join(args)}: {proc.stderr.strip()}')
+    return proc.stdout
+
+
+def _step(text):
+    print(f'\n=== {text}', flush=True)
 
 
 def demo(lab):
-    from dragonflow import conf as df_conf
-    from dragonflow.nb import api as nb_api
-    from dragonflow.nb import health
-
-    state = lab.up()
-    conf = df_conf.load([], conf=df_conf.cfg.ConfigOpts())
-    conf.set_override('remote_db_hosts', [state['zookeeper']['address']],
-                      group='df')
-    nb = nb_api.NbApi.from_conf(conf)
-    events = []
-    sub = nb.subscribe(lambda c: events.append(c), name='demo')
-    sub.wait_synced(10)
-    reporter = health.ServiceReporter(nb, 'df-demo', 'lab-host', 'lab-host',
-                                      report_interval=1).start()
-    try:
-        _dfctl(lab, 'chassis', 'create', '--id', 'lab-host', '--hostname',
-               'lab-host', '--ip', '192.0.2.10')
-        _dfctl(lab, 'network', 'create', '--name', 'blue', '--network-type',
-               'geneve')
-        _dfctl(lab, 'subnet', 'create', '--name', 'blue-v4', '--network-id',
-               'blue', '--cidr', '10.1.0.0/24', '--dns-nameservers', '10.1.0.53')
-        for vm in ('vm1', 'vm2'):
-            _dfctl(lab, 'port', 'create', '--name', vm, '--network-id', 'blue')
-        _dfctl(lab, 'port', 'create', '--name', 'bad', '--network-id', 'blue',
-               '--ips', '10.9.9.9')
-        _dfctl(lab, 'port', 'list')
-        _dfctl(lab, 'service', 'list')
-        _dfctl(lab, 'chassis', 'list')
-        time.sleep(0.5)
-        print('change stream seen by a subscriber:')
-        for change in events:
-            print(f'  #{change.position} {change.action:6} {change.table} '
-                  f'{getattr(change.obj, "name", "") or change.id}')
-        ok = len([c for c in events if c.table == 'logical_port']) == 2
-        print('\ndemo ' + ('passed' if ok else 'FAILED'))
-        return 0 if ok else 1
-    finally:
-        reporter.stop(unregister=True)
-        sub.stop()
-        nb.close()
+    _step('lab: ZooKeeper and two chassis (OVS userspace datapath + '
+          'df-local-controller each)')
+    lab.create()
+    for name in ('ch1', 'ch2'):
+        lab.add_chassis(name)
+    for chassis in lab.chassis.values():
+        chassis.start_controller()
+    for chassis in lab.chassis.values():
+        chassis.wait_connected()
+    _step('NB: two networks (Geneve and VXLAN), a subnet each, four ports')
+    _dfctl(lab, 'network', 'create', '--name', 'blue', '--network-type',
+           'geneve')
+    _dfctl(lab, 'network', 'create', '--name', 'green', '--network-type',
+           'vxlan')
+    _dfctl(lab, 'subnet', 'create', '--network-id', 'blue', '--cidr',
+           '10.1.0.0/24', '--dns-nameservers', '10.1.0.53', show=False)
+    _dfctl(lab, 'subnet', 'create', '--network-id', 'green', '--cidr',
+           '10.2.0.0/24', show=False)
+    placement = {'blue1': ('blue', 'ch1'), 'blue2': ('blue', 'ch2'),
+                 'green1': ('green', 'ch1'), 'green2': ('green', 'ch2')}
+    ports = {}
+    for vm, (network, _) in placement.items():
+        ports[vm] = json.loads(_dfctl(lab, '--json', 'port', 'create',
+                                      '--name', vm, '--network-id', network,
+                                      show=False))
+    print(_dfctl(lab, 'port', 'list', show=False))
+    _step('VMs: namespaces plugged into br-int; addresses by DHCP from the '
+          'agent')
+    vms = {}
+    for name, (_, chassis) in placement.items():
+        port = type('Port', (), {'id': ports[name]['id'],
+                                 'macs': ports[name]['macs'], 'ips': []})
+        vms[name] = lab.add_vm(name, lab.chassis[chassis], port,
+                               static_ip=False)
+    ok = True
+    for name, vm in vms.items():
+        lease = None
+        deadline = time.monotonic() + 30
+        while lease is None and time.monotonic() < deadline:
+            lease = vm.dhcp(timeout=5)
+        expected = ports[name]['ips'][0]
+        print(f'{name} on {vm.chassis.name}: DHCP lease {lease} '
+              f'(NB: {expected})')
+        ok &= lease == expected
+    _step('ping across chassis')
+    for src, dst in (('blue1', 'blue2'), ('green2', 'green1')):
+        target = ports[dst]['ips'][0]
+        reached = any(vms[src].ping(target, count=1, timeout=1)
+                      for _ in range(10))
+        print(f'{src} -> {dst} ({target}): {"ok" if reached else "FAILED"}')
+        ok &= reached
+    blocked = not vms['blue1'].ping(ports['green2']['ips'][0], count=2,
+                                    timeout=1)
+    print(f'blue1 -> green2 (other network, no router): '
+          f'{"no route, as expected" if blocked else "REACHED"}')
+    ok &= blocked
+    _step('flows per chassis and service health')
+    for chassis in lab.chassis.values():
+        print(f'{chassis.name}: {len(chassis.flows())} flows on br-int')
+    print(_dfctl(lab, 'service', 'list', show=False))
+    print('demo ' + ('passed' if ok else 'FAILED'))
+    return 0 if ok else 1
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='dragonflow-lab', description=__doc__.split('\n\n')[0])
+        prog='dragonflow-lab', description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
     parser.add_argument('--dir', default=DEFAULT_DIR,
                         help=f'lab state directory (default {DEFAULT_DIR})')
     sub = parser.add_subparsers(dest='cmd', required=True)
-    sub.add_parser('up', help='start the lab')
-    sub.add_parser('down', help='stop the lab')
-    sub.add_parser('status', help='show what is running')
-    d = sub.add_parser('demo', help='run the demo (up, tour, down)')
+    sub.add_parser('down', help='tear a kept lab down')
+    sub.add_parser('status', help='show what a kept lab runs')
+    d = sub.add_parser('demo', help='run the demo')
     d.add_argument('--keep', action='store_true', help='leave the lab up')
     args = parser.parse_args(argv)
-    lab = Lab(args.dir)
-    if args.cmd == 'up':
-        state = lab.up()
-        print(f'ZooKeeper at {state["zookeeper"]["address"]}; use\n'
-              f'  export OS_DF__REMOTE_DB_HOSTS={state["zookeeper"]["address"]}')
-        return 0
+    if os.geteuid() != 0:
+        parser.error('the lab needs root (network namespaces)')
+    lab = _lab(args.dir)
     if args.cmd == 'down':
-        lab.down()
+        lab.destroy_stale()
         return 0
     if args.cmd == 'status':
-        state = lab.state()
-        for name, item in state.items():
-            print(f'{name}: pid {item["pid"]} '
-                  f'{"running" if _alive(item["pid"]) else "dead"} '
-                  f'{item.get("address", "")}')
+        path = os.path.join(lab.dir, 'netlab.json')
+        if not os.path.exists(path):
+            print('no lab')
+            return 0
+        with open(path) as f:
+            print(f.read())
         return 0
     try:
         return demo(lab)
+    except Exception as e:
+        print(f'demo FAILED: {e}', file=sys.stderr)
+        return 1
     finally:
-        if not args.keep:
-            lab.down()
+        if args.keep:
+            print(f'\nlab kept: ZooKeeper at {lab.zk_address}; VMs are '
+                  f'namespaces {PREFIX}-<vm>; dragonflow-lab down removes it')
+        else:
+            lab.destroy()
 
 
 if __name__ == '__main__':
