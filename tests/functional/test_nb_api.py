@@ -1,6 +1,7 @@
 """The NB API against a real ZooKeeper: CRUD, compare-and-set, uniqueness,
 references, and 'nothing written' on every refusal."""
 import threading
+import time
 
 import pytest
 
@@ -276,3 +277,32 @@ def test_digest_auth_only_credentialed_clients_write(zk_server, nb_root):
         for c in (owner, anonymous):
             c.stop()
             c.close()
+
+
+def test_writes_without_a_version_retry_concurrent_changes(nb, net):
+    """Without a version, patch and delete read again after losing a race
+    (an agent writing a binding while the operator deletes, say)."""
+    network, _ = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    stop = threading.Event()
+
+    def churn():
+        i = 0
+        while not stop.is_set():
+            try:
+                nb.patch('logical_port', port.id, {'name': f'n{i}'})
+            except errors.NbError:   # gone (NotFound) or outraced: done
+                return
+            i += 1
+            time.sleep(0.002)
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for i in range(20):
+            nb.patch('logical_port', port.id, {'device_id': f'd{i}'})
+        nb.delete('logical_switch', network.id, cascade=True)
+    finally:
+        stop.set()
+        thread.join()
+    with pytest.raises(errors.NotFound):
+        nb.get('logical_port', port.id)

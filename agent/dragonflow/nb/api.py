@@ -11,6 +11,7 @@ fails unless ``cascade`` is asked for (references declared
 ``on_delete='clear'``, like a floating IP's port, are cleared instead).
 """
 import logging
+import random
 import time
 
 from kazoo import exceptions as kz
@@ -22,6 +23,11 @@ from dragonflow.store import zk
 
 LOG = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+
+
+def _backoff(attempt):
+    """Jittered pause before retrying a write that lost a race."""
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** attempt)))
 
 
 class View:
@@ -173,13 +179,22 @@ class NbApi:
 
     def patch(self, table, obj_id, changes_, version=None):
         """Change some fields of an object (read-modify-write, CAS).
-        With ``version`` the write fails if the object is not at it."""
-        old = self.get(table, obj_id)
-        if version is not None and old.version != version:
-            raise errors.StaleVersion(table, obj_id, version)
-        data = old.to_dict()
-        data.update(changes_)
-        return self._update(old, data, old.version)
+        With ``version`` the write fails if the object is not at it;
+        without, a concurrent write makes it read again and retry."""
+        for attempt in range(MAX_ATTEMPTS):
+            old = self.get(table, obj_id)
+            if version is not None and old.version != version:
+                raise errors.StaleVersion(table, obj_id, version)
+            data = old.to_dict()
+            data.update(changes_)
+            try:
+                return self._update(old, data, old.version)
+            except errors.StaleVersion:
+                if version is not None:
+                    raise
+                _backoff(attempt)
+        raise errors.NbError(f'{table} {obj_id}: gave up after '
+                             f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
     def _update(self, old, data, version):
         cls = type(old)
@@ -229,24 +244,29 @@ class NbApi:
     def delete(self, table, obj_id, version=None, cascade=False):
         """Delete an object. Refused while other objects refer to it, unless
         their reference is cleared on delete or ``cascade`` is set (then
-        they are deleted first, each in its own transaction)."""
-        old = self.get(table, obj_id)
-        if version is not None and old.version != version:
-            raise errors.StaleVersion(table, obj_id, version)
-        self._release_referrers(old, cascade)
-        ws = zk.WriteSet('delete', table, obj_id, version=old.version,
-                         topic=old.topic)
-        ws.log_object = old.to_dict()
-        ws.del_refs = _enforced_refs(old)
-        ws.del_keys = list(old.unique_keys())
-        for _ in range(MAX_ATTEMPTS):
+        they are deleted first, each in its own transaction). With
+        ``version`` the delete fails if the object is not at it; without,
+        a concurrent write makes it read again and retry."""
+        for attempt in range(MAX_ATTEMPTS):
+            old = self.get(table, obj_id)
+            if version is not None and old.version != version:
+                raise errors.StaleVersion(table, obj_id, version)
+            self._release_referrers(old, cascade)
+            ws = zk.WriteSet('delete', table, obj_id, version=old.version,
+                             topic=old.topic)
+            ws.log_object = old.to_dict()
+            ws.del_refs = _enforced_refs(old)
+            ws.del_keys = list(old.unique_keys())
             try:
                 self._commit(ws)
                 return old
-            except errors.Contention:
-                continue
+            except (errors.Contention, errors.StaleVersion) as e:
+                if version is not None and \
+                        isinstance(e, errors.StaleVersion):
+                    raise
+                _backoff(attempt)
         raise errors.NbError(f'{table} {obj_id}: gave up after '
-                             f'{MAX_ATTEMPTS} attempts')
+                             f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
     def _release_referrers(self, target, cascade):
         blocking = []
