@@ -10,14 +10,26 @@ DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config 
 	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
 	tcpdump
 
-.PHONY: deps test test-unit demo bench clean
+PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
+	python3-build python3-installer python3-setuptools python3-wheel lintian \
+	rpm rpmlint createrepo-c apt-utils dpkg-dev fakeroot git
+
+.PHONY: deps packaging-deps packages test test-unit demo bench clean
 
 deps:
 	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends $(DEB_PACKAGES); fi
 
-test: deps
+packaging-deps:
+	@if ! dpkg -s $(PACKAGING_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $(PACKAGING_PACKAGES); fi
+
+packages: packaging-deps
+	packaging/build-packages
+
+test: deps packaging-deps
 	$(PYTHON) -m pytest -ra tests
 
 test-unit:
@@ -28,6 +40,7 @@ demo: deps
 
 bench: deps
 	$(PYTHON) bench/nb_bench.py
+	$(PYTHON) bench/controller_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -1,0 +1,150 @@
+"""The DEB and RPM packages, built with the real tools from this tree, and
+the local apt and yum repositories laid out for them."""
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+DIST = os.path.join(ROOT, 'dist')
+VERSION = __import__('dragonflow').__version__
+NEEDED = ('dpkg-buildpackage', 'lintian', 'rpmbuild', 'rpmlint',
+          'createrepo_c', 'apt-ftparchive')
+
+if not all(shutil.which(t) for t in NEEDED) or \
+        not os.path.isdir(os.path.join(ROOT, '.git')):
+    pytest.skip('packaging tools or git checkout missing (make packaging-deps)',
+                allow_module_level=True)
+
+
+def run(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True,
+                          **kw).stdout
+
+
+@pytest.fixture(scope='module')
+def dist():
+    proc = subprocess.run([os.path.join(ROOT, 'packaging', 'build-packages')],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return DIST
+
+
+def deb(dist, name):
+    return os.path.join(dist, 'deb', f'{name}_{VERSION}_all.deb')
+
+
+def rpm(dist, name):
+    return os.path.join(dist, 'rpm', f'{name}-{VERSION}-1.noarch.rpm')
+
+
+def test_all_packages_are_built(dist):
+    names = ('python3-dragonflow', 'dragonflow-common',
+             'dragonflow-controller')
+    for name in names:
+        assert os.path.exists(deb(dist, name)), name
+        assert os.path.exists(rpm(dist, name)), name
+
+
+def test_lintian_and_rpmlint_report_no_errors(dist):
+    with open(os.path.join(dist, 'lintian.txt')) as f:
+        assert not [line for line in f if line.startswith('E:')]
+    with open(os.path.join(dist, 'rpmlint.txt')) as f:
+        text = f.read()
+    assert ' 0 errors' in text and ': E: ' not in text
+
+
+def test_deb_dependencies_are_the_distributions_packages(dist):
+    depends = run('dpkg-deb', '-f', deb(dist, 'python3-dragonflow'),
+                  'Depends')
+    for package in ('python3-kazoo', 'python3-os-ken', 'python3-oslo.config',
+                    'python3-ovsdbapp'):
+        assert package in depends
+    controller = run('dpkg-deb', '-f', deb(dist, 'dragonflow-controller'),
+                     'Depends')
+    assert 'openvswitch-switch' in controller
+    assert f'dragonflow-common (= {VERSION})' in controller
+
+
+def test_deb_conffile_unit_and_maintainer_scripts(dist):
+    with tempfile.TemporaryDirectory() as tmp:
+        run('dpkg-deb', '-e', deb(dist, 'dragonflow-common'), tmp)
+        with open(os.path.join(tmp, 'conffiles')) as f:
+            assert f.read().split() == ['/etc/dragonflow/dragonflow.ini']
+        with open(os.path.join(tmp, 'postinst')) as f:
+            postinst = f.read()
+        assert 'adduser --system --group' in postinst
+        with open(os.path.join(tmp, 'postrm')) as f:
+            assert 'rm -rf /var/lib/dragonflow' in f.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        run('dpkg-deb', '-e', deb(dist, 'dragonflow-controller'), tmp)
+        with open(os.path.join(tmp, 'postinst')) as f:
+            postinst = f.read()
+        assert 'deb-systemd-helper' in postinst       # enable on install
+        assert 'df-local-controller.service' in postinst
+        with open(os.path.join(tmp, 'postinst')) as f:
+            assert 'restart' in f.read() or 'try-restart' in postinst
+    files = run('dpkg-deb', '-c', deb(dist, 'dragonflow-controller'))
+    assert './lib/systemd/system/df-local-controller.service' in files
+    assert './usr/bin/df-local-controller' in files
+
+
+def test_rpm_requires_provides_files_and_scriptlets(dist):
+    requires = run('rpm', '-qp', '--requires', rpm(dist, 'python3-dragonflow'))
+    for package in ('python3-kazoo', 'python3-os-ken', 'python3-oslo-config',
+                    'python3-ovsdbapp'):
+        assert package in requires
+    controller = rpm(dist, 'dragonflow-controller')
+    assert 'openvswitch' in run('rpm', '-qp', '--requires', controller)
+    assert f'dragonflow-controller = {VERSION}-1' in run(
+        'rpm', '-qp', '--provides', controller)
+    assert '/usr/lib/systemd/system/df-local-controller.service' in run(
+        'rpm', '-qp', '-l', controller)
+    scripts = run('rpm', '-qp', '--scripts', controller)
+    assert 'systemctl' in scripts and 'try-restart' in scripts
+    common = rpm(dist, 'dragonflow-common')
+    assert 'useradd -r -g dragonflow' in run('rpm', '-qp', '--scripts', common)
+    assert 'shadow-utils' in run('rpm', '-qp', '--requires', common)
+    configs = run('rpm', '-qp', '--configfiles', common)
+    assert '/etc/dragonflow/dragonflow.ini' in configs
+
+
+def test_rpm_file_layout_installs_into_a_root(dist, tmp_path):
+    run('rpm', '-i', '--nodeps', '--noscripts', '--root', str(tmp_path),
+        *glob.glob(os.path.join(dist, 'rpm', '*.rpm')))
+    for path in ('usr/bin/dfctl', 'usr/bin/df-local-controller',
+                 'etc/dragonflow/dragonflow.ini',
+                 'usr/lib/systemd/system/df-local-controller.service'):
+        assert (tmp_path / path).exists(), path
+    assert list(tmp_path.glob('usr/lib/python3*/site-packages/dragonflow/'
+                              'nb/api.py'))
+
+
+def test_apt_repository_serves_the_packages(dist, tmp_path):
+    lists = tmp_path / 'lists'
+    (lists / 'partial').mkdir(parents=True)
+    sources = tmp_path / 'sources.list'
+    sources.write_text(f'deb [trusted=yes] file:{dist}/deb ./\n')
+    opts = ['-o', f'Dir::Etc::SourceList={sources}',
+            '-o', 'Dir::Etc::SourceParts=/nonexistent',
+            '-o', f'Dir::State::Lists={lists}']
+    run('apt-get', *opts, 'update')
+    policy = run('apt-cache', *opts, 'policy', 'dragonflow-controller')
+    assert f'Candidate: {VERSION}' in policy
+
+
+def test_yum_repository_metadata_lists_the_packages(dist):
+    repodata = os.path.join(dist, 'rpm', 'repodata')
+    assert os.path.exists(os.path.join(repodata, 'repomd.xml'))
+    primary = glob.glob(os.path.join(repodata, '*primary.xml*'))
+    assert primary
+    if shutil.which('dnf'):
+        out = run('dnf', '-q', '--setopt=reposdir=/nonexistent',
+                  f'--repofrompath=df,file://{dist}/rpm', '--repo=df',
+                  '--installroot', tempfile.mkdtemp(), 'repoquery',
+                  '--releasever=9')
+        assert 'dragonflow-controller' in out
