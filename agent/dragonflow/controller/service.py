@@ -27,6 +27,7 @@ import sys
 from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.controller import apps as df_apps
+from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
@@ -48,9 +49,10 @@ class LocalController:
         self.events = queue.Queue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
-        self.writer = concurrent.futures.ThreadPoolExecutor(
+        self.binding_writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='df-binding')
         self.datapath = None
+        self.writer = None          # FlowWriter of the connected switch
         self.generation = 0
         self.iface_names = {}       # interface name -> iface-id
         self.unknown_logged = set()
@@ -187,11 +189,13 @@ class LocalController:
 
     def _handle_datapath(self, dp):
         self.datapath = dp
+        self.writer = flowcodec.FlowWriter(dp)
         return True
 
     def _handle_datapath_lost(self, dp):
         if self.datapath is dp:
             self.datapath = None
+            self.writer = None
         return set()
 
     # --- port binding ----------------------------------------------------
@@ -216,51 +220,57 @@ class LocalController:
             except Exception as e:
                 LOG.warning('could not write binding of port %s: %s',
                             port_id, e)
-        self.writer.submit(write)
+        self.binding_writer.submit(write)
 
     # --- programming the switch ------------------------------------------
-    def _sync_networks(self, net_ids):
-        dp = self.datapath
-        if dp is None:
-            return
+    def _network_changes(self, net_ids):
+        """(deletes, adds) bringing the networks' flows to what the apps
+        want now."""
         local = set(self.state.local_networks())
-        messages = []
+        deletes, adds = [], []
         for net_id in sorted(net_ids):
             network = self.state.network(net_id) if net_id in local else None
             for app in self.apps:
                 flows = app.network_flows(self.state, network) \
                     if network is not None else []
-                adds, deletes = self.installed.replace(app.name, net_id, flows)
-                messages += [ofswitch.flow_delete(dp, f) for f in deletes]
-                messages += [ofswitch.flow_mod(
-                    dp, f, ofswitch.cookie(self.generation, app.cookie))
-                    for f in adds]
-        if messages:
-            ofswitch.send_all(dp, messages)
-            LOG.debug('networks %s: %d flow changes', sorted(net_ids),
-                      len(messages))
+                added, removed = self.installed.replace(app.name, net_id,
+                                                        flows)
+                deletes += removed
+                cookie = ofswitch.cookie(self.generation, app.cookie)
+                adds += [(f, cookie) for f in added]
+        return deletes, adds
+
+    def _sync_networks(self, net_ids):
+        if self.writer is None:
+            return
+        deletes, adds = self._network_changes(net_ids)
+        count = self.writer.commit(deletes, adds)
+        if count:
+            LOG.debug('networks %s: %d flow changes', sorted(net_ids), count)
 
     def _full_sync(self):
-        """Install everything under a new generation, then delete the old
-        generation's flows: hitless for flows that did not change."""
-        dp = self.datapath
-        if dp is None:
+        """Install everything under a new generation and delete the old
+        generation's flows, in one atomic bundle: the switch goes from the
+        old flow set to the new one with no packet lost, and flows of
+        objects deleted while the agent was away disappear."""
+        if self.writer is None:
             return
+        dp = self.datapath
         previous, self.generation = self.ovs.next_generation()
         self.installed.clear()
-        messages = []
+        adds = []
         for app in self.apps:
             flows = app.global_flows(self.state)
             self.installed.replace(app.name, '_global', flows)
-            messages += [ofswitch.flow_mod(
-                dp, f, ofswitch.cookie(self.generation, app.cookie))
-                for f in flows]
-        ofswitch.send_all(dp, messages)
-        self._sync_networks(self.state.local_networks())
-        ofswitch.send_all(dp, [ofswitch.barrier(dp),
-                               ofswitch.delete_generation(dp, previous)])
-        LOG.info('full sync done: generation %d, %d flows', self.generation,
-                 len(self.installed))
+            cookie = ofswitch.cookie(self.generation, app.cookie)
+            adds += [(f, cookie) for f in flows]
+        _, network_adds = self._network_changes(self.state.local_networks())
+        count = self.writer.commit(
+            adds=adds + network_adds,
+            messages=[ofswitch.delete_generation(dp, previous)])
+        LOG.info('full sync done: generation %d, %d flows (%d shapes, %d '
+                 'encoded by os-ken)', self.generation, count - 1,
+                 self.writer.codec.learned, self.writer.codec.fallbacks)
 
 
 def _setup_logging(debug):

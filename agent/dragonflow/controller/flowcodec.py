@@ -1,0 +1,255 @@
+"""Fast FlowMod encoding and atomic bundles.
+
+Building a FlowMod with os-ken's parser objects costs ~0.1 ms; 10,000 of
+them take longer than OVS needs to install them. Flows of one *shape*
+(table, priority, goto, which match fields, which actions) serialise to the
+same bytes except where their values go. So each shape is serialised once
+with os-ken, the byte range of every value is found by serialising it
+again with that value's bits inverted, and later flows of the shape are
+copies of those bytes with their values packed in. A shape whose values
+cannot be located that way is always serialised by os-ken.
+
+Changes are sent in an ONF bundle (the OpenFlow 1.3 extension OVS
+implements, EXT-230), committed atomically: a switch sees all of a change
+or none of it, and the replacement of a whole flow generation loses no
+packet.
+"""
+import socket
+import struct
+
+from dragonflow.controller import ofswitch
+
+ONF_EXPERIMENTER_ID = 0x4f4e4600
+ONF_ET_BUNDLE_ADD_MESSAGE = 2301
+OFPT_EXPERIMENTER = 4
+BUNDLE_ADD = struct.Struct('!BBHIIIIxxH')
+CHUNK = 512 * 1024             # bytes per datapath.send()
+
+
+def _variables(flow, command='add'):
+    """The variable parts of a flow's FlowMod as (kind, field, value), in
+    order (a delete carries only the match)."""
+    out = [('match', field, value) for field, value in flow.match]
+    if command != 'add':
+        return out
+    for action in flow.actions:
+        if action[0] == 'output':
+            out.append(('port', None, action[1]))
+        elif action[0] == 'set_field':
+            out.append(('field', action[1], action[2]))
+        elif action[0] == 'write_metadata':
+            out.append(('u64', None, action[1]))
+    return out
+
+
+def _shape(flow, command):
+    match = tuple((f, isinstance(v, tuple)) for f, v in flow.match)
+    actions = tuple(a[:2] if a[0] == 'set_field' else
+                    a[:1] if a[0] in ('output', 'write_metadata') else a
+                    for a in flow.actions)
+    return command, flow.table, flow.priority, flow.goto, match, actions
+
+
+class FlowCodec:
+    """Encodes Flow values into FlowMod bytes for one datapath."""
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.ofp = dp.ofproto
+        self._templates = {}     # shape -> (bytes, [(offset, width)]) | None
+        self.learned = self.fallbacks = 0
+
+    # --- value encoding --------------------------------------------------
+    def _encode(self, kind, field, value):
+        if kind == 'port':
+            return struct.pack('!I', value)
+        if kind == 'u64':
+            return struct.pack('!Q', value)
+        _, data, mask = self.ofp.oxm_from_user(field, value)
+        return data + (mask or b'') if kind == 'match' else data
+
+    def _inverted(self, kind, field, value):
+        """A value whose encoding differs from value's in every byte."""
+        data = bytes(b ^ 0xff for b in self._encode(kind, field, value))
+        if kind == 'port':
+            return struct.unpack('!I', data)[0]
+        if kind == 'u64':
+            return struct.unpack('!Q', data)[0]
+        num = self.ofp.oxm_from_user(field, value)[0]
+        if kind == 'match' and isinstance(value, tuple):
+            half = len(data) // 2
+            return self.ofp.oxm_to_user(num, data[:half], data[half:])[1]
+        return self.ofp.oxm_to_user(num, data, None)[1]
+
+    @staticmethod
+    def _with(flow, index, new):
+        """flow with its index-th variable replaced by new."""
+        variables = _variables(flow)
+        kind, field, _ = variables[index]
+        match = dict(flow.match)
+        actions = list(flow.actions)
+        n_match = len(flow.match)
+        if index < n_match:
+            match[field] = new
+        else:
+            k = index - n_match
+            for i, action in enumerate(actions):
+                if action[0] in ('output', 'set_field', 'write_metadata'):
+                    if k == 0:
+                        actions[i] = action[:-1] + (new,)
+                        break
+                    k -= 1
+        return type(flow)(flow.table, flow.priority, match, actions,
+                          flow.goto)
+
+    def _packer(self, kind, field, value):
+        """A fast encoder for this variable's type, checked against the
+        generic one on this value (falls back to it when they differ)."""
+        expected = self._encode(kind, field, value)
+
+        def one(v, width):
+            if isinstance(v, int):
+                return {1: struct.Struct('!B'), 2: struct.Struct('!H'),
+                        4: struct.Struct('!I'),
+                        8: struct.Struct('!Q')}[width].pack
+            if isinstance(v, str) and width == 6:
+                return lambda x: bytes.fromhex(x.replace(':', ''))
+            if isinstance(v, str) and width == 4:
+                return socket.inet_aton
+            raise KeyError(width)
+        try:
+            if isinstance(value, tuple):
+                half = len(expected) // 2
+                pv, pm = one(value[0], half), one(value[1], half)
+                packer = (lambda v: pv(v[0]) + pm(v[1]))
+            else:
+                packer = one(value, len(expected))
+            if packer(value) == expected:
+                return packer
+        except (KeyError, ValueError, OSError, struct.error):
+            pass
+        return lambda v: self._encode(kind, field, v)
+
+    # --- templates -------------------------------------------------------
+    def _serialize(self, flow, command, cookie=0):
+        if command == 'add':
+            msg = ofswitch.flow_mod(self.dp, flow, cookie)
+        else:
+            msg = ofswitch.flow_delete(self.dp, flow)
+        msg.set_xid(0)
+        msg.serialize()
+        return bytes(msg.buf)
+
+    def _learn(self, flow, command):
+        base = self._serialize(flow, command)
+        slots = []
+        try:
+            for i, (kind, field, value) in enumerate(_variables(flow,
+                                                                command)):
+                width = len(self._encode(kind, field, value))
+                other = self._serialize(
+                    self._with(flow, i, self._inverted(kind, field, value)),
+                    command)
+                diff = [j for j, (a, b) in enumerate(zip(base, other))
+                        if a != b]
+                if len(other) != len(base) or len(diff) != width or \
+                        diff[-1] - diff[0] + 1 != width:
+                    return None
+                slots.append((diff[0], width,
+                              self._packer(kind, field, value)))
+        except (ValueError, KeyError, TypeError, struct.error):
+            return None
+        return base, slots
+
+    def encode(self, flow, command='add', cookie=0, xid=0):
+        """FlowMod bytes (a bytearray) for flow."""
+        shape = _shape(flow, command)
+        if shape not in self._templates:
+            self._templates[shape] = self._learn(flow, command)
+            self.learned += 1
+        template = self._templates[shape]
+        if template is None:
+            self.fallbacks += 1
+            buf = bytearray(self._serialize(flow, command, cookie))
+        else:
+            base, slots = template
+            buf = bytearray(base)
+            for (offset, width, pack), (_, _, value) in zip(
+                    slots, _variables(flow, command)):
+                buf[offset:offset + width] = pack(value)
+            if command == 'add':
+                struct.pack_into('!Q', buf, 8, cookie)
+        struct.pack_into('!I', buf, 4, xid)
+        return buf
+
+
+class FlowWriter:
+    """Sends flow changes to one switch in atomic bundles."""
+
+    FLAGS = 1 | 2          # ONF_BF_ATOMIC | ONF_BF_ORDERED
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.codec = FlowCodec(dp)
+        self._bundle_id = 0
+
+    def _xid(self):
+        dp = self.dp
+        dp.xid = (dp.xid + 1) & dp.ofproto.MAX_XID
+        return dp.xid
+
+    def _ctrl(self, bundle_id, kind):
+        parser = self.dp.ofproto_parser
+        msg = parser.ONFBundleCtrlMsg(self.dp, bundle_id, kind, self.FLAGS,
+                                      [])
+        self.dp.set_xid(msg)
+        msg.serialize()
+        return bytes(msg.buf)
+
+    def _add(self, bundle_id, inner):
+        xid = self._xid()
+        struct.pack_into('!I', inner, 4, xid)   # inner xid = outer xid
+        return BUNDLE_ADD.pack(4, OFPT_EXPERIMENTER,
+                               BUNDLE_ADD.size + len(inner), xid,
+                               ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE,
+                               bundle_id, self.FLAGS) + inner
+
+    def commit(self, deletes=(), adds=(), messages=()):
+        """One atomic change: deletes (Flows), adds ((Flow, cookie)) and
+        other os-ken messages (e.g. a generation delete), in that order."""
+        if not (deletes or adds or messages):
+            return 0
+        ofp = self.dp.ofproto
+        self._bundle_id = (self._bundle_id + 1) & 0xffffffff
+        bid = self._bundle_id
+        chunks = [self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)]
+        size = len(chunks[0])
+        count = 0
+
+        def push(data):
+            nonlocal size
+            chunks.append(data)
+            size += len(data)
+            if size >= CHUNK:
+                self._flush(chunks)
+                size = 0
+
+        for flow in deletes:
+            push(self._add(bid, self.codec.encode(flow, 'delete')))
+            count += 1
+        for flow, cookie in adds:
+            push(self._add(bid, self.codec.encode(flow, 'add', cookie)))
+            count += 1
+        for msg in messages:
+            msg.set_xid(0)
+            msg.serialize()
+            push(self._add(bid, bytearray(msg.buf)))
+            count += 1
+        push(self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST))
+        self._flush(chunks)
+        return count
+
+    def _flush(self, chunks):
+        if chunks:
+            self.dp.send(b''.join(chunks))
+            chunks.clear()
