@@ -202,3 +202,35 @@ def test_agent_restart_loses_no_packets(topo, lab):
         lab.chassis[name].wait_connected()
     out = ping.communicate(timeout=60)[0]
     assert ' 0% packet loss' in out, out[-300:]
+
+
+def test_ovs_restart_is_reprogrammed(topo, lab):
+    net = topo.network('10.22.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    before = _strip(lab.chassis['ch2'].flows())
+    lab.chassis['ch2'].restart_vswitchd()
+    wait_until(lambda: _strip(lab.chassis['ch2'].flows()) == before,
+               timeout=30, message='flows back after the OVS restart')
+    assert pings(vm1, vm2.ip)
+
+
+# Last: it stops the lab's ZooKeeper for a while.
+def test_zookeeper_outage_keeps_forwarding_then_catches_up(topo, lab,
+                                                           lab_nb):
+    net = topo.network('10.23.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    assert pings(vm1, vm2.ip)
+    lab.zk.kill()
+    try:
+        # Forwarding goes on from the installed flows.
+        time.sleep(2)
+        assert vm1.ping(vm2.ip, count=5, timeout=1)
+    finally:
+        lab.zk.start().wait_ready()
+    # The agents reconnect and follow changes made after the outage.
+    late = topo.vm(net, 'ch1')
+    assert pings(late, vm2.ip, timeout=40)
+    assert pings(vm2, late.ip)

@@ -105,6 +105,19 @@ class Chassis:
         return sh('ovs-appctl', '-t', f'{self.dir}/ovs-vswitchd.ctl', *args,
                   env=self.env)
 
+    def start_vswitchd(self):
+        sh('ovs-vswitchd', f'unix:{self.dir}/db.sock',
+           f'--pidfile={self.dir}/ovs-vswitchd.pid',
+           f'--log-file={self.dir}/ovs-vswitchd.log',
+           f'--unixctl={self.dir}/ovs-vswitchd.ctl', '--detach', ns=self.ns,
+           env=self.env)
+
+    def restart_vswitchd(self):
+        """Kill ovs-vswitchd (flows are lost with it) and start it again."""
+        with open(os.path.join(self.dir, 'ovs-vswitchd.pid')) as f:
+            kill_pid(int(f.read().strip()), signal.SIGKILL)
+        self.start_vswitchd()
+
     def create(self):
         lab = self.lab
         self.destroy()
@@ -127,11 +140,7 @@ class Chassis:
            env=self.env)
         self.vsctl('--no-wait', 'init', '--', 'set', 'Open_vSwitch', '.',
                    f'external_ids:system-id={self.name}')
-        sh('ovs-vswitchd', f'unix:{self.dir}/db.sock',
-           f'--pidfile={self.dir}/ovs-vswitchd.pid',
-           f'--log-file={self.dir}/ovs-vswitchd.log',
-           f'--unixctl={self.dir}/ovs-vswitchd.ctl', '--detach', ns=self.ns,
-           env=self.env)
+        self.start_vswitchd()
         self.vsctl('add-br', 'br-phy', '--', 'set', 'Bridge', 'br-phy',
                    'datapath_type=netdev', '--', 'add-port', 'br-phy', 'ul0',
                    '--', 'set', 'Interface', 'ul0', 'mtu_request=1600')
