@@ -136,35 +136,9 @@ class NbApi:
     # --- writes ----------------------------------------------------------
     def create(self, table, data):
         """Create an object from a dict (or a model instance); returns it."""
-        cls = base.model_for(table)
         if isinstance(data, base.Model):
             data = data.to_dict()
-        for _ in range(MAX_ATTEMPTS):
-            obj = cls.from_dict(dict(data), table)
-            guards = self.store.guard_versions(obj.guards())
-            view = View(self)
-            obj.prepare(view)
-            obj.validate()
-            view.check_references(obj)
-            obj.check_in_store(view, None)
-            ws = zk.WriteSet('create', table, obj.id, body=obj.to_json(),
-                             topic=obj.topic)
-            ws.log_object = obj.to_dict()
-            ws.add_refs = _enforced_refs(obj)
-            ws.add_keys = list(obj.unique_keys())
-            ws.guards = guards
-            try:
-                self._commit(ws)
-            except errors.UniqueConflict as e:
-                if e.index in obj.allocated():
-                    continue        # our own random pick collided: pick again
-                raise
-            except errors.Contention:
-                continue
-            obj._version = 0
-            return obj
-        raise errors.NbError(f'{table}: gave up after {MAX_ATTEMPTS} attempts '
-                             '(allocation or concurrency conflicts)')
+        return self._write(base.model_for(table), data)
 
     def update(self, obj):
         """Write a modified object. Compare-and-set: ``obj.version`` must be
@@ -175,7 +149,7 @@ class NbApi:
         old = self.get(obj.table, obj.id)
         if old.version != obj.version:
             raise errors.StaleVersion(obj.table, obj.id, obj.version)
-        return self._update(old, obj.to_dict(), obj.version)
+        return self._update(old, obj.to_dict())
 
     def patch(self, table, obj_id, changes_, version=None):
         """Change some fields of an object (read-modify-write, CAS).
@@ -188,7 +162,7 @@ class NbApi:
             data = old.to_dict()
             data.update(changes_)
             try:
-                return self._update(old, data, old.version)
+                return self._update(old, data)
             except errors.StaleVersion:
                 if version is not None:
                     raise
@@ -196,7 +170,7 @@ class NbApi:
         raise errors.NbError(f'{table} {obj_id}: gave up after '
                              f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
-    def _update(self, old, data, version):
+    def _update(self, old, data):
         cls = type(old)
         table = cls.table
         for name, field in cls.fields().items():
@@ -209,22 +183,32 @@ class NbApi:
                         raise errors.ValidationError(
                             f'{table}.{name}: cannot be changed '
                             f'(is {old.to_dict().get(name)!r})')
+        return self._write(cls, data, old)
+
+    def _write(self, cls, data, old=None):
+        """Validate and commit a create (old is None) or an update of old
+        (compare-and-set on its version). A collision on a value the model
+        allocated itself, or a lost guard race, makes it start over."""
+        table = cls.table
+        action = 'create' if old is None else 'update'
+        old_refs = set(_enforced_refs(old)) if old else set()
+        old_keys = set(old.unique_keys()) if old else set()
         for _ in range(MAX_ATTEMPTS):
             obj = cls.from_dict(dict(data), table)
-            obj._version = version
+            obj._version = old.version if old else None
             guards = self.store.guard_versions(obj.guards())
             view = View(self)
             obj.prepare(view)
             obj.validate()
             view.check_references(obj)
             obj.check_in_store(view, old)
-            ws = zk.WriteSet('update', table, obj.id, body=obj.to_json(),
-                             version=version, topic=obj.topic)
+            ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
+                             version=old.version if old else -1,
+                             topic=obj.topic)
             ws.log_object = obj.to_dict()
-            old_refs, new_refs = set(_enforced_refs(old)), set(_enforced_refs(obj))
+            new_refs, new_keys = set(_enforced_refs(obj)), set(obj.unique_keys())
             ws.add_refs = sorted(new_refs - old_refs)
             ws.del_refs = sorted(old_refs - new_refs)
-            old_keys, new_keys = set(old.unique_keys()), set(obj.unique_keys())
             ws.add_keys = sorted(new_keys - old_keys)
             ws.del_keys = sorted(old_keys - new_keys)
             ws.guards = guards
@@ -232,14 +216,14 @@ class NbApi:
                 self._commit(ws)
             except errors.UniqueConflict as e:
                 if e.index in obj.allocated():
-                    continue
+                    continue        # our own random pick collided: pick again
                 raise
             except errors.Contention:
                 continue
-            obj._version = version + 1
+            obj._version = ws.new_version()
             return obj
-        raise errors.NbError(f'{table} {old.id}: gave up after '
-                             f'{MAX_ATTEMPTS} attempts')
+        raise errors.NbError(f'{table}: gave up after {MAX_ATTEMPTS} attempts '
+                             '(allocation or concurrency conflicts)')
 
     def delete(self, table, obj_id, version=None, cascade=False):
         """Delete an object. Refused while other objects refer to it, unless
