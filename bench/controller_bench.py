@@ -365,6 +365,7 @@ def main():
     lab = NetLab(tempfile.mkdtemp(prefix='df-bench-lab-'), prefix='dfb',
                  underlay='172.30.50.0/24')
     results = {}
+    client = None
     try:
         lab.create()
         for i in range(1, 6):
@@ -390,6 +391,9 @@ def main():
             results['cold_start'] = bench_cold_start(lab, nb,
                                                      args.cold_ports)
     finally:
+        if client is not None:
+            client.stop()
+            client.close()
         lab.destroy()
         lab.remove_dir()
     if args.json:
