@@ -13,7 +13,8 @@ DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config 
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \
 	rpm rpmlint createrepo-c apt-utils dpkg-dev fakeroot git dnf \
-	systemd-container debootstrap
+	systemd-container debootstrap ansible ansible-lint python3-testinfra \
+	python3-yaml
 
 .PHONY: deps packaging-deps packages test test-unit demo bench clean
 

@@ -15,8 +15,13 @@ import time
 DEFAULT_IMAGE = '/var/cache/dragonflow-lab/bookworm-node'
 NODE_PACKAGES = ('systemd', 'systemd-sysv', 'dbus', 'iproute2', 'procps',
                  'python3', 'adduser', 'ca-certificates')
+# What the project's packages and roles install, present in the image so
+# nodes need no route to a mirror.
 DEPENDENCIES = ('openvswitch-switch', 'python3-os-ken', 'python3-ovsdbapp',
-                'python3-kazoo', 'python3-oslo.config', 'python3-apt')
+                'python3-kazoo', 'python3-oslo.config', 'python3-apt',
+                'zookeeper', 'default-jre-headless', 'iputils-ping',
+                'ethtool')
+IMAGE_ID = ' '.join(NODE_PACKAGES + DEPENDENCIES)
 
 
 def debian_mirror():
@@ -43,7 +48,11 @@ class NodeImage:
         self.stamp = os.path.join(path, '.dragonflow-image-ready')
 
     def ready(self):
-        return os.path.exists(self.stamp)
+        try:
+            with open(self.stamp) as f:
+                return f.read().strip() == IMAGE_ID
+        except OSError:
+            return False
 
     def build(self, log=None):
         """debootstrap + the dependencies, services kept from starting in
@@ -63,10 +72,16 @@ class NodeImage:
         os.chmod(policy, 0o755)
         env = dict(os.environ, DEBIAN_FRONTEND='noninteractive',
                    PATH='/usr/sbin:/usr/bin:/sbin:/bin')
-        subprocess.run(['chroot', self.path, 'apt-get', 'install', '-y',
-                        '--no-install-recommends', *DEPENDENCIES], check=True,
-                       stdout=out, stderr=out, env=env)
-        subprocess.run(['chroot', self.path, 'apt-get', 'clean'], check=True)
+        proc = os.path.join(self.path, 'proc')
+        subprocess.run(['mount', '-t', 'proc', 'proc', proc], check=True)
+        try:      # Java's postinst needs /proc
+            subprocess.run(['chroot', self.path, 'apt-get', 'install', '-y',
+                            '--no-install-recommends', *DEPENDENCIES],
+                           check=True, stdout=out, stderr=out, env=env)
+            subprocess.run(['chroot', self.path, 'apt-get', 'clean'],
+                           check=True)
+        finally:
+            subprocess.run(['umount', proc], check=False)
         os.unlink(policy)
         # Nodes have no route out: only the local repositories the lab
         # binds in are used.
@@ -76,7 +91,7 @@ class NodeImage:
                                             'etc/apt/sources.list.d')):
             os.unlink(os.path.join(self.path, 'etc/apt/sources.list.d', name))
         with open(self.stamp, 'w') as f:
-            f.write('ok\n')
+            f.write(IMAGE_ID + '\n')
         return self
 
 
@@ -84,11 +99,15 @@ class Node:
     """A booted container. ``binds``: {host path: node path} (read-only)."""
 
     def __init__(self, image, name, workdir, binds=None, host_ip=None,
-                 node_ip=None, prefixlen=30):
+                 node_ip=None, prefixlen=30, bridge=None):
+        """With ``bridge`` the node's veth joins that host bridge (nodes on
+        one bridge reach each other); else ``host_ip`` is put on the host
+        end of a point-to-point veth."""
         self.image = image
         self.name = name
         self.workdir = workdir
         self.binds = binds or {}
+        self.bridge = bridge
         self.host_ip, self.node_ip, self.prefixlen = host_ip, node_ip, prefixlen
         self.proc = None
         self.pid1 = None
@@ -102,7 +121,9 @@ class Node:
         log = open(os.path.join(self.workdir, f'{self.name}.console'), 'ab')
         argv = ['systemd-nspawn', '-b', '-D', self.image.path,
                 '--volatile=overlay', '--register=no', '--keep-unit',
-                '-M', self.name, '--network-veth']
+                '-M', self.name]
+        argv.append(f'--network-bridge={self.bridge}' if self.bridge
+                    else '--network-veth')
         for host, node in self.binds.items():
             argv.append(f'--bind-ro={host}:{node}')
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -119,15 +140,17 @@ class Node:
             time.sleep(0.3)
         else:
             raise TimeoutError(f'node {self.name} did not boot')
-        if self.host_ip:
+        if self.host_ip and not self.bridge:
             subprocess.run(['ip', 'addr', 'add',
                             f'{self.host_ip}/{self.prefixlen}', 'dev',
                             self.host_veth], check=True)
             subprocess.run(['ip', 'link', 'set', self.host_veth, 'up'],
                            check=True)
+        if self.node_ip:
             self.run('ip', 'addr', 'add', f'{self.node_ip}/{self.prefixlen}',
                      'dev', 'host0')
             self.run('ip', 'link', 'set', 'host0', 'up')
+            self.run('ethtool', '-K', 'host0', 'tx', 'off', check=False)
         return self
 
     def _find_pid1(self):

@@ -1,0 +1,1 @@
+"""testinfra suite: run with --hosts=ansible://... --ansible-inventory=..."""

@@ -1,0 +1,87 @@
+"""testinfra checks of a deployed Dragonflow site, run on every node of an
+inventory (playbooks/verify.yml, or pytest --hosts=ansible://all
+--ansible-inventory=...). Expectations come from the NB database through
+dfctl on the node, not from recorded dumps."""
+import json
+
+import pytest
+
+PACKAGES = ('python3-dragonflow', 'dragonflow-common', 'dragonflow-controller')
+
+
+def groups(host):
+    return host.ansible.get_variables().get('group_names', [])
+
+
+def dfctl(host, *args):
+    out = host.check_output('dfctl --json ' + ' '.join(args))
+    return json.loads(out)
+
+
+def test_zookeeper_serves(host):
+    if 'zookeeper' not in groups(host):
+        pytest.skip('not a ZooKeeper node')
+    service = host.service('zookeeper')
+    assert service.is_running and service.is_enabled
+    port = host.ansible.get_variables().get('zookeeper_client_port', 2181)
+    out = host.check_output(
+        f"python3 -c \"import socket; s=socket.create_connection(('127.0.0.1',"
+        f" {port})); s.sendall(b'srvr'); print(s.recv(4096).decode())\"")
+    assert 'Mode: standalone' in out or 'Mode: leader' in out or \
+        'Mode: follower' in out
+
+
+def compute(host):
+    if 'compute' not in groups(host):
+        pytest.skip('not a compute node')
+
+
+def test_packages_at_the_expected_version(host):
+    compute(host)
+    expected = host.ansible.get_variables().get('dragonflow_expected_version')
+    for name in PACKAGES:
+        package = host.package(name)
+        assert package.is_installed, name
+        if expected:
+            assert package.version == expected, name
+
+
+def test_controller_running_and_enabled(host):
+    compute(host)
+    service = host.service('df-local-controller')
+    assert service.is_running and service.is_enabled
+
+
+def test_bridge_secure_and_connected(host):
+    compute(host)
+    assert host.check_output('ovs-vsctl get Bridge br-int fail_mode') == \
+        'secure'
+    assert 'true' in host.check_output(
+        'ovs-vsctl --columns=is_connected list Controller')
+    ports = host.check_output('ovs-vsctl list-ports br-int').split()
+    assert 'tun-geneve' in ports and 'tun-vxlan' in ports
+
+
+def test_chassis_registered_and_up(host):
+    compute(host)
+    name = host.ansible.get_variables()['inventory_hostname']
+    chassis = {c['id']: c for c in dfctl(host, 'chassis', 'list')}
+    assert chassis[name]['state'] == 'up'
+    assert chassis[name]['ip'] == \
+        host.ansible.get_variables()['dragonflow_local_ip']
+
+
+def test_flows_match_the_nb_state(host):
+    """Every port NB binds here has its classifier and port-security flows;
+    the table defaults of every app are there."""
+    compute(host)
+    name = host.ansible.get_variables()['inventory_hostname']
+    flows = host.check_output('ovs-ofctl -O OpenFlow13 dump-flows br-int')
+    for table in (0, 5, 25, 30, 55, 75, 100):
+        assert f'table={table}, ' in flows and 'priority=0' in flows
+    for port in dfctl(host, 'port', 'list'):
+        if port.get('binding_chassis') != name:
+            continue
+        key = hex(port['unique_key'])
+        assert f'set_field:{key}->reg6' in flows, port['id']
+        assert f'reg6={key}' in flows, port['id']
