@@ -23,9 +23,12 @@ def test_zookeeper_serves(host):
         pytest.skip('not a ZooKeeper node')
     service = host.service('zookeeper')
     assert service.is_running and service.is_enabled
-    port = host.ansible.get_variables().get('zookeeper_client_port', 2181)
+    variables = host.ansible.get_variables()
+    port = variables.get('zookeeper_client_port', 2181)
+    address = variables.get('zookeeper_client_address', '0.0.0.0')
+    address = '127.0.0.1' if address == '0.0.0.0' else address
     out = host.check_output(
-        f"python3 -c \"import socket; s=socket.create_connection(('127.0.0.1',"
+        f"python3 -c \"import socket; s=socket.create_connection(('{address}',"
         f" {port})); s.sendall(b'srvr'); print(s.recv(4096).decode())\"")
     assert 'Mode: standalone' in out or 'Mode: leader' in out or \
         'Mode: follower' in out
