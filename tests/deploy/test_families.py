@@ -1,0 +1,53 @@
+"""The roles' choices per OS family. Debian is deployed for real by
+test_site.py; no RHEL node can be booted here, so the RedHat path is
+checked by resolving the roles' variables and rendering their templates
+with RedHat facts, and its packages by resolving them from the yum
+repository (tests/packaging)."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+if not shutil.which('ansible-playbook'):
+    pytest.skip('ansible missing (make packaging-deps)',
+                allow_module_level=True)
+
+EXPECTED = {
+    'Debian': {'zookeeper': ['zookeeper', 'default-jre-headless'],
+               'openvswitch': ['openvswitch-switch'],
+               'openvswitch_service': 'openvswitch-switch'},
+    'RedHat': {'zookeeper': ['zookeeper', 'java-17-openjdk-headless'],
+               'openvswitch': ['openvswitch'],
+               'openvswitch_service': 'openvswitch'},
+}
+
+
+@pytest.mark.parametrize('family', sorted(EXPECTED))
+def test_roles_resolve_per_family(family, tmp_path):
+    proc = subprocess.run(
+        ['ansible-playbook', os.path.join(ROOT, 'tests', 'deploy',
+                                          'family.yml'),
+         '-e', f'family={family}', '-e', f'out={tmp_path}', '-e',
+         json.dumps({'dragonflow_zookeeper_hosts': ['10.0.0.5:2181'],
+                     'dragonflow_local_ip': '10.1.0.21'})],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    names = json.loads((tmp_path / 'names.json').read_text())
+    for key, value in EXPECTED[family].items():
+        assert names[key] == value, key
+    assert names['dragonflow'] == ['dragonflow-controller']
+    assert names['dragonflow_service'] == 'df-local-controller'
+    ini = (tmp_path / 'dragonflow.ini').read_text()
+    assert 'remote_db_hosts = 10.0.0.5:2181' in ini
+    assert 'local_ip = 10.1.0.21' in ini
+    assert 'apps_list = classifier,port_security,arp_responder,dhcp,l2,' \
+        'tunneling' in ini
+    unit = (tmp_path / 'zookeeper.service').read_text()
+    classpath = '/usr/share/java/zookeeper' if family == 'RedHat' else \
+        '/usr/share/java/zookeeper.jar'
+    assert classpath in unit
