@@ -63,7 +63,7 @@ controller_opts = [
                     'module)'),
     cfg.ListOpt('apps_list', default=['classifier', 'port_security',
                                       'arp_responder', 'dhcp', 'l2',
-                                      'tunneling'],
+                                      'tunneling', 'l3'],
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),

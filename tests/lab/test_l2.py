@@ -216,6 +216,31 @@ def test_ovs_restart_is_reprogrammed(topo, lab):
     assert pings(vm1, vm2.ip)
 
 
+def test_routed_ping_between_networks_on_different_chassis(topo, lab_nb):
+    """Distributed routing: the source chassis routes (one tunnel hop) and
+    the TTL goes down by one."""
+    red = topo.network('10.41.0.0/24')
+    blue = topo.network('10.42.0.0/24', network_type='vxlan')
+    router = lab_nb.create('logical_router', {'name': 'r-test'})
+    for net in (red, blue):
+        subnet = lab_nb.list('subnet', network_id=net.id)[0]
+        lab_nb.create('logical_router_port', {'router_id': router.id,
+                                              'subnet_id': subnet.id})
+    a = topo.vm(red, 'ch1')
+    b = topo.vm(blue, 'ch2')
+    c = topo.vm(blue, 'ch1')
+    for vm, gateway in ((a, '10.41.0.1'), (b, '10.42.0.1'),
+                        (c, '10.42.0.1')):
+        vm.run('ip', 'route', 'add', 'default', 'via', gateway)
+    assert pings(a, b.ip)               # routed, across chassis
+    assert pings(a, c.ip)               # routed, on one chassis
+    assert pings(b, a.ip)
+    assert 'ttl=63' in a.run('ping', '-c', '1', '-W', '1', b.ip)
+    lab_nb.delete('logical_router', router.id, cascade=True)
+    wait_until(lambda: not a.ping(b.ip, count=1, timeout=1),
+               message='no route once the router is gone')
+
+
 # Last: it stops the lab's ZooKeeper for a while.
 def test_zookeeper_outage_keeps_forwarding_then_catches_up(topo, lab,
                                                            lab_nb):

@@ -35,7 +35,8 @@ from dragonflow.controller.state import LocalState
 
 LOG = logging.getLogger(__name__)
 BINARY = 'df-local-controller'
-FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port']
+FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
+            'logical_router', 'logical_router_port']
 
 
 class LocalController:
@@ -55,6 +56,7 @@ class LocalController:
         self.writer = None          # FlowWriter of the connected switch
         self.generation = 0
         self.iface_names = {}       # interface name -> iface-id
+        self.programmed = set()     # networks whose flows are installed
         self.unknown_logged = set()
 
     # --- inputs (any thread) ---------------------------------------------
@@ -118,6 +120,11 @@ class LocalController:
                     full = True
                 elif result:
                     dirty |= result
+            # Networks that became (or stopped being) needed here, e.g. the
+            # far side of a router when its first local port appears.
+            programmed = set(self.state.programmed_networks())
+            dirty |= programmed ^ self.programmed
+            self.programmed = programmed
             try:
                 if full:
                     self._full_sync()
@@ -143,7 +150,15 @@ class LocalController:
             if change.table == 'logical_port' and change.action != 'delete':
                 self._claim(change.new)
         elif change.table == 'chassis':
-            nets |= set(state.local_networks())
+            nets |= set(state.programmed_networks())
+        elif change.table == 'logical_router_port':
+            for rport in (obj, old):
+                if rport is not None:
+                    nets.add(rport.network_id)
+                    nets |= {p.network_id for p in
+                             state.router_interfaces(rport.router_id)}
+        elif change.table == 'logical_router':
+            nets |= {p.network_id for p in state.router_interfaces(change.id)}
         return nets
 
     def _handle_iface(self, payload):
@@ -156,7 +171,7 @@ class LocalController:
                     state.tunnel_ofports.pop(ttype, None)
                 else:
                     state.tunnel_ofports[ttype] = ofport
-                return set(state.local_networks())
+                return set(state.programmed_networks())
             return set()
         previous = self.iface_names.get(name)
         if ofport is None or not iface_id:
@@ -226,10 +241,11 @@ class LocalController:
     def _network_changes(self, net_ids):
         """(deletes, adds) bringing the networks' flows to what the apps
         want now."""
-        local = set(self.state.local_networks())
+        wanted = set(self.state.programmed_networks())
         deletes, adds = [], []
         for net_id in sorted(net_ids):
-            network = self.state.network(net_id) if net_id in local else None
+            network = self.state.network(net_id) if net_id in wanted \
+                else None
             for app in self.apps:
                 flows = app.network_flows(self.state, network) \
                     if network is not None else []
@@ -264,7 +280,8 @@ class LocalController:
             self.installed.replace(app.name, '_global', flows)
             cookie = ofswitch.cookie(self.generation, app.cookie)
             adds += [(f, cookie) for f in flows]
-        _, network_adds = self._network_changes(self.state.local_networks())
+        _, network_adds = self._network_changes(
+            self.state.programmed_networks())
         count = self.writer.commit(
             adds=adds + network_adds,
             messages=[ofswitch.delete_generation(dp, previous)])

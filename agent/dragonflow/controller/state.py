@@ -4,6 +4,9 @@ Only the controller's main loop mutates it; apps read it to compute flows.
 """
 import collections
 
+# Objects indexed by the network they sit on.
+NETWORK_TABLES = ('logical_port', 'subnet', 'logical_router_port')
+
 
 class LocalState:
     def __init__(self, chassis_id):
@@ -22,7 +25,7 @@ class LocalState:
             self._unindex(old)
         self.objects[obj.table][obj.id] = obj
         net_id = getattr(obj, 'network_id', None)
-        if net_id and obj.table in ('logical_port', 'subnet'):
+        if net_id and obj.table in NETWORK_TABLES:
             self.by_network[net_id][obj.table][obj.id] = obj
         return old
 
@@ -34,7 +37,7 @@ class LocalState:
 
     def _unindex(self, obj):
         net_id = getattr(obj, 'network_id', None)
-        if net_id and obj.table in ('logical_port', 'subnet'):
+        if net_id and obj.table in NETWORK_TABLES:
             self.by_network[net_id][obj.table].pop(obj.id, None)
 
     def get(self, table, obj_id):
@@ -53,6 +56,24 @@ class LocalState:
     def ports(self, net_id):
         return sorted(self.by_network[net_id]['logical_port'].values(),
                       key=lambda p: p.id)
+
+    def router_ports(self, net_id):
+        """Router interfaces on a network."""
+        return sorted(self.by_network[net_id]['logical_router_port'].values(),
+                      key=lambda p: p.id)
+
+    def router_interfaces(self, router_id):
+        return sorted((p for p in self.objects['logical_router_port'].values()
+                       if p.router_id == router_id), key=lambda p: p.id)
+
+    def routed_networks(self, net_id):
+        """Networks reachable from net_id through one of its routers."""
+        out = set()
+        for rport in self.router_ports(net_id):
+            for other in self.router_interfaces(rport.router_id):
+                out.add(other.network_id)
+        out.discard(net_id)
+        return out
 
     # --- locality --------------------------------------------------------
     def is_local(self, port):
@@ -80,6 +101,17 @@ class LocalState:
             if port is not None and self.network(port.network_id):
                 nets.add(port.network_id)
         return sorted(nets)
+
+    def programmed_networks(self):
+        """Networks this chassis programs: those of its local ports, and
+        the networks their routers reach (routing happens on the source
+        chassis, so it needs the destination network's ports)."""
+        local = set(self.local_networks())
+        out = set(local)
+        for net_id in local:
+            out |= {n for n in self.routed_networks(net_id)
+                    if self.network(n) is not None}
+        return sorted(out)
 
     def port_by_ofport(self, ofport):
         for port_id, number in self.ofports.items():

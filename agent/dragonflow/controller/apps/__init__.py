@@ -12,9 +12,8 @@ APP_MODULES = {
     'dhcp': 'dragonflow.controller.apps.dhcp',
     'l2': 'dragonflow.controller.apps.l2',
     'tunneling': 'dragonflow.controller.apps.tunneling',
+    'l3': 'dragonflow.controller.apps.l3',
 }
-FULL = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
-        'tunneling')
 
 
 class App:

@@ -1,5 +1,6 @@
-"""Table 25: ARP requests for any address known in the network are answered
-on the chassis, from the NB model, so they never cross a tunnel."""
+"""Table 25: ARP requests for any address known in the network (ports,
+their allowed address pairs, router interfaces) are answered on the
+chassis, from the NB model, so they never cross a tunnel."""
 import ipaddress
 
 from dragonflow.controller import apps
@@ -21,6 +22,9 @@ def answers(state, network):
                     ipaddress.ip_address(address).version == 4:
                 out.setdefault(address, pair.get('mac_address')
                                or port.macs[0])
+    for rport in state.router_ports(network.id):
+        if ipaddress.ip_address(rport.ip).version == 4:
+            out[rport.ip] = rport.mac
     return sorted(out.items())
 
 
