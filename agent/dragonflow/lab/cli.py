@@ -3,7 +3,8 @@
     dragonflow-lab demo     build the lab (ZooKeeper, two chassis with OVS
                             and df-local-controller), create two networks
                             and four VMs with dfctl, let the VMs get their
-                            addresses by DHCP, ping across chassis, print
+                            addresses by DHCP, ping across chassis, add a
+                            router and ping between the networks, print
                             the flow count per chassis, tear down
                             (--keep leaves it up)
     dragonflow-lab status   what a kept lab runs
@@ -61,10 +62,11 @@ def demo(lab):
            'geneve')
     _dfctl(lab, 'network', 'create', '--name', 'green', '--network-type',
            'vxlan')
-    _dfctl(lab, 'subnet', 'create', '--network-id', 'blue', '--cidr',
-           '10.1.0.0/24', '--dns-nameservers', '10.1.0.53', show=False)
-    _dfctl(lab, 'subnet', 'create', '--network-id', 'green', '--cidr',
-           '10.2.0.0/24', show=False)
+    _dfctl(lab, 'subnet', 'create', '--name', 'blue-v4', '--network-id',
+           'blue', '--cidr', '10.1.0.0/24', '--dns-nameservers', '10.1.0.53',
+           show=False)
+    _dfctl(lab, 'subnet', 'create', '--name', 'green-v4', '--network-id',
+           'green', '--cidr', '10.2.0.0/24', show=False)
     placement = {'blue1': ('blue', 'ch1'), 'blue2': ('blue', 'ch2'),
                  'green1': ('green', 'ch1'), 'green2': ('green', 'ch2')}
     ports = {}
@@ -103,6 +105,19 @@ def demo(lab):
     print(f'blue1 -> green2 (other network, no router): '
           f'{"no route, as expected" if blocked else "REACHED"}')
     ok &= blocked
+    _step('a distributed router between blue and green')
+    _dfctl(lab, 'router', 'create', '--name', 'r1', show=False)
+    for subnet in ('blue-v4', 'green-v4'):
+        _dfctl(lab, 'router-interface', 'create', '--router-id', 'r1',
+               '--subnet-id', subnet, show=False)
+    print(_dfctl(lab, 'router-interface', 'list', show=False))
+    for src, dst in (('blue1', 'green2'), ('green1', 'blue2')):
+        target = ports[dst]['ips'][0]
+        reached = any(vms[src].ping(target, count=1, timeout=1)
+                      for _ in range(10))
+        print(f'{src} -> {dst} ({target}), routed: '
+              f'{"ok" if reached else "FAILED"}')
+        ok &= reached
     _step('flows per chassis and service health')
     for chassis in lab.chassis.values():
         print(f'{chassis.name}: {len(chassis.flows())} flows on br-int')

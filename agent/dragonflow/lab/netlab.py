@@ -368,6 +368,7 @@ class NetLab:
            'dev', 'ul0', ns=self.zk_ns)
         sh('ip', 'link', 'set', 'ul0', 'up', ns=self.zk_ns)
         sh('ethtool', '-K', 'ul0', 'tx', 'off', ns=self.zk_ns)
+        shutil.rmtree(os.path.join(self.dir, 'zookeeper'), ignore_errors=True)
         self.zk = zookeeper.ZkServer(os.path.join(self.dir, 'zookeeper'),
                                      host=self.zk_ip, port=2181,
                                      netns=self.zk_ns)
