@@ -3,8 +3,10 @@ ports. A packet sent to a router interface's MAC leaves L2 lookup for the
 router (``reg5`` = router key); table 60 knows every port address on the
 router's other subnets and rewrites the packet as the router would: source
 MAC of the outgoing interface, destination MAC of the port, TTL
-decremented, destination network and port key set. Delivery is then the
-ordinary egress (local port, or one tunnel hop to the port's chassis)."""
+decremented, destination network and port key set. Extra routes of the
+router whose next hop is a port (a VM acting as a router) send matching
+destinations to that port the same way. Delivery is then the ordinary
+egress (local port, or one tunnel hop to the port's chassis)."""
 import ipaddress
 
 from dragonflow.controller import apps
@@ -35,6 +37,7 @@ class L3App(apps.App):
             subnet = state.get('subnet', rport.subnet_id)
             if subnet is None:
                 continue
+            by_ip = {}
             for port in state.ports(network.id):
                 if not port.macs:
                     continue
@@ -42,17 +45,34 @@ class L3App(apps.App):
                     if ipaddress.ip_address(ip) not in subnet.network or \
                             subnet.network.version != 4:
                         continue
-                    out.append(self.flow(
-                        pl.L3_LOOKUP, 100,
-                        {pl.REG_ROUTER: router.unique_key,
-                         'eth_type': pl.ETH_IP, 'ipv4_dst': ip},
-                        [('set_field', 'eth_src', rport.mac),
-                         ('set_field', 'eth_dst', port.macs[0]),
-                         ('dec_ttl',),
-                         ('set_field', pl.REG_DST, port.unique_key),
-                         ('write_metadata', network.unique_key)],
-                        goto=pl.EGRESS))
+                    by_ip[ip] = port
+                    out.append(self._to_port(router, rport, network, port,
+                                             ip, 100))
+            # Extra routes whose next hop is a port here: to that port,
+            # longest prefix first (host routes to ports win over them).
+            for route in router.routes:
+                nexthop = by_ip.get(route['nexthop'])
+                destination = ipaddress.ip_network(route['destination'])
+                if nexthop is None or destination.version != 4:
+                    continue
+                out.append(self._to_port(
+                    router, rport, network, nexthop,
+                    (str(destination.network_address),
+                     str(destination.netmask)), 50 + destination.prefixlen))
         return out
+
+    def _to_port(self, router, rport, network, port, destination, priority):
+        """Route packets for destination out of rport to port."""
+        return self.flow(
+            pl.L3_LOOKUP, priority,
+            {pl.REG_ROUTER: router.unique_key, 'eth_type': pl.ETH_IP,
+             'ipv4_dst': destination},
+            [('set_field', 'eth_src', rport.mac),
+             ('set_field', 'eth_dst', port.macs[0]),
+             ('dec_ttl',),
+             ('set_field', pl.REG_DST, port.unique_key),
+             ('write_metadata', network.unique_key)],
+            goto=pl.EGRESS)
 
 
 APP = L3App
