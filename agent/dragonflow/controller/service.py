@@ -2,25 +2,24 @@
 the NB model.
 
 One main loop owns all state: NB changes (from the change stream), local
-interface changes (from OVSDB) and switch connections arrive as events on
-one queue; each event marks the networks it touches dirty, and only those
+interface changes (from OVSDB) and switch connections arrive as events in
+one inbox; each event marks the networks it touches dirty, and only those
 networks' flows are recomputed (by every app) and diffed against what is
 installed.
 
 Threads: os-ken (OpenFlow) runs its eventlet hub in the main thread; the
 main loop is a green thread there too, so it can talk to the switch. The
 NB subscriber (kazoo) and OVSDB (ovsdbapp) keep their own OS threads and
-hand events over through a queue plus a wake-up pipe the hub waits on.
-Nothing is monkey-patched: with Debian 12's eventlet and ovsdbapp a
+hand events over through an Inbox (a queue plus a wake-up pipe the hub
+waits on). Nothing is monkey-patched: with Debian 12's eventlet and ovsdbapp a
 patched process deadlocked in ovsdbapp's connection thread, and a socket
 patch under kazoo's threads dropped its connection; keeping the two
-worlds apart avoids both. Nothing outside this module and ofswitch
-imports eventlet.
+worlds apart avoids both. Only the daemons' modules (and the Inbox they
+share) touch eventlet.
 """
 import concurrent.futures
 import logging
 import os
-import queue
 import signal
 import sys
 
@@ -32,6 +31,7 @@ from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.state import LocalState
+from dragonflow.inbox import Inbox
 
 LOG = logging.getLogger(__name__)
 BINARY = 'df-local-controller'
@@ -47,9 +47,7 @@ class LocalController:
         self.state = LocalState(chassis_id)
         self.apps = df_apps.load(conf.df.apps_list, self)
         self.installed = fl.FlowTable()
-        self.events = queue.Queue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self.inbox = Inbox()
         self.binding_writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='df-binding')
         self.datapath = None
@@ -62,24 +60,7 @@ class LocalController:
     # --- inputs (any thread) ---------------------------------------------
     def post(self, kind, payload):
         """Queue an event for the main loop (from any thread)."""
-        self.events.put((kind, payload))
-        try:
-            os.write(self._wake_w, b'.')
-        except BlockingIOError:
-            pass
-
-    def _next_event(self):
-        """Block (cooperatively, in the hub) until an event is queued."""
-        from eventlet.hubs import trampoline
-        while True:
-            try:
-                return self.events.get_nowait()
-            except queue.Empty:
-                trampoline(self._wake_r, read=True)
-                try:
-                    os.read(self._wake_r, 4096)
-                except BlockingIOError:
-                    pass
+        self.inbox.post(kind, payload)
 
     def on_nb_change(self, change):
         self.post('nb', change)
@@ -104,12 +85,7 @@ class LocalController:
         while True:
             dirty = set()
             full = False
-            batch = [self._next_event()]
-            while True:
-                try:
-                    batch.append(self.events.get_nowait())
-                except queue.Empty:
-                    break
+            batch = [self.inbox.get()] + self.inbox.drain()
             for kind, payload in batch:
                 try:
                     result = getattr(self, f'_handle_{kind}')(payload)
