@@ -49,3 +49,22 @@ def topo(lab, lab_nb):
     topology = Topology(lab, lab_nb)
     yield topology
     topology.cleanup()
+
+
+@pytest.fixture
+def dfctl_lab(lab):
+    """dfctl against the lab's ZooKeeper, as a subprocess."""
+    import subprocess
+    import sys
+
+    from dragonflow.lab.netlab import AGENT_DIR
+
+    def run(*args):
+        proc = subprocess.run(
+            [sys.executable, '-m', 'dragonflow.cli.dfctl', *args],
+            capture_output=True, text=True, timeout=60,
+            env=dict(os.environ, PYTHONPATH=AGENT_DIR,
+                     OS_DF__REMOTE_DB_HOSTS=lab.zk_address))
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    return run

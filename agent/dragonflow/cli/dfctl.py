@@ -75,6 +75,12 @@ def build_parser():
     parser.add_argument('--debug', action='store_true', help='verbose logs')
     resources = parser.add_subparsers(dest='resource', metavar='RESOURCE')
     resources.required = True
+    bgp = resources.add_parser('bgp', help='BGP service state',
+                               description='State of the df-bgp speakers')
+    bgp_verbs = bgp.add_subparsers(dest='verb', metavar='VERB')
+    bgp_verbs.required = True
+    bgp_verbs.add_parser('status', help='peers, session state and '
+                         'advertised routes of every speaker')
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -122,12 +128,39 @@ class Cli:
         self.nb = nb
         self.args = args
         self.out = out
-        self.model = next(m for m in base.tables().values()
-                          if m.cli_name == args.resource)
-        self.table = self.model.table
+        self.model = next((m for m in base.tables().values()
+                           if m.cli_name == args.resource), None)
+        self.table = self.model.table if self.model else None
 
     def run(self):
+        if self.args.resource == 'bgp':
+            return self.do_bgp_status()
         return getattr(self, f'do_{self.args.verb}')()
+
+    def do_bgp_status(self):
+        """What each df-bgp speaker reported (peers, state, routes)."""
+        path = f'{self.nb.store.layout.root}/bgp'
+        statuses = []
+        try:
+            names = self.nb.client.get_children(path)
+        except kz.NoNodeError:
+            names = []
+        for name in sorted(names):
+            try:
+                data, _ = self.nb.client.get(f'{path}/{name}')
+                statuses.append(json.loads(data))
+            except (kz.NoNodeError, ValueError):
+                continue
+        if self.args.json:
+            print(json.dumps(statuses, indent=2, sort_keys=True),
+                  file=self.out)
+            return
+        for status in statuses:
+            print(f'speaker {status["speaker"]} (AS {status["local_as"]})',
+                  file=self.out)
+            self._table([dict(p, kind='peer') for p in status['peers']],
+                        ('ip', 'remote_as', 'state'))
+            self._table(status['routes'], ('prefix', 'next_hop'))
 
     # --- verbs -----------------------------------------------------------
     def do_create(self):

@@ -1,0 +1,1 @@
+"""df-bgp: advertises tenant prefixes and floating IPs to BGP peers."""
