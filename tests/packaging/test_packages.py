@@ -24,7 +24,7 @@ def rpm(dist, name):
 
 def test_all_packages_are_built(dist):
     names = ('python3-dragonflow', 'dragonflow-common',
-             'dragonflow-controller')
+             'dragonflow-controller', 'dragonflow-bgp')
     for name in names:
         assert os.path.exists(deb(dist, name)), name
         assert os.path.exists(rpm(dist, name)), name
@@ -91,6 +91,14 @@ def test_rpm_requires_provides_files_and_scriptlets(dist):
     assert 'shadow-utils' in run('rpm', '-qp', '--requires', common)
     configs = run('rpm', '-qp', '--configfiles', common)
     assert '/etc/dragonflow/dragonflow.ini' in configs
+
+
+def test_bgp_package_carries_its_daemon_and_unit(dist):
+    files = run('dpkg-deb', '-c', deb(dist, 'dragonflow-bgp'))
+    assert './usr/bin/df-bgp' in files
+    assert './lib/systemd/system/df-bgp.service' in files
+    assert '/usr/lib/systemd/system/df-bgp.service' in run(
+        'rpm', '-qp', '-l', rpm(dist, 'dragonflow-bgp'))
 
 
 def test_rpm_file_layout_installs_into_a_root(dist, tmp_path):
