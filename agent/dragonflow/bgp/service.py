@@ -18,14 +18,13 @@ an Inbox (with threads patched too, the subscriber stopped receiving).
 """
 import json
 import logging
-import signal
-import os
 import sys
 import time
 
 from oslo_config import cfg
 
 from dragonflow import conf as df_conf
+from dragonflow import daemon
 from dragonflow import errors
 from dragonflow.bgp import routes
 from dragonflow.inbox import Inbox
@@ -235,12 +234,7 @@ def main(argv=None):
                                       help='verbose logs'))
     df_conf.load(sys.argv[1:] if argv is None else argv, conf=conf,
                  prog=BINARY, description='Dragonflow BGP service')
-    logging.basicConfig(
-        level=logging.DEBUG if conf.debug else logging.INFO,
-        stream=sys.stderr,
-        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    for noisy in ('kazoo.client', 'bgpspeaker', 'os_ken.services'):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    daemon.setup_logging(conf.debug)
     try:
         nb = nb_api.NbApi.from_conf(conf)
     except errors.NbUnavailable as e:
@@ -254,15 +248,7 @@ def main(argv=None):
                                       conf.df.host,
                                       conf.df.report_interval).start()
 
-    def shutdown(signum, frame):
-        LOG.info('signal %d: stopping', signum)
-        try:
-            reporter.stop()
-            nb.close()
-        finally:
-            os._exit(0)
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    daemon.exit_on_signals(reporter, nb)
     LOG.info('%s running', BINARY)
     hub.spawn(service.run).wait()
     return 0

@@ -19,11 +19,10 @@ share) touch eventlet.
 """
 import concurrent.futures
 import logging
-import os
-import signal
 import sys
 
 from dragonflow import conf as df_conf
+from dragonflow import daemon
 from dragonflow import errors
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import flowcodec
@@ -266,15 +265,6 @@ class LocalController:
                  self.writer.codec.learned, self.writer.codec.fallbacks)
 
 
-def _setup_logging(debug):
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    for noisy in ('kazoo.client', 'os_ken.controller.controller',
-                  'os_ken.base.app_manager', 'ovsdbapp'):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv=None):
     from os_ken.lib import hub
     from os_ken import cfg as osken_cfg
@@ -291,7 +281,7 @@ def main(argv=None):
                                               help='verbose logs'))
     df_conf.load(sys.argv[1:] if argv is None else argv, conf=conf,
                  prog=BINARY, description='Dragonflow local controller')
-    _setup_logging(conf.debug)
+    daemon.setup_logging(conf.debug)
     df = conf.df
     if not df.local_ip:
         LOG.error('[df] local_ip is required (this chassis\' tunnel '
@@ -338,15 +328,7 @@ def main(argv=None):
     reporter = health.ServiceReporter(nb, BINARY, chassis_id, df.host,
                                       df.report_interval).start()
 
-    def shutdown(signum, frame):
-        LOG.info('signal %d: stopping (flows stay in place)', signum)
-        try:
-            reporter.stop()
-            nb.close()
-        finally:
-            os._exit(0)
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    daemon.exit_on_signals(reporter, nb, ' (flows stay in place)')
     services.append(hub.spawn(controller.run))
     LOG.info('%s running on chassis %s (%s), apps: %s', BINARY, chassis_id,
              df.local_ip, ', '.join(df.apps_list))
