@@ -4,6 +4,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 LOG = logging.getLogger(__name__)
 NOISY = ('kazoo.client', 'os_ken.controller.controller',
@@ -19,11 +20,16 @@ def setup_logging(debug):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def exit_on_signals(reporter, nb, note=''):
+def exit_on_signals(reporter, nb, note='', grace=5.0):
     """On SIGTERM/SIGINT: withdraw the service's presence, close the
-    ZooKeeper session, exit 0 (without waiting for green threads)."""
+    ZooKeeper session, exit 0 (without waiting for green threads). With
+    ZooKeeper unreachable the cleanup could block: after ``grace``
+    seconds the process exits anyway."""
     def shutdown(signum, frame):
         LOG.info('signal %d: stopping%s', signum, note)
+        timer = threading.Timer(grace, os._exit, (0,))
+        timer.daemon = True
+        timer.start()
         try:
             reporter.stop()
             nb.close()

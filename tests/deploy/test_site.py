@@ -43,6 +43,9 @@ def inventory(site_nodes, version):
             hosts[group][name].update({
                 'dragonflow_local_ip': f'{SUBNET}.{last}',
                 'openvswitch_underlay_address': f'{SUBNET}.{last}/24'})
+    # compute1 also runs the BGP speaker (connecting out to BIRD).
+    hosts['bgp'] = {'compute1': {'dragonflow_bgp_listen_port': 0,
+                                 'dragonflow_bgp_router_id': f'{SUBNET}.11'}}
     return {'all': {
         'vars': {
             'zookeeper_client_address': f'{SUBNET}.10',
@@ -104,7 +107,8 @@ def site(dist):
                                      __import__('dragonflow').__version__), f)
         yield Site(workdir, site_nodes, path)
     finally:
-        for node in site_nodes.values():
+        # Computes first: their daemons say goodbye to ZooKeeper on zk1.
+        for node in reversed(list(site_nodes.values())):
             node.stop()
         subprocess.run(['ip', 'link', 'del', BRIDGE], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -141,6 +145,86 @@ def test_unreachable_zookeeper_fails_at_the_wait_step(site):
     assert proc.returncode != 0
     assert 'TASK [dragonflow : Wait for ZooKeeper]' in proc.stdout
     assert f'ZooKeeper at {SUBNET}.99:2181 did not answer' in proc.stdout
+
+
+BIRD_IP = f'{SUBNET}.2'
+BIRD_CONF = f"""router id {BIRD_IP};
+protocol device {{}}
+protocol bgp dragonflow {{
+  local {BIRD_IP} as 65000;
+  neighbor {SUBNET}.11 as 64512;
+  hold time 9; keepalive time 3; connect retry time 2;
+  ipv4 {{ import all; export none; }};
+}}
+"""
+
+
+@pytest.fixture(scope='module')
+def bird(site):
+    """A BIRD 2 router in its own namespace on the nodes' bridge."""
+    if not shutil.which('bird'):
+        pytest.skip('needs BIRD 2 (bird2)')
+    ns, workdir = 'dfn-bird', os.path.join(site.workdir, 'bird')
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'bird.conf'), 'w') as f:
+        f.write(BIRD_CONF)
+    run = (lambda *cmd: subprocess.run(cmd, check=True, capture_output=True,
+                                       text=True).stdout)
+    try:
+        run('ip', 'netns', 'add', ns)
+        run('ip', 'link', 'add', 'dfn-bird', 'type', 'veth', 'peer', 'name',
+            'ext0', 'netns', ns)
+        run('ip', 'link', 'set', 'dfn-bird', 'master', BRIDGE, 'up')
+        run('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', f'{BIRD_IP}/24',
+            'dev', 'ext0')
+        run('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'ext0', 'up')
+        # Its TCP crosses the computes' userspace datapath (see LAB notes).
+        run('ip', 'netns', 'exec', ns, 'ethtool', '-K', 'ext0', 'tx', 'off')
+        run('ip', 'netns', 'exec', ns, 'bird', '-c', f'{workdir}/bird.conf',
+            '-s', f'{workdir}/bird.ctl', '-P', f'{workdir}/bird.pid')
+        yield lambda *args: run('birdc', '-s', f'{workdir}/bird.ctl', *args)
+    finally:
+        try:
+            with open(f'{workdir}/bird.pid') as f:
+                os.kill(int(f.read().strip()), 15)
+        except (OSError, ValueError):
+            pass
+        subprocess.run(['ip', 'netns', 'del', ns], check=False)
+        subprocess.run(['ip', 'link', 'del', 'dfn-bird'], check=False)
+
+
+def test_bgp_speaker_node_advertises_to_bird(site, bird):
+    c1 = site.nodes['compute1']
+
+    def dfctl(*args):
+        return json.loads(c1.run('dfctl', '--json', *args))
+    dfctl('network', 'create', '--name', 'public', '--external', 'true',
+          '--network-type', 'flat', '--physical-network', 'public')
+    dfctl('subnet', 'create', '--name', 'public-v4', '--network-id', 'public',
+          '--cidr', f'{SUBNET}.0/24', '--gateway-ip', f'{SUBNET}.1')
+    dfctl('network', 'create', '--name', 'tenant')
+    dfctl('subnet', 'create', '--name', 'tenant-v4', '--network-id',
+          'tenant', '--cidr', '10.91.0.0/24')
+    public = dfctl('network', 'show', 'public')['id']
+    dfctl('router', 'create', '--name', 'edge', '--external-gateway',
+          f'network_id={public},ip={SUBNET}.50')
+    dfctl('router-interface', 'create', '--router-id', 'edge',
+          '--subnet-id', 'tenant-v4')
+    dfctl('bgp-peer', 'create', '--name', 'bird', '--peer-ip', BIRD_IP,
+          '--remote-as', '65000')
+    dfctl('bgp-speaker', 'create', '--name', 'site', '--local-as', '64512',
+          '--peers', 'bird', '--networks', 'public')
+    try:
+        wait(lambda: 'Established' in bird('show', 'protocols',
+                                           'dragonflow'),
+             timeout=60, what='BGP session with BIRD')
+    except AssertionError:
+        journal = c1.run('journalctl', '-u', 'df-bgp', '--no-pager', '-n',
+                         '30', check=False)
+        raise AssertionError(f'no BGP session; df-bgp journal:\n{journal}')
+    wait(lambda: '10.91.0.0/24' in bird('show', 'route'), timeout=30,
+         what='tenant prefix on BIRD')
+    assert f'via {SUBNET}.50' in bird('show', 'route', 'for', '10.91.0.1')
 
 
 def wait(fn, timeout=30, what='condition'):

@@ -88,3 +88,18 @@ def test_flows_match_the_nb_state(host):
         key = hex(port['unique_key'])
         assert f'set_field:{key}->reg6' in flows, port['id']
         assert f'reg6={key}' in flows, port['id']
+
+
+def test_bgp_sessions_established_with_routes(host):
+    """On a BGP speaker host: df-bgp runs and every peer's session is
+    Established, with routes advertised."""
+    if 'bgp' not in groups(host):
+        pytest.skip('not a BGP speaker host')
+    service = host.service('df-bgp')
+    assert service.is_running and service.is_enabled
+    statuses = dfctl(host, 'bgp', 'status')
+    assert statuses
+    for status in statuses:
+        assert status['peers']
+        assert all(p['state'] == 'Established' for p in status['peers'])
+        assert status['routes']
