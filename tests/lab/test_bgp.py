@@ -107,9 +107,14 @@ def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab):
                                         'peers': [peer.id],
                                         'networks': [ext.id]})
     try:
-        wait_until(lambda: 'Established' in birdc(
-            bgp_lab, 'show', 'protocols', 'dragonflow'),
-            timeout=30, message='BGP session established')
+        try:
+            wait_until(lambda: 'Established' in birdc(
+                bgp_lab, 'show', 'protocols', 'dragonflow'),
+                timeout=30, message='BGP session established')
+        except AssertionError:
+            with open(os.path.join(bgp_lab, 'df-bgp.log')) as f:
+                raise AssertionError('no BGP session; df-bgp log:\n' +
+                                     f.read()[-3000:]) from None
         wait_until(lambda: '10.60.0.0/24' in birdc(bgp_lab, 'show', 'route')
                    and f'via {gateway}' in birdc(bgp_lab, 'show', 'route'),
                    timeout=15, message='tenant prefix on BIRD')

@@ -12,9 +12,10 @@ in the service health like every daemon.
 Threads: os-ken's BGP speaker does its socket I/O with the plain socket
 module, so its sockets must be green (unpatched, a session's blocking read
 stalls the whole hub until the next keepalive: withdrawals took 2-5 s).
-This entry point patches socket, select and time only; threads stay real,
-so kazoo keeps its threading handler and hands changes to the hub through
-an Inbox (with threads patched too, the subscriber stopped receiving).
+Only os-ken's BGP modules get eventlet's green socket module; nothing is
+monkey-patched process-wide (patching sockets under kazoo's real threads
+made its connection time out now and then), so kazoo keeps real threads
+and sockets and hands changes to the hub through an Inbox.
 """
 import json
 import logging
@@ -214,11 +215,17 @@ class BgpService:
             self._write_status()
 
 
+def green_bgp_sockets():
+    """Give os-ken's BGP modules eventlet's green socket module, so their
+    sessions cooperate with the hub (see the module docstring)."""
+    from eventlet.green import socket as green_socket
+    from os_ken.services.protocols.bgp import base, core, peer, speaker
+    for module in (base, core, peer, speaker):
+        module.socket = green_socket
+
+
 def main(argv=None):
-    import eventlet
-    # Green sockets for os-ken's BGP sessions; threads stay real (kazoo).
-    eventlet.monkey_patch(socket=True, select=True, time=True, thread=False,
-                          os=False, psycopg=False)
+    green_bgp_sockets()
     from os_ken import cfg as osken_cfg
     from os_ken.lib import hub
     # Registers os-ken's own CLI options: must happen before parsing.
