@@ -13,6 +13,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AGENT = os.path.join(ROOT, 'agent')
 sys.path.insert(0, AGENT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from dragonflow.lab import zookeeper  # noqa: E402
 

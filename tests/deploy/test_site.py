@@ -7,12 +7,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 import yaml
 
 from dragonflow.lab import nodes
+from waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -215,25 +215,16 @@ def test_bgp_speaker_node_advertises_to_bird(site, bird):
     dfctl('bgp-speaker', 'create', '--name', 'site', '--local-as', '64512',
           '--peers', 'bird', '--networks', 'public')
     try:
-        wait(lambda: 'Established' in bird('show', 'protocols',
-                                           'dragonflow'),
-             timeout=60, what='BGP session with BIRD')
+        wait_until(lambda: 'Established' in bird('show', 'protocols',
+                                                 'dragonflow'),
+                   timeout=60, interval=0.5, message='BGP session with BIRD')
     except AssertionError:
         journal = c1.run('journalctl', '-u', 'df-bgp', '--no-pager', '-n',
                          '30', check=False)
         raise AssertionError(f'no BGP session; df-bgp journal:\n{journal}')
-    wait(lambda: '10.91.0.0/24' in bird('show', 'route'), timeout=30,
-         what='tenant prefix on BIRD')
+    wait_until(lambda: '10.91.0.0/24' in bird('show', 'route'), timeout=30,
+               interval=0.5, message='tenant prefix on BIRD')
     assert f'via {SUBNET}.50' in bird('show', 'route', 'for', '10.91.0.1')
-
-
-def wait(fn, timeout=30, what='condition'):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f'{what} not met in {timeout}s')
 
 
 def test_vms_on_two_nodes_ping_and_verify_passes(site):
@@ -263,8 +254,10 @@ def test_vms_on_two_nodes_ping_and_verify_passes(site):
                  f'external_ids:iface-id={port["id"]}')
         vms.append((node, name, port))
     target = vms[1][2]['ips'][0]
-    wait(lambda: c1.run('ip', 'netns', 'exec', 'vm1', 'ping', '-c', '1',
-                        '-W', '1', target, check=False).count(' 0% packet'),
-         what='vm1 on compute1 pings vm2 on compute2')
+    wait_until(lambda: c1.run('ip', 'netns', 'exec', 'vm1', 'ping', '-c', '1',
+                              '-W', '1', target,
+                              check=False).count(' 0% packet'),
+               timeout=30, interval=0.5,
+               message='vm1 on compute1 pings vm2 on compute2')
     # testinfra on every node, ports bound: the flows NB implies are there.
     site.playbook('verify.yml')

@@ -8,6 +8,7 @@ import pytest
 from dragonflow.nb import changes
 from dragonflow.store import zk
 
+from waiting import wait_until
 from workload import Recorder, replica_state, run_workload, store_state, \
     wait_converged
 
@@ -18,11 +19,7 @@ def log_seqs(nb):
 
 
 def wait_for(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError('condition not met in time')
-        time.sleep(0.02)
+    return wait_until(predicate, timeout, interval=0.02)
 
 
 def test_subscriber_starts_with_existing_state_then_follows(nb):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dragonflow.lab.netlab import AGENT_DIR, kill_pid, sh
-from topology import wait_until
+from waiting import wait_until
 
 if not shutil.which('bird'):
     pytest.skip('needs BIRD 2 (bird2)', allow_module_level=True)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from topology import wait_until
+from waiting import wait_until
 
 
 def pings(vm, ip, timeout=20):

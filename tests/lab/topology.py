@@ -1,15 +1,6 @@
-"""Helpers of the L2 lab tests: waiting, and a per-test topology of
-networks, ports and VMs that cleans up after itself."""
-import time
-
-
-def wait_until(predicate, timeout=15, interval=0.1, message='condition'):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    raise AssertionError(f'{message} not met within {timeout}s')
+"""The L2 lab tests' per-test topology of networks, ports and VMs that
+cleans up after itself."""
+from waiting import wait_until
 
 
 class Topology:

@@ -5,12 +5,12 @@ service, purge leaving nothing behind."""
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
 
 from dragonflow.lab import nodes
 from dragonflow.lab.zookeeper import ZkServer
+from waiting import wait_until
 
 HOST_IP, NODE_IP = '172.30.201.1', '172.30.201.2'
 
@@ -18,15 +18,6 @@ if os.geteuid() != 0 or not shutil.which('systemd-nspawn') or \
         not shutil.which('debootstrap'):
     pytest.skip('needs root, systemd-nspawn and debootstrap',
                 allow_module_level=True)
-
-
-def wait_for(fn, timeout=60, what='condition'):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f'{what} not met within {timeout}s')
 
 
 @pytest.fixture(scope='module')
@@ -83,12 +74,13 @@ def test_install_upgrade_purge(node, dist_next):
         'dragonflow', '750']
     assert node.run('systemctl', 'is-enabled',
                     'df-local-controller').strip() == 'enabled'
-    wait_for(lambda: service(node, 'ActiveState') == 'active',
-             what='df-local-controller active')
+    wait_until(lambda: service(node, 'ActiveState') == 'active',
+               timeout=60, interval=0.5, message='df-local-controller active')
     assert 'usage: dfctl' in node.run('dfctl', '--help')
     # The service really works: the chassis registered itself and is up.
-    wait_for(lambda: ' up ' in node.run('dfctl', 'chassis', 'list',
-                                        check=False), what='chassis up')
+    wait_until(lambda: ' up ' in node.run('dfctl', 'chassis', 'list',
+                                          check=False),
+               timeout=60, interval=0.5, message='chassis up')
     pid_before = service(node, 'MainPID')
 
     # Upgrade with an admin-modified conffile: kept, service restarted.
@@ -99,8 +91,8 @@ def test_install_upgrade_purge(node, dist_next):
     assert node.run('dpkg-query', '-W', '-f=${Version}',
                     'dragonflow-controller') == next_version
     assert '# site note' in node.run('cat', '/etc/dragonflow/dragonflow.ini')
-    wait_for(lambda: service(node, 'ActiveState') == 'active',
-             what='active after upgrade')
+    wait_until(lambda: service(node, 'ActiveState') == 'active',
+               timeout=60, interval=0.5, message='active after upgrade')
     assert service(node, 'MainPID') not in (pid_before, '0')
 
     # Remove and purge: nothing left behind.
