@@ -85,11 +85,6 @@ def register_opts(conf=CONF):
     conf.register_opts(controller_opts, group='df')
 
 
-def list_opts():
-    """For oslo-config-generator."""
-    return [('df', df_opts + controller_opts)]
-
-
 def load(argv, conf=CONF, prog=None, description=None):
     """Parse argv and the config files; returns the remaining CLI args."""
     register_opts(conf)

@@ -60,19 +60,8 @@ class FlowTable:
         deletes = {f for f in old - new if f.identity() not in kept}
         return sorted(adds, key=_order), sorted(deletes, key=_order)
 
-    def all_flows(self):
-        for (app, _), flows in self._by_key.items():
-            for flow in flows:
-                yield app, flow
-
-    def keys(self, app):
-        return [k for (a, k) in self._by_key if a == app]
-
     def clear(self):
         self._by_key.clear()
-
-    def __len__(self):
-        return sum(len(f) for f in self._by_key.values())
 
 
 def _order(flow):

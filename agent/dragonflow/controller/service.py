@@ -53,7 +53,9 @@ class LocalController:
         self.writer = None          # FlowWriter of the connected switch
         self.generation = 0
         self.iface_names = {}       # interface name -> iface-id
-        self.programmed = set()     # networks whose flows are installed
+        # Networks this chassis programs, recomputed once per event batch
+        # (before the switch is touched); see LocalState.programmed_networks.
+        self.programmed = set()
         self.unknown_logged = set()
 
     # --- inputs (any thread) ---------------------------------------------
@@ -125,7 +127,7 @@ class LocalController:
             if change.table == 'logical_port' and change.action != 'delete':
                 self._claim(change.new)
         elif change.table == 'chassis':
-            nets |= set(state.programmed_networks())
+            nets |= self.programmed
         elif change.table == 'logical_router_port':
             for rport in (obj, old):
                 if rport is not None:
@@ -146,7 +148,7 @@ class LocalController:
                     state.tunnel_ofports.pop(ttype, None)
                 else:
                     state.tunnel_ofports[ttype] = ofport
-                return set(state.programmed_networks())
+                return set(self.programmed)
             return set()
         previous = self.iface_names.get(name)
         if ofport is None or not iface_id:
@@ -216,11 +218,10 @@ class LocalController:
     def _network_changes(self, net_ids):
         """(deletes, adds) bringing the networks' flows to what the apps
         want now."""
-        wanted = set(self.state.programmed_networks())
         deletes, adds = [], []
         for net_id in sorted(net_ids):
-            network = self.state.network(net_id) if net_id in wanted \
-                else None
+            network = self.state.network(net_id) \
+                if net_id in self.programmed else None
             for app in self.apps:
                 flows = app.network_flows(self.state, network) \
                     if network is not None else []
@@ -255,8 +256,7 @@ class LocalController:
             self.installed.replace(app.name, '_global', flows)
             cookie = ofswitch.cookie(self.generation, app.cookie)
             adds += [(f, cookie) for f in flows]
-        _, network_adds = self._network_changes(
-            self.state.programmed_networks())
+        _, network_adds = self._network_changes(self.programmed)
         count = self.writer.commit(
             adds=adds + network_adds,
             messages=[ofswitch.delete_generation(dp, previous)])

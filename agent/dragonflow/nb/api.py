@@ -289,10 +289,6 @@ class NbApi:
         except kz.KazooException as e:
             LOG.info('change log trim skipped: %s', e)
 
-    def trim_log(self):
-        return changes.trim(self.store, self.changelog_max_entries,
-                            self.changelog_retention)
-
     # --- change stream ---------------------------------------------------
     def subscribe(self, callback, tables=None, topics=None, name=None):
         """Start a Subscriber (see dragonflow.nb.changes) and return it."""
