@@ -63,7 +63,8 @@ controller_opts = [
                     'module)'),
     cfg.ListOpt('apps_list', default=['classifier', 'port_security',
                                       'arp_responder', 'dhcp', 'l2',
-                                      'tunneling', 'l3'],
+                                      'tunneling', 'l3', 'security_groups',
+                                      'provider'],
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),
@@ -77,12 +78,40 @@ controller_opts = [
                help='address of this chassis used for distributed SNAT'),
 ]
 
+provider_opts = [
+    cfg.ListOpt('bridge_mappings', default=[],
+                help='physical networks this chassis reaches, as '
+                     'physnet:bridge pairs (e.g. physnet1:br-ex); the agent '
+                     'wires each existing bridge to the integration bridge '
+                     'with a patch port'),
+]
+
 CONF = cfg.CONF
 
 
 def register_opts(conf=CONF):
     conf.register_opts(df_opts, group='df')
     conf.register_opts(controller_opts, group='df')
+    conf.register_opts(provider_opts, group='df_provider_networks')
+
+
+def bridge_mappings(values):
+    """{physnet: bridge} from physnet:bridge strings; ValueError naming
+    the bad entry."""
+    out = {}
+    for value in values:
+        physnet, sep, bridge = value.partition(':')
+        physnet, bridge = physnet.strip(), bridge.strip()
+        if not sep or not physnet or not bridge or ':' in bridge:
+            raise ValueError(f'bridge_mappings: {value!r} is not '
+                             'physnet:bridge')
+        if physnet in out:
+            raise ValueError(f'bridge_mappings: {physnet} is mapped twice')
+        if bridge in out.values():
+            raise ValueError(f'bridge_mappings: bridge {bridge} is mapped '
+                             'twice')
+        out[physnet] = bridge
+    return out
 
 
 def load(argv, conf=CONF, prog=None, description=None):

@@ -45,3 +45,4 @@ class Topology:
             self.lab.vms.pop(vm.name, None)
         for net in self.networks:
             self.nb.delete('logical_switch', net.id, cascade=True)
+        self.vms, self.networks = [], []

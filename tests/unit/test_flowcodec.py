@@ -42,6 +42,11 @@ FLOWS = [
           ('set_field', 'tun_ipv4_dst', '172.30.0.2'), ('output', 1)]),
     Flow(30, 100, {'metadata': 9, 'eth_type': 0x800, 'ip_proto': 17,
                    'udp_src': 68, 'udp_dst': 67}, [('controller',)]),
+    Flow(10, 100, {'reg6': 77, 'eth_type': 0x800}, [('ct', 9, 15, False)]),
+    Flow(110, 50, {'reg7': 77, 'ct_state': (0x21, 0x37), 'eth_type': 0x800,
+                   'ip_proto': 6, 'tcp_dst': (1024, 0xfc00),
+                   'ipv4_src': ('10.0.0.0', '255.255.255.0')},
+         [('ct', 9, None, True)], goto=115),
     Flow(0, 0),
 ]
 

@@ -50,6 +50,11 @@ def _shape(flow, command):
     return command, flow.table, flow.priority, flow.goto, match, actions
 
 
+def _and(value, mask):
+    return (int.from_bytes(value, 'big') & int.from_bytes(mask, 'big')) \
+        .to_bytes(len(value), 'big')
+
+
 class FlowCodec:
     """Encodes Flow values into FlowMod bytes for one datapath."""
 
@@ -66,7 +71,10 @@ class FlowCodec:
         if kind == 'u64':
             return struct.pack('!Q', value)
         _, data, mask = self.ofp.oxm_from_user(field, value)
-        return data + (mask or b'') if kind == 'match' else data
+        if kind != 'match':
+            return data
+        # A masked match goes on the wire as value & mask.
+        return _and(data, mask) + mask if mask else data
 
     def _inverted(self, kind, field, value):
         """A value whose encoding differs from value's in every byte."""
@@ -80,6 +88,21 @@ class FlowCodec:
             half = len(data) // 2
             return self.ofp.oxm_to_user(num, data[:half], data[half:])[1]
         return self.ofp.oxm_to_user(num, data, None)[1]
+
+    def _probes(self, kind, field, value):
+        """Values that together change every byte of value's encoding.
+
+        A masked match is sent as value & mask, so the inverted value under
+        the inverted mask keeps the value bytes that were 0 under a full
+        mask byte; the inverted value under an all-ones mask changes
+        exactly those."""
+        inverted = self._inverted(kind, field, value)
+        probes = [inverted]
+        if kind == 'match' and isinstance(value, tuple):
+            num, data, _ = self.ofp.oxm_from_user(field, inverted)
+            probes.append(self.ofp.oxm_to_user(num, data,
+                                               b'\xff' * len(data))[1])
+        return probes
 
     @staticmethod
     def _with(flow, index, new):
@@ -121,7 +144,8 @@ class FlowCodec:
             if isinstance(value, tuple):
                 half = len(expected) // 2
                 pv, pm = one(value[0], half), one(value[1], half)
-                packer = (lambda v: pv(v[0]) + pm(v[1]))
+                # os-ken sends value & mask, as OpenFlow requires.
+                packer = (lambda v: _and(pv(v[0]), pm(v[1])) + pm(v[1]))
             else:
                 packer = one(value, len(expected))
             if packer(value) == expected:
@@ -147,13 +171,16 @@ class FlowCodec:
             for i, (kind, field, value) in enumerate(_variables(flow,
                                                                 command)):
                 width = len(self._encode(kind, field, value))
-                other = self._serialize(
-                    self._with(flow, i, self._inverted(kind, field, value)),
-                    command)
-                diff = [j for j, (a, b) in enumerate(zip(base, other))
-                        if a != b]
-                if len(other) != len(base) or len(diff) != width or \
-                        diff[-1] - diff[0] + 1 != width:
+                diff = set()
+                for probe in self._probes(kind, field, value):
+                    other = self._serialize(self._with(flow, i, probe),
+                                            command)
+                    if len(other) != len(base):
+                        return None
+                    diff |= {j for j, (a, b) in enumerate(zip(base, other))
+                             if a != b}
+                diff = sorted(diff)
+                if len(diff) != width or diff[-1] - diff[0] + 1 != width:
                     return None
                 slots.append((diff[0], width,
                               self._packer(kind, field, value)))

@@ -11,7 +11,10 @@ Action tuples:
 ``('output', port)``, ``('in_port',)`` (output to the ingress port),
 ``('controller',)``, ``('set_field', field, value)``,
 ``('move', src_field, dst_field, n_bits)``, ``('dec_ttl',)``,
-``('write_metadata', value)`` (an instruction: applied with the goto).
+``('push_vlan', ethertype)``, ``('pop_vlan',)``,
+``('write_metadata', value)`` (an instruction: applied with the goto),
+``('ct', zone, table, commit)`` (conntrack in an immediate zone; recirculate
+to table unless it is None; commit the connection if commit is true).
 An empty action list with no goto drops.
 """
 import collections

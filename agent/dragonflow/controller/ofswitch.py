@@ -40,8 +40,18 @@ def _actions(dp, flow):
         elif kind == 'move':
             actions.append(parser.NXActionRegMove(
                 src_field=action[1], dst_field=action[2], n_bits=action[3]))
+        elif kind == 'push_vlan':
+            actions.append(parser.OFPActionPushVlan(action[1]))
+        elif kind == 'pop_vlan':
+            actions.append(parser.OFPActionPopVlan())
         elif kind == 'dec_ttl':
             actions.append(parser.OFPActionDecNwTtl())
+        elif kind == 'ct':
+            _, zone, table, commit = action
+            actions.append(parser.NXActionCT(
+                flags=1 if commit else 0, zone_src='', zone_ofs_nbits=zone,
+                recirc_table=ofp.OFPTT_ALL if table is None else table,
+                alg=0, actions=[]))
         elif kind == 'write_metadata':
             metadata = action[1]
         else:

@@ -107,6 +107,36 @@ class Ovs:
                 txn.add(self.api.db_set('Interface', name, ('type', ttype),
                                         ('options', options)))
 
+    def setup_provider_bridges(self, mappings):
+        """Patch ports between the integration bridge and each mapped
+        provider bridge (which the operator creates, with its uplink);
+        patches of mappings that went away are removed. Returns
+        {br-int side patch name: physnet} for the bridges that exist."""
+        wired = {}
+        for physnet, bridge in sorted(mappings.items()):
+            if not self.api.br_exists(bridge).execute(check_error=True):
+                LOG.error('bridge_mappings: bridge %s of %s does not exist; '
+                          'physical network %s is unreachable until it is '
+                          'created and the agent restarted', bridge, physnet,
+                          physnet)
+                continue
+            int_side, phy_side = pl.patch_names(bridge)
+            with self.api.transaction(check_error=True) as txn:
+                for br, name, peer in ((self.bridge, int_side, phy_side),
+                                       (bridge, phy_side, int_side)):
+                    txn.add(self.api.add_port(br, name, may_exist=True))
+                    txn.add(self.api.db_set(
+                        'Interface', name, ('type', 'patch'),
+                        ('options', {'peer': peer}),
+                        ('external_ids', {'df-physnet': physnet})))
+            wired[int_side] = physnet
+        for name in self.api.list_ports(self.bridge).execute(
+                check_error=True):
+            if name.startswith('int-') and name not in wired:
+                self.api.del_port(name, self.bridge, if_exists=True).execute(
+                    check_error=True)
+        return wired
+
     def bridge_controller_uuid(self):
         value = self.api.db_get('Bridge', self.bridge, 'controller').execute(
             check_error=True)

@@ -3,9 +3,9 @@ the NB model.
 
 One main loop owns all state: NB changes (from the change stream), local
 interface changes (from OVSDB) and switch connections arrive as events in
-one inbox; each event marks the networks it touches dirty, and only those
-networks' flows are recomputed (by every app) and diffed against what is
-installed.
+one inbox; each event marks the networks (and local ports, for per-port
+policy such as security groups) it touches dirty, and only their flows are
+recomputed (by every app) and diffed against what is installed.
 
 Threads: os-ken (OpenFlow) runs its eventlet hub in the main thread; the
 main loop is a green thread there too, so it can talk to the switch. The
@@ -35,7 +35,8 @@ from dragonflow.inbox import Inbox
 LOG = logging.getLogger(__name__)
 BINARY = 'df-local-controller'
 FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
-            'logical_router', 'logical_router_port']
+            'logical_router', 'logical_router_port', 'security_group',
+            'security_group_rule']
 
 
 class LocalController:
@@ -53,9 +54,15 @@ class LocalController:
         self.writer = None          # FlowWriter of the connected switch
         self.generation = 0
         self.iface_names = {}       # interface name -> iface-id
+        # br-int patch port name -> physnet (from bridge_mappings)
+        self.patch_ports = {}
         # Networks this chassis programs, recomputed once per event batch
         # (before the switch is touched); see LocalState.programmed_networks.
         self.programmed = set()
+        # Local ports whose per-port flows (App.port_flows) are installed,
+        # and those an event made dirty in the current batch.
+        self.programmed_ports = set()
+        self.dirty_ports = set()
         self.unknown_logged = set()
 
     # --- inputs (any thread) ---------------------------------------------
@@ -102,13 +109,23 @@ class LocalController:
             programmed = set(self.state.programmed_networks())
             dirty |= programmed ^ self.programmed
             self.programmed = programmed
+            ports = self._local_port_ids()
+            dirty_ports = (self.dirty_ports & (ports | self.programmed_ports)
+                           ) | (ports ^ self.programmed_ports)
+            self.programmed_ports = ports
+            self.dirty_ports = set()
             try:
                 if full:
                     self._full_sync()
-                elif dirty:
-                    self._sync_networks(dirty)
+                elif dirty or dirty_ports:
+                    self._sync(dirty, dirty_ports)
             except Exception:
                 LOG.exception('error programming the switch')
+
+    def _local_port_ids(self):
+        state = self.state
+        return {p for p in state.ofports
+                if state.get('logical_port', p) is not None}
 
     def _handle_nb(self, change):
         state = self.state
@@ -124,8 +141,10 @@ class LocalController:
             nets.add(obj.network_id)
             if old is not None:
                 nets.add(old.network_id)
-            if change.table == 'logical_port' and change.action != 'delete':
-                self._claim(change.new)
+            if change.table == 'logical_port':
+                self._port_policy_changed(obj, old)
+                if change.action != 'delete':
+                    self._claim(change.new)
         elif change.table == 'chassis':
             nets |= self.programmed
         elif change.table == 'logical_router_port':
@@ -136,20 +155,36 @@ class LocalController:
                              state.router_interfaces(rport.router_id)}
         elif change.table == 'logical_router':
             nets |= {p.network_id for p in state.router_interfaces(change.id)}
+        elif change.table == 'security_group_rule':
+            self._dirty_group_members({obj.security_group_id})
         return nets
+
+    def _port_policy_changed(self, port, old):
+        """A port changed: its own per-port flows, and those of the local
+        ports whose rules name one of its groups as remote group."""
+        self.dirty_ports.add(port.id)
+        groups = set(port.security_groups or ())
+        if old is not None:
+            groups |= set(old.security_groups or ())
+        if groups:
+            self._dirty_group_members(
+                self.state.groups_referring_to(groups))
+
+    def _dirty_group_members(self, group_ids):
+        for group_id in group_ids:
+            self.dirty_ports |= {p.id for p in
+                                 self.state.group_ports(group_id)
+                                 if self.state.is_local(p)}
 
     def _handle_iface(self, payload):
         name, iface_id, ofport = payload
         state = self.state
         if name in pl.TUNNEL_PORTS.values():
             ttype = next(t for t, n in pl.TUNNEL_PORTS.items() if n == name)
-            if state.tunnel_ofports.get(ttype) != ofport:
-                if ofport is None:
-                    state.tunnel_ofports.pop(ttype, None)
-                else:
-                    state.tunnel_ofports[ttype] = ofport
-                return set(self.programmed)
-            return set()
+            return self._uplink(state.tunnel_ofports, ttype, ofport)
+        if name in self.patch_ports:
+            return self._uplink(state.provider_ofports,
+                                self.patch_ports[name], ofport)
         previous = self.iface_names.get(name)
         if ofport is None or not iface_id:
             self.iface_names.pop(name, None)
@@ -160,6 +195,7 @@ class LocalController:
                     return {port.network_id}
             return set()
         self.iface_names[name] = iface_id
+        self.dirty_ports.add(iface_id)
         nets = set()
         if previous and previous != iface_id:
             state.ofports.pop(previous, None)
@@ -178,6 +214,16 @@ class LocalController:
             return nets
         self._claim(port)
         return nets | {port.network_id}
+
+    def _uplink(self, ofports, key, ofport):
+        """A tunnel or provider patch port appeared, moved or went."""
+        if ofports.get(key) == ofport:
+            return set()
+        if ofport is None:
+            ofports.pop(key, None)
+        else:
+            ofports[key] = ofport
+        return set(self.programmed)
 
     def _handle_datapath(self, dp):
         self.datapath = dp
@@ -232,13 +278,31 @@ class LocalController:
                 adds += [(f, cookie) for f in added]
         return deletes, adds
 
-    def _sync_networks(self, net_ids):
+    def _port_changes(self, port_ids):
+        """(deletes, adds) for the per-port flows of local ports."""
+        deletes, adds = [], []
+        for port_id in sorted(port_ids):
+            port = self.state.get('logical_port', port_id) \
+                if port_id in self.programmed_ports else None
+            for app in self.apps:
+                flows = app.port_flows(self.state, port) \
+                    if port is not None else []
+                added, removed = self.installed.replace(
+                    app.name, ('port', port_id), flows)
+                deletes += removed
+                cookie = ofswitch.cookie(self.generation, app.cookie)
+                adds += [(f, cookie) for f in added]
+        return deletes, adds
+
+    def _sync(self, net_ids, port_ids):
         if self.writer is None:
             return
         deletes, adds = self._network_changes(net_ids)
-        count = self.writer.commit(deletes, adds)
+        port_deletes, port_adds = self._port_changes(port_ids)
+        count = self.writer.commit(deletes + port_deletes, adds + port_adds)
         if count:
-            LOG.debug('networks %s: %d flow changes', sorted(net_ids), count)
+            LOG.debug('networks %s, ports %s: %d flow changes',
+                      sorted(net_ids), sorted(port_ids), count)
 
     def _full_sync(self):
         """Install everything under a new generation and delete the old
@@ -257,8 +321,9 @@ class LocalController:
             cookie = ofswitch.cookie(self.generation, app.cookie)
             adds += [(f, cookie) for f in flows]
         _, network_adds = self._network_changes(self.programmed)
+        _, port_adds = self._port_changes(self.programmed_ports)
         count = self.writer.commit(
-            adds=adds + network_adds,
+            adds=adds + network_adds + port_adds,
             messages=[ofswitch.delete_generation(dp, previous)])
         LOG.info('full sync done: generation %d, %d flows (%d shapes, %d '
                  'encoded by os-ken)', self.generation, count - 1,
@@ -293,6 +358,12 @@ def main(argv=None):
     except ValueError as e:
         LOG.error('[df] apps_list: %s', e)
         return 2
+    try:
+        mappings = df_conf.bridge_mappings(
+            conf.df_provider_networks.bridge_mappings)
+    except ValueError as e:
+        LOG.error('[df_provider_networks] %s', e)
+        return 2
 
     ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
     chassis_id = df.chassis_id or ovs.system_id() or df.host
@@ -315,10 +386,13 @@ def main(argv=None):
     if not subscriber.wait_synced(60):
         LOG.error('no initial NB sync from ZooKeeper within 60 s')
         return 1
+    controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
+                              for physnet, bridge in mappings.items()}
     ovs.watch_interfaces(controller.on_interface)
     ovs.setup_bridge(df.datapath_type,
                      f'tcp:{df.of_listen_address}:{df.of_listen_port}',
                      df.local_ip, df.tunnel_types)
+    ovs.setup_provider_bridges(mappings)
     ofswitch.DfOfApp.controller = controller
     conf.set_override('ofp_listen_host', df.of_listen_address)
     conf.set_override('ofp_tcp_listen_port', df.of_listen_port)

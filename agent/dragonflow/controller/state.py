@@ -6,6 +6,9 @@ import collections
 
 # Objects indexed by the network they sit on.
 NETWORK_TABLES = ('logical_port', 'subnet', 'logical_router_port')
+# Objects indexed by the security group(s) they refer to.
+GROUP_REFS = {'logical_port': 'security_groups',
+              'security_group_rule': 'security_group_id'}
 
 
 class LocalState:
@@ -15,8 +18,12 @@ class LocalState:
         # network id -> table -> id -> obj, for ports and subnets
         self.by_network = collections.defaultdict(
             lambda: collections.defaultdict(dict))
+        # security group id -> table -> id -> obj (member ports, rules)
+        self.by_group = collections.defaultdict(
+            lambda: collections.defaultdict(dict))
         self.ofports = {}          # logical port id -> ofport (local only)
         self.tunnel_ofports = {}   # tunnel type -> ofport
+        self.provider_ofports = {}  # physnet -> ofport of its br-int patch
 
     # --- NB objects ------------------------------------------------------
     def put(self, obj):
@@ -27,6 +34,8 @@ class LocalState:
         net_id = getattr(obj, 'network_id', None)
         if net_id and obj.table in NETWORK_TABLES:
             self.by_network[net_id][obj.table][obj.id] = obj
+        for group_id in _groups_of(obj):
+            self.by_group[group_id][obj.table][obj.id] = obj
         return old
 
     def remove(self, table, obj_id):
@@ -39,6 +48,8 @@ class LocalState:
         net_id = getattr(obj, 'network_id', None)
         if net_id and obj.table in NETWORK_TABLES:
             self.by_network[net_id][obj.table].pop(obj.id, None)
+        for group_id in _groups_of(obj):
+            self.by_group[group_id][obj.table].pop(obj.id, None)
 
     def get(self, table, obj_id):
         return self.objects[table].get(obj_id)
@@ -73,6 +84,24 @@ class LocalState:
             for other in self.router_interfaces(rport.router_id):
                 out.add(other.network_id)
         out.discard(net_id)
+        return out
+
+    # --- security groups -------------------------------------------------
+    def group_ports(self, group_id):
+        """Every known port in a security group (any chassis)."""
+        return sorted(self.by_group[group_id]['logical_port'].values(),
+                      key=lambda p: p.id)
+
+    def group_rules(self, group_id):
+        return sorted(self.by_group[group_id]['security_group_rule'].values(),
+                      key=lambda r: r.id)
+
+    def groups_referring_to(self, group_ids):
+        """Groups with a rule whose remote group is one of group_ids."""
+        out = set()
+        for rule in self.objects['security_group_rule'].values():
+            if rule.remote_group_id in group_ids:
+                out.add(rule.security_group_id)
         return out
 
     # --- locality --------------------------------------------------------
@@ -118,3 +147,13 @@ class LocalState:
             if number == ofport:
                 return self.get('logical_port', port_id)
         return None
+
+
+def _groups_of(obj):
+    attr = GROUP_REFS.get(obj.table)
+    if attr is None:
+        return ()
+    value = getattr(obj, attr, None)
+    if not value:
+        return ()
+    return value if isinstance(value, (list, tuple)) else (value,)

@@ -7,7 +7,11 @@
   (userspace datapath), a ``br-phy`` bridge holding its underlay address,
   and its own ``df-local-controller`` process;
 - VMs: namespaces with a veth whose other end is on their chassis'
-  ``br-int`` with ``external_ids:iface-id`` = the logical port id.
+  ``br-int`` with ``external_ids:iface-id`` = the logical port id;
+- a provider network segment: a "physical switch" (a namespace with its
+  own userspace OVS bridge in NORMAL mode, since this kernel has no VLAN
+  module) with a trunk port to every chassis' ``br-ex`` (``bridge_mappings
+  = physnet1:br-ex``) and access ports for "external" hosts (namespaces).
 
 Everything is created with names derived from a short lab prefix and
 stopped by PID; ``destroy()`` removes exactly what was created.
@@ -25,6 +29,7 @@ from dragonflow.lab import zookeeper
 
 AGENT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+PHYSNET = 'physnet1'          # the lab's provider network
 OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 DHCP_SCRIPT = """#!/bin/sh
 # udhcpc event script for lab VMs: apply the lease to the interface.
@@ -118,19 +123,13 @@ class Chassis:
             kill_pid(int(f.read().strip()), signal.SIGKILL)
         self.start_vswitchd()
 
-    def create(self):
-        lab = self.lab
+    def _start_ovs(self):
+        """The namespace, its own ovsdb-server and ovs-vswitchd."""
         self.destroy()
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         sh('ip', 'netns', 'add', self.ns)
         sh('ip', 'link', 'set', 'lo', 'up', ns=self.ns)
-        root_end = f'{lab.prefix}{self.name}'[:15]
-        sh('ip', 'link', 'add', root_end, 'mtu', '1600', 'type', 'veth',
-           'peer', 'name', 'ul0', 'mtu', '1600', 'netns', self.ns)
-        sh('ip', 'link', 'set', root_end, 'master', lab.bridge, 'up')
-        sh('ip', 'link', 'set', 'ul0', 'up', ns=self.ns)
-        sh('sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', ns=self.ns)
         sh('ovsdb-tool', 'create', f'{self.dir}/conf.db', OVS_SCHEMA)
         sh('ovsdb-server', f'{self.dir}/conf.db',
            f'--remote=punix:{self.dir}/db.sock',
@@ -141,6 +140,16 @@ class Chassis:
         self.vsctl('--no-wait', 'init', '--', 'set', 'Open_vSwitch', '.',
                    f'external_ids:system-id={self.name}')
         self.start_vswitchd()
+
+    def create(self):
+        lab = self.lab
+        self._start_ovs()
+        root_end = f'{lab.prefix}{self.name}'[:15]
+        sh('ip', 'link', 'add', root_end, 'mtu', '1600', 'type', 'veth',
+           'peer', 'name', 'ul0', 'mtu', '1600', 'netns', self.ns)
+        sh('ip', 'link', 'set', root_end, 'master', lab.bridge, 'up')
+        sh('ip', 'link', 'set', 'ul0', 'up', ns=self.ns)
+        sh('sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', ns=self.ns)
         self.vsctl('add-br', 'br-phy', '--', 'set', 'Bridge', 'br-phy',
                    'datapath_type=netdev', '--', 'add-port', 'br-phy', 'ul0',
                    '--', 'set', 'Interface', 'ul0', 'mtu_request=1600')
@@ -148,9 +157,15 @@ class Chassis:
            'br-phy', ns=self.ns)
         sh('ip', 'link', 'set', 'br-phy', 'up', ns=self.ns)
         sh('ethtool', '-K', 'br-phy', 'tx', 'off', ns=self.ns)
+        # The provider network uplink: br-ex, trunked to the switch.
+        lab.switch.plug(self.ns, 'px0', self.name)
+        self.vsctl('add-br', 'br-ex', '--', 'set', 'Bridge', 'br-ex',
+                   'datapath_type=netdev', '--', 'add-port', 'br-ex', 'px0')
         return self
 
-    def write_config(self, extra=None):
+    def write_config(self, extra=None, sections=None):
+        """The agent's config: [df] options (updated by extra) and other
+        sections ({section: {option: value}})."""
         options = {
             'remote_db_hosts': self.lab.zk_address,
             'local_ip': self.ip,
@@ -162,10 +177,14 @@ class Chassis:
             'zk_session_timeout': '6',
         }
         options.update(extra or {})
+        groups = {'df': options, 'df_provider_networks': {
+            'bridge_mappings': f'{PHYSNET}:br-ex'}}
+        groups.update(sections or {})
         path = os.path.join(self.dir, 'dragonflow.ini')
         with open(path, 'w') as f:
-            f.write('[df]\n' + ''.join(f'{k} = {v}\n'
-                                       for k, v in options.items()))
+            for group, values in groups.items():
+                f.write(f'[{group}]\n' + ''.join(
+                    f'{k} = {v}\n' for k, v in values.items()))
         return path
 
     def start_controller(self, extra_config=None):
@@ -289,6 +308,23 @@ class Vm:
                               timeout=count * (timeout + 1) + 30)
         return proc.returncode == 0
 
+    def serve_tcp(self, port):
+        """Start a TCP server in the VM that answers every connection with
+        the peer address it sees (what NAT tests need); returns the
+        process (the caller stops it)."""
+        return subprocess.Popen(
+            ['ip', 'netns', 'exec', self.ns, sys.executable, '-c',
+             TCP_ECHO_PEER, str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def connect_tcp(self, ip, port, timeout=2):
+        """Connect from the VM; the server's answer, or None."""
+        proc = subprocess.run(
+            ['ip', 'netns', 'exec', self.ns, sys.executable, '-c',
+             TCP_CONNECT, ip, str(port), str(timeout)],
+            capture_output=True, text=True, timeout=timeout + 30)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
     def dhcp(self, timeout=10):
         """Run udhcpc in the VM; returns the leased IP or None."""
         script = os.path.join(self.lab.dir, 'udhcpc.script')
@@ -318,6 +354,80 @@ class Vm:
                 'port_id': self.port_id, 'mac': self.mac}
 
 
+class ProviderSwitch(Chassis):
+    """The provider segment's physical switch: a NORMAL-mode OVS bridge
+    ``br-sw``; chassis uplinks are trunk ports, hosts get access ports."""
+
+    def __init__(self, lab):
+        super().__init__(lab, 'sw', None)
+
+    def create(self):
+        self._start_ovs()
+        self.vsctl('add-br', 'br-sw', '--', 'set', 'Bridge', 'br-sw',
+                   'datapath_type=netdev')
+        return self
+
+    def plug(self, ns, ifname, port, tag=None):
+        """A veth from namespace ns (ifname) to switch port ``port``
+        (trunk, or access port of VLAN tag; tag 0 = untagged only)."""
+        sh('ip', 'link', 'add', port, 'netns', self.ns, 'type', 'veth',
+           'peer', 'name', ifname, 'netns', ns)
+        for where, dev in ((self.ns, port), (ns, ifname)):
+            sh('ip', 'link', 'set', dev, 'up', ns=where)
+            sh('ethtool', '-K', dev, 'tx', 'off', ns=where)
+        extra = ['--', 'set', 'Port', port, f'tag={tag}'] \
+            if tag is not None else []
+        self.vsctl('add-port', 'br-sw', port, *extra)
+
+
+class External(Vm):
+    """A host on the provider network segment (outside every chassis);
+    VLAN networks reach it through a VLAN subinterface."""
+
+    def __init__(self, lab, name):
+        super().__init__(lab, name, None, None, None)
+
+    def _veth(self):
+        self.lab.switch.plug(self.ns, 'eth0', f'{self.name}0', tag=0)
+        # Answer ARP only on the interface (VLAN) holding the address.
+        sh('sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', ns=self.ns)
+
+    def add_address(self, cidr, vlan=None):
+        """An address on eth0 (untagged), or on interface eth<vlan>
+        plugged into an access port of that VLAN."""
+        dev = 'eth0'
+        if vlan is not None:
+            dev = f'eth{vlan}'
+            if sh('ip', 'link', 'show', dev, ns=self.ns,
+                  check=False) == '':
+                self.lab.switch.plug(self.ns, dev, f'{self.name}{vlan}',
+                                     tag=vlan)
+        sh('ip', 'addr', 'replace', cidr, 'dev', dev, ns=self.ns)
+
+    def to_dict(self):
+        return {'name': self.name, 'external': True}
+
+
+TCP_ECHO_PEER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('', int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, peer = s.accept()
+    c.sendall(peer[0].encode() + b'\\n')
+    c.close()
+"""
+
+TCP_CONNECT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])),
+                             timeout=float(sys.argv[3]))
+print(c.recv(100).decode().strip())
+"""
+
+
 class NetLab:
     """The lab; ``prefix`` keeps names of concurrent labs apart."""
 
@@ -329,6 +439,7 @@ class NetLab:
         self.host_ip = str(hosts[-1])              # root namespace
         self.zk_ip = str(hosts[99])                # .100
         self.bridge = f'{prefix}-ul'[:15]
+        self.switch = ProviderSwitch(self)
         self.zk_ns = f'{prefix}-zk'
         self.zk = None
         self.chassis = {}
@@ -357,6 +468,7 @@ class NetLab:
         sh('ip', 'addr', 'add', f'{self.host_ip}/{self.underlay.prefixlen}',
            'dev', self.bridge)
         sh('ip', 'link', 'set', self.bridge, 'up')
+        self.switch.create()
         sh('ip', 'netns', 'add', self.zk_ns)
         sh('ip', 'link', 'set', 'lo', 'up', ns=self.zk_ns)
         root_end = f'{self.prefix}zk'[:15]
@@ -392,11 +504,20 @@ class NetLab:
             vm.plug()
         return vm
 
+    def add_external(self, name='ext'):
+        """A host on the provider segment; add addresses with
+        add_address()."""
+        host = External(self, name)
+        self.vms[name] = host
+        self.save()
+        return host.create()
+
     def destroy(self):
         for vm in list(self.vms.values()):
             vm.destroy()
         for chassis in list(self.chassis.values()):
             chassis.destroy()
+        self.switch.destroy()
         if self.zk is not None:
             self.zk.kill()
         sh('ip', 'netns', 'del', self.zk_ns, check=False)
@@ -424,6 +545,7 @@ class NetLab:
         sh('ip', 'netns', 'del', self.zk_ns, check=False)
         sh('ip', 'link', 'del', f'{self.prefix}zk'[:15], check=False)
         sh('ip', 'link', 'del', self.bridge, check=False)
+        ProviderSwitch(self).destroy()
         os.unlink(os.path.join(self.dir, 'netlab.json'))
 
     def remove_dir(self):

@@ -17,7 +17,7 @@ class LogicalSwitch(keyed.KeyedModel):
     cli_name = 'network'
     cli_columns = ('id', 'name', 'network_type', 'segmentation_id', 'mtu',
                    'external')
-    key_bits = 24
+    key_bits = 16       # the key is also the network's conntrack zone
 
     name = f.String(help='display name')
     network_type = f.Enum('vxlan', 'geneve', 'vlan', 'flat', default='geneve',
@@ -40,6 +40,11 @@ class LogicalSwitch(keyed.KeyedModel):
             self.mark_allocated('segment')
 
     def validate(self):
+        if self.unique_key is not None and \
+                self.unique_key >= 2 ** self.key_bits:
+            self.fail('unique_key', f'{self.unique_key} is above '
+                      f'{2 ** self.key_bits - 1} (network keys are '
+                      'conntrack zones)')
         ntype = self.network_type
         if ntype in ('vlan', 'flat') and not self.physical_network:
             self.fail('physical_network', f'is required for {ntype} networks')

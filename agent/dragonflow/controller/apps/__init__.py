@@ -4,6 +4,7 @@ local state as plain data. Apps are enabled by ``[df] apps_list``."""
 import importlib
 
 from dragonflow.controller import flows as fl
+from dragonflow.controller import pipeline as pl
 
 APP_MODULES = {
     'classifier': 'dragonflow.controller.apps.classifier',
@@ -13,6 +14,8 @@ APP_MODULES = {
     'l2': 'dragonflow.controller.apps.l2',
     'tunneling': 'dragonflow.controller.apps.tunneling',
     'l3': 'dragonflow.controller.apps.l3',
+    'security_groups': 'dragonflow.controller.apps.security_groups',
+    'provider': 'dragonflow.controller.apps.provider',
 }
 
 
@@ -34,6 +37,12 @@ class App:
         """Flows for one network this chassis programs."""
         return []
 
+    def port_flows(self, state, port):
+        """Flows for one local port that do not belong to its network's
+        flows (e.g. its security group rules): recomputed alone when only
+        that port's policy changes."""
+        return []
+
     def packet_in(self, state, msg, send_packet):
         """Handle a packet sent to the controller by this app's flows;
         return True if handled."""
@@ -44,7 +53,24 @@ class App:
         return fl.Flow(*args, **kwargs)
 
 
+class PassThroughApp(App):
+    """Table-miss flows for the optional pipeline stages no enabled app
+    owns, so packets go on to the next stage (always loaded)."""
+
+    name = 'pipeline'
+    cookie = 255
+
+    def __init__(self, controller=None, tables=()):
+        super().__init__(controller)
+        self.tables = tuple(tables)
+
+    def global_flows(self, state):
+        return [self.flow(table, 0, goto=pl.PASS_THROUGH[table])
+                for table in self.tables]
+
+
 def load(names, controller=None):
+    """The apps named in apps_list, plus the pass-through stages."""
     apps = []
     for name in names:
         try:
@@ -56,4 +82,7 @@ def load(names, controller=None):
     cookies = [a.cookie for a in apps]
     if len(set(cookies)) != len(cookies):
         raise ValueError('two apps share a cookie')
+    owned = {t for a in apps for t in a.tables}
+    apps.append(PassThroughApp(controller, sorted(
+        set(pl.PASS_THROUGH) - owned)))
     return apps

@@ -1,5 +1,6 @@
-"""Tables 55 and 75: L2 lookup by destination MAC within the network, and
-delivery to local ports; broadcast and multicast reach the network's ports
+"""Tables 55, 75 and 115: L2 lookup by destination MAC within the network,
+and delivery to local ports (75 hands them to the ingress stages, 115
+outputs to the port in reg7); broadcast and multicast reach the network's ports
 only (on this chassis and, over tunnels, on the chassis that have ports of
 the network); unknown unicast drops. ARP requests for addresses the NB
 model knows never get here: the ARP responder answers them on the chassis;
@@ -21,13 +22,34 @@ def tunnel_outputs(state, network):
     return actions if len(actions) > 1 else []
 
 
+def arrival_flows(app, state, network):
+    """Table 100 for packets arriving from outside the chassis (a tunnel
+    or a provider bridge), metadata already set: the local port owning the
+    destination MAC → reg7 → ingress stages; broadcast → every local port
+    of the network; anything else drops (never back out)."""
+    meta = {'metadata': network.unique_key}
+    local = state.local_ports(network.id)
+    out = []
+    for port in local:
+        for mac in port.macs:
+            out.append(app.flow(pl.INGRESS_TUNNEL, 100,
+                                dict(meta, eth_dst=mac),
+                                [('set_field', pl.REG_DST, port.unique_key)],
+                                goto=pl.INGRESS_CT))
+    out.append(app.flow(pl.INGRESS_TUNNEL, 50,
+                        dict(meta, eth_dst=pl.MULTICAST),
+                        [('output', state.ofports[p.id]) for p in local]))
+    return out
+
+
 class L2App(apps.App):
     name = 'l2'
     cookie = 4
-    tables = (pl.L2_LOOKUP, pl.EGRESS)
+    tables = (pl.L2_LOOKUP, pl.EGRESS, pl.INGRESS_DISPATCH)
 
     def global_flows(self, state):
-        return [self.flow(pl.L2_LOOKUP, 0), self.flow(pl.EGRESS, 0)]
+        return [self.flow(pl.L2_LOOKUP, 0), self.flow(pl.EGRESS, 0),
+                self.flow(pl.INGRESS_DISPATCH, 0)]
 
     def network_flows(self, state, network):
         meta = {'metadata': network.unique_key}
@@ -43,6 +65,9 @@ class L2App(apps.App):
                                        port.unique_key)], goto=pl.EGRESS))
         for port in state.local_ports(network.id):
             out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                                 goto=pl.INGRESS_CT))
+            out.append(self.flow(pl.INGRESS_DISPATCH, 100,
+                                 {pl.REG_DST: port.unique_key},
                                  [('output', state.ofports[port.id])]))
         out.append(self.flow(pl.L2_LOOKUP, 50,
                              dict(meta, eth_dst=pl.MULTICAST),

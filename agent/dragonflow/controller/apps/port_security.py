@@ -7,7 +7,7 @@ import ipaddress
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 
-NEXT = pl.ARP_RESPONDER
+NEXT = pl.EGRESS_CT
 
 
 def _v4(address):

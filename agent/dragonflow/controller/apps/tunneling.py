@@ -1,10 +1,12 @@
 """Tunnels between chassis (Geneve or VXLAN, per network): flow-based
 tunnel ports carry the network's segmentation id in tun_id. Outgoing
 unicast to a remote port goes straight to its chassis; incoming traffic is
-classified by tunnel and VNI and delivered to the local port owning the
-destination MAC (table 100), never back into a tunnel."""
+classified by tunnel and VNI; table 100 finds the local port owning the
+destination MAC and hands the packet to the ingress stages (security
+groups, then delivery), never back into a tunnel."""
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller.apps import l2
 
 
 class TunnelingApp(apps.App):
@@ -24,16 +26,7 @@ class TunnelingApp(apps.App):
                           'tunnel_id': network.segmentation_id},
                          [('write_metadata', network.unique_key)],
                          goto=pl.INGRESS_TUNNEL)]
-        meta = {'metadata': network.unique_key}
-        local = state.local_ports(network.id)
-        for port in local:
-            for mac in port.macs:
-                out.append(self.flow(pl.INGRESS_TUNNEL, 100,
-                                     dict(meta, eth_dst=mac),
-                                     [('output', state.ofports[port.id])]))
-        out.append(self.flow(pl.INGRESS_TUNNEL, 50,
-                             dict(meta, eth_dst=pl.MULTICAST),
-                             [('output', state.ofports[p.id]) for p in local]))
+        out += l2.arrival_flows(self, state, network)
         for port in state.remote_ports(network.id):
             chassis = state.chassis(port.binding_chassis)
             out.append(self.flow(

@@ -1,0 +1,73 @@
+"""Provider networks (flat and VLAN) through bridge mappings (tables 0,
+55, 75, 80 and 100 for those networks).
+
+``[df_provider_networks] bridge_mappings = physnet1:br-ex`` wires br-int to
+the operator's bridge br-ex with a patch port. A provider network's
+traffic to anything not on this chassis (ports of other chassis, hosts
+outside, unknown MACs) leaves through the patch of its physical network,
+tagged with the segmentation id on VLAN networks (table 80); broadcast
+goes to the local ports and out of the patch. Frames arriving on the
+patch (with the network's VLAN tag, or untagged for a flat network) are
+untagged, classified to the network and delivered like tunnel arrivals
+(table 100). Provider networks never use tunnels; the provider bridge
+itself stays a plain NORMAL switch.
+"""
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+from dragonflow.controller.apps import l2
+
+
+def _vlan_match(network):
+    if network.network_type == 'vlan':
+        return pl.VLAN_PRESENT | network.segmentation_id
+    return 0        # untagged (OFPVID_NONE)
+
+
+def _out_actions(network, ofport):
+    if network.network_type == 'vlan':
+        return [('push_vlan', 0x8100),
+                ('set_field', 'vlan_vid',
+                 pl.VLAN_PRESENT | network.segmentation_id),
+                ('output', ofport)]
+    return [('output', ofport)]
+
+
+class ProviderApp(apps.App):
+    name = 'provider'
+    cookie = 9
+    tables = (pl.EGRESS_PROVIDER,)
+
+    def global_flows(self, state):
+        return [self.flow(pl.EGRESS_PROVIDER, 0)]
+
+    def network_flows(self, state, network):
+        if network.network_type not in pl.PROVIDER_TYPES:
+            return []
+        ofport = state.provider_ofports.get(network.physical_network)
+        if ofport is None:
+            return []
+        meta = {'metadata': network.unique_key}
+        arrive = [('pop_vlan',)] if network.network_type == 'vlan' else []
+        out = [
+            self.flow(pl.CLASSIFIER, 100,
+                      {'in_port': ofport, 'vlan_vid': _vlan_match(network)},
+                      arrive + [('write_metadata', network.unique_key)],
+                      goto=pl.INGRESS_TUNNEL),
+            # Unknown unicast: the destination is outside.
+            self.flow(pl.L2_LOOKUP, 1, meta, goto=pl.EGRESS_PROVIDER),
+            # Broadcast: local ports, then out (the tag goes on last).
+            self.flow(pl.L2_LOOKUP, 60, dict(meta, eth_dst=pl.MULTICAST),
+                      [('output', state.ofports[p.id])
+                       for p in state.local_ports(network.id)] +
+                      _out_actions(network, ofport)),
+            self.flow(pl.EGRESS_PROVIDER, 100, meta,
+                      _out_actions(network, ofport)),
+        ]
+        for port in state.remote_ports(network.id):
+            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                                 goto=pl.EGRESS_PROVIDER))
+        out += l2.arrival_flows(self, state, network)
+        return out
+
+
+APP = ProviderApp

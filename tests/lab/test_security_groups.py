@@ -1,0 +1,127 @@
+"""Stateful security groups with real packets through conntrack: default
+deny ingress, allow by remote prefix and by remote group, replies of
+allowed connections pass, removing a rule stops new connections."""
+import pytest
+
+from dragonflow import errors
+from waiting import wait_until
+
+
+def _group(nb, name, egress=True):
+    group = nb.create('security_group', {'name': name})
+    if egress:
+        _rule(nb, group, 'egress')
+    return group
+
+
+def _rule(nb, group, direction, **fields):
+    return nb.create('security_group_rule', dict(
+        security_group_id=group.id, direction=direction, **fields))
+
+
+def _answers(vm, ip):
+    return vm.ping(ip, count=1, timeout=1)
+
+
+def _blocked(vm, ip, tries=3):
+    return not any(vm.ping(ip, count=1, timeout=1) for _ in range(tries))
+
+
+@pytest.fixture
+def groups(topo, lab_nb):
+    """Creates groups; removes them after the test's ports."""
+    created = []
+
+    def make(name, egress=True):
+        created.append(_group(lab_nb, name, egress))
+        return created[-1]
+    yield make
+    topo.cleanup()
+    for group in created:
+        try:
+            lab_nb.delete('security_group', group.id, cascade=True)
+        except errors.NotFound:
+            pass
+
+
+def test_default_deny_ingress_allow_by_prefix_and_rule_removal(
+        topo, lab_nb, groups):
+    net = topo.network('10.51.0.0/24')
+    web = groups('web')
+    a = topo.vm(net, 'ch1', security_groups=[web.id])
+    b = topo.vm(net, 'ch2')             # no groups: not filtered
+    c = topo.vm(net, 'ch1')
+    # Egress is allowed and its replies come back (stateful)...
+    wait_until(lambda: _answers(a, b.ip), 20, message='a -> b')
+    # ...but nothing may open a connection to a.
+    assert _blocked(b, a.ip) and _blocked(c, a.ip)
+    rule = _rule(lab_nb, web, 'ingress', protocol='icmp',
+                 remote_ip_prefix=f'{b.ip}/32')
+    wait_until(lambda: _answers(b, a.ip), 10, message='allowed by prefix')
+    assert _blocked(c, a.ip), 'c is outside the prefix'
+    lab_nb.delete('security_group_rule', rule.id)
+    wait_until(lambda: _blocked(b, a.ip, tries=1), 10,
+               message='rule removed: new pings dropped')
+
+
+def test_remote_group_and_established_tcp_return(topo, lab_nb, groups):
+    net = topo.network('10.52.0.0/24')
+    clients = groups('clients')
+    servers = groups('servers', egress=False)    # may not open anything
+    _rule(lab_nb, servers, 'ingress', protocol='tcp', port_range_min=8080,
+          port_range_max=8080, remote_group_id=clients.id)
+    others = groups('others')
+    server = topo.vm(net, 'ch1', security_groups=[servers.id])
+    client = topo.vm(net, 'ch2', security_groups=[clients.id])
+    near = topo.vm(net, 'ch1', security_groups=[clients.id])
+    stranger = topo.vm(net, 'ch2', security_groups=[others.id])
+    proc = server.serve_tcp(8080)
+    try:
+        # The server's answer travels back although its group has no
+        # egress rule: it belongs to a connection the client opened.
+        wait_until(lambda: client.connect_tcp(server.ip, 8080) == client.ip,
+                   20, message='client in the remote group connects')
+        assert near.connect_tcp(server.ip, 8080) == near.ip
+        assert stranger.connect_tcp(server.ip, 8080) is None
+        assert _blocked(server, client.ip), 'servers may not open anything'
+        # Membership is live: moving the stranger into the group lets it in.
+        lab_nb.patch('logical_port', stranger.port_id,
+                     {'security_groups': [clients.id]})
+        wait_until(lambda: stranger.connect_tcp(server.ip, 8080) ==
+                   stranger.ip, 10, message='new member connects')
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_rule_applies_to_its_groups_ports_only(topo, lab, lab_nb,
+                                                   groups):
+    net = topo.network('10.53.0.0/24')
+    one, two = groups('one'), groups('two')
+    a = topo.vm(net, 'ch1', security_groups=[one.id])
+    b = topo.vm(net, 'ch1', security_groups=[two.id])
+    topo.wait_bound(a)
+    topo.wait_bound(b)
+    chassis = lab.chassis['ch1']
+
+    def sg_flows(vm):
+        key = lab_nb.get('logical_port', vm.port_id).unique_key
+        return {line for line in _dump(chassis, (105, 110))
+                if f'reg7=0x{key:x}' in line}
+    wait_until(lambda: sg_flows(a) and sg_flows(b), 10, message='flows in')
+    before_b = sg_flows(b)
+    _rule(lab_nb, one, 'ingress', protocol='tcp', port_range_min=22,
+          port_range_max=22)
+    wait_until(lambda: any('tp_dst=22' in f for f in sg_flows(a)), 10,
+               message='rule of group one programmed')
+    assert sg_flows(b) == before_b
+
+
+def _dump(chassis, tables):
+    out = []
+    for table in tables:
+        text = chassis.ofctl('dump-flows', 'br-int', f'table={table}',
+                             '--no-stats')
+        out += [line.strip() for line in text.splitlines()
+                if 'table=' in line]
+    return out

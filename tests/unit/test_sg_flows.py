@@ -1,0 +1,94 @@
+"""Security group flows as data: rule expansion and per-port flows."""
+import types
+
+import pytest
+
+from dragonflow.controller import pipeline as pl
+from dragonflow.controller.apps import security_groups as sg
+from dragonflow.controller.state import LocalState
+from dragonflow.model import base
+
+
+def _covered(blocks):
+    ports = set()
+    for block in blocks:
+        value, mask = block if isinstance(block, tuple) else (block, 0xffff)
+        ports |= {p for p in range(65536) if p & mask == value}
+    return ports
+
+
+@pytest.mark.parametrize('low,high', [(22, 22), (1, 65535), (1000, 1999),
+                                      (80, 443), (0, 7), (65535, 65535)])
+def test_port_masks_cover_exactly_the_range(low, high):
+    blocks = sg.port_masks(low, high)
+    assert _covered(blocks) == set(range(low, high + 1))
+    assert len(blocks) <= 32
+
+
+def _obj(table, **data):
+    return base.model_for(table).from_dict(data)
+
+
+@pytest.fixture
+def state():
+    s = LocalState('ch1')
+    s.put(_obj('logical_switch', id='net', unique_key=9, segmentation_id=5))
+    s.put(_obj('security_group', id='web', unique_key=1))
+    s.put(_obj('security_group', id='db', unique_key=2))
+    for name, ip, key, groups in (('a', '10.0.0.5', 11, ['web']),
+                                  ('b', '10.0.0.6', 12, ['db']),
+                                  ('c', '10.0.0.7', 13, ['db'])):
+        s.put(_obj('logical_port', id=name, network_id='net',
+                   unique_key=key, ips=[ip], macs=['fa:16:3e:00:00:%02d' % key],
+                   security_groups=groups))
+    s.ofports['a'] = 1
+    return s
+
+
+def test_unprotected_port_gets_no_flows(state):
+    state.put(_obj('logical_port', id='open', network_id='net', unique_key=20,
+                   ips=['10.0.0.9'], macs=['fa:16:3e:00:00:20']))
+    assert sg.APP().port_flows(state, state.get('logical_port', 'open')) == []
+
+
+def test_group_without_rules_only_sends_ip_to_conntrack(state):
+    flows = sg.APP().port_flows(state, state.get('logical_port', 'a'))
+    assert {f.table for f in flows} == {pl.EGRESS_CT, pl.INGRESS_CT}
+    assert all(f.actions[0][:2] == ('ct', 9) for f in flows)
+
+
+def test_rules_expand_to_ranges_and_remote_group_members(state):
+    state.put(_obj('security_group_rule', id='r1', security_group_id='web',
+                   direction='ingress', protocol='tcp', port_range_min=80,
+                   port_range_max=81, remote_group_id='db'))
+    state.put(_obj('security_group_rule', id='r2', security_group_id='web',
+                   direction='egress'))
+    flows = sg.APP().port_flows(state, state.get('logical_port', 'a'))
+    ingress = [f.match_dict for f in flows if f.table == pl.INGRESS_SG]
+    assert {(m['tcp_dst'], m['ipv4_src']) for m in ingress} == {
+        ((80, 0xfffe), '10.0.0.6'), ((80, 0xfffe), '10.0.0.7')}
+    assert all(m['reg7'] == 11 and m['ct_state'] == pl.CT_STATE_NEW
+               for m in ingress)
+    egress = [f for f in flows if f.table == pl.EGRESS_SG]
+    assert len(egress) == 1 and egress[0].actions == (('ct', 9, None, True),)
+    assert egress[0].goto == pl.ARP_RESPONDER
+
+
+def test_ipv6_rules_and_empty_remote_groups_allow_nothing(state):
+    state.put(_obj('security_group', id='empty', unique_key=3))
+    for rule in (dict(ethertype='IPv6', direction='ingress'),
+                 dict(direction='ingress', remote_group_id='empty')):
+        obj = _obj('security_group_rule', id='r', security_group_id='web',
+                   **rule)
+        assert sg.rule_matches(state, obj) == []
+
+
+def test_pass_through_installed_only_without_the_app():
+    from dragonflow.controller import apps
+    without = apps.load(['classifier'])
+    with_sg = apps.load(['classifier', 'security_groups'])
+    assert without[-1].tables == (pl.EGRESS_CT, pl.INGRESS_CT)
+    assert with_sg[-1].tables == ()
+    flows = without[-1].global_flows(types.SimpleNamespace())
+    assert {(f.table, f.goto) for f in flows} == {
+        (pl.EGRESS_CT, pl.ARP_RESPONDER), (pl.INGRESS_CT, pl.INGRESS_DISPATCH)}
