@@ -64,7 +64,7 @@ controller_opts = [
     cfg.ListOpt('apps_list', default=['classifier', 'port_security',
                                       'arp_responder', 'dhcp', 'l2',
                                       'tunneling', 'l3', 'security_groups',
-                                      'provider'],
+                                      'provider', 'nat'],
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),

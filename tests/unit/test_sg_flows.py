@@ -87,8 +87,10 @@ def test_pass_through_installed_only_without_the_app():
     from dragonflow.controller import apps
     without = apps.load(['classifier'])
     with_sg = apps.load(['classifier', 'security_groups'])
-    assert without[-1].tables == (pl.EGRESS_CT, pl.INGRESS_CT)
-    assert with_sg[-1].tables == ()
+    assert without[-1].tables == (pl.EGRESS_CT, pl.INGRESS_NAT,
+                                  pl.INGRESS_CT)
+    assert with_sg[-1].tables == (pl.INGRESS_NAT,)
     flows = without[-1].global_flows(types.SimpleNamespace())
     assert {(f.table, f.goto) for f in flows} == {
-        (pl.EGRESS_CT, pl.ARP_RESPONDER), (pl.INGRESS_CT, pl.INGRESS_DISPATCH)}
+        (pl.EGRESS_CT, pl.ARP_RESPONDER), (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
+        (pl.INGRESS_NAT, pl.INGRESS_TUNNEL)}

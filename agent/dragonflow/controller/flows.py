@@ -13,8 +13,10 @@ Action tuples:
 ``('move', src_field, dst_field, n_bits)``, ``('dec_ttl',)``,
 ``('push_vlan', ethertype)``, ``('pop_vlan',)``,
 ``('write_metadata', value)`` (an instruction: applied with the goto),
-``('ct', zone, table, commit)`` (conntrack in an immediate zone; recirculate
-to table unless it is None; commit the connection if commit is true).
+``('ct', zone, table, commit[, nat[, mark]])`` (conntrack in an immediate
+zone; recirculate to table unless it is None; commit the connection if
+commit is true; nat: ``'restore'`` or ``('src'|'dst', ip)``; mark: a
+ct_mark to set on commit).
 An empty action list with no goto drops.
 """
 import collections

@@ -47,11 +47,7 @@ def _actions(dp, flow):
         elif kind == 'dec_ttl':
             actions.append(parser.OFPActionDecNwTtl())
         elif kind == 'ct':
-            _, zone, table, commit = action
-            actions.append(parser.NXActionCT(
-                flags=1 if commit else 0, zone_src='', zone_ofs_nbits=zone,
-                recirc_table=ofp.OFPTT_ALL if table is None else table,
-                alg=0, actions=[]))
+            actions.append(_ct(ofp, parser, *action[1:]))
         elif kind == 'write_metadata':
             metadata = action[1]
         else:
@@ -66,6 +62,28 @@ def _actions(dp, flow):
     if flow.goto is not None:
         instructions.append(parser.OFPInstructionGotoTable(flow.goto))
     return instructions
+
+
+NX_NAT_F_SRC, NX_NAT_F_DST = 1, 2
+
+
+def _ct(ofp, parser, zone, table, commit, nat=None, mark=None):
+    """ct(...) with an optional NAT (``'restore'``: apply the NAT of the
+    connection; ``('src'|'dst', ip)``: translate) and ct_mark to set."""
+    inner = []
+    if nat == 'restore':
+        inner.append(parser.NXActionNAT(flags=0))
+    elif nat is not None:
+        direction, ip = nat
+        inner.append(parser.NXActionNAT(
+            flags=NX_NAT_F_SRC if direction == 'src' else NX_NAT_F_DST,
+            range_ipv4_min=ip, range_ipv4_max=ip))
+    if mark is not None:
+        inner.append(parser.OFPActionSetField(ct_mark=mark))
+    return parser.NXActionCT(
+        flags=1 if commit else 0, zone_src='', zone_ofs_nbits=zone,
+        recirc_table=ofp.OFPTT_ALL if table is None else table, alg=0,
+        actions=inner)
 
 
 def flow_mod(dp, flow, flow_cookie):

@@ -6,10 +6,12 @@ Conntrack zone = network key (16 bits).
 
 Egress (from a local port): 0 classify, 5 port security, 10/15 egress
 conntrack + security groups, 25 ARP responder, 30 DHCP, 55 L2 lookup,
-60 routing, 75 to the destination port (local: on to ingress; remote: one
-tunnel hop). Ingress (to a local port, from 75 or a tunnel): 100 tunnel
-destination lookup, 105/110 ingress conntrack + security groups, 115
-dispatch to the port.
+60 routing (70/71: NAT towards the external network, then 80 out of its
+provider bridge), 75 to the destination port (local: on to ingress;
+remote: one tunnel hop). Ingress (to a local port, from 75, a tunnel or a
+provider bridge): 50/51 NAT from the external network (provider arrivals
+only), 100 destination lookup, 105/110 ingress conntrack + security
+groups, 115 dispatch to the port.
 """
 CLASSIFIER = 0          # ingress from local ports and tunnels
 PORT_SECURITY = 5       # egress anti-spoofing
@@ -17,8 +19,13 @@ EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
 EGRESS_SG = 15          # egress security group rules
 ARP_RESPONDER = 25
 DHCP = 30
+INGRESS_NAT = 50        # from a provider bridge: ARP for our external
+                        # addresses, conntrack NAT lookup
+INGRESS_NAT_ROUTE = 51  # un-NATed/DNATed packets routed to their port
 L2_LOOKUP = 55
 L3_LOOKUP = 60          # distributed routing
+EGRESS_NAT = 70         # routed to the external network: NAT lookup
+EGRESS_NAT_OUT = 71     # SNAT/FIP commit, then out to the external network
 EGRESS = 75             # to the destination port: local or over a tunnel
 EGRESS_PROVIDER = 80    # out to a provider network's bridge
 INGRESS_TUNNEL = 100    # from a tunnel or provider bridge: destination lookup
@@ -31,7 +38,9 @@ INGRESS_DISPATCH = 115  # output to the local port in reg7
 PASS_THROUGH = {
     EGRESS_CT: ARP_RESPONDER,
     INGRESS_CT: INGRESS_DISPATCH,
+    INGRESS_NAT: INGRESS_TUNNEL,
 }
+NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
 
 REG_SRC = 'reg6'
 REG_DST = 'reg7'
@@ -48,6 +57,7 @@ CT_STATE_NEW = (CT_NEW | CT_TRK, CT_NEW | CT_EST | CT_REL | CT_INV | CT_TRK)
 CT_STATE_EST = (CT_EST | CT_TRK, CT_EST | CT_REL | CT_INV | CT_TRK)
 CT_STATE_REL = (CT_REL | CT_TRK, CT_REL | CT_INV | CT_TRK)
 CT_STATE_INV = (CT_INV | CT_TRK, CT_INV | CT_TRK)
+CT_STATE_VALID = (CT_TRK, CT_INV | CT_TRK)
 
 TUNNEL_PORTS = {'geneve': 'tun-geneve', 'vxlan': 'tun-vxlan'}
 VLAN_PRESENT = 0x1000   # OFPVID_PRESENT

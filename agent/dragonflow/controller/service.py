@@ -36,7 +36,8 @@ LOG = logging.getLogger(__name__)
 BINARY = 'df-local-controller'
 FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'logical_router', 'logical_router_port', 'security_group',
-            'security_group_rule']
+            'security_group_rule', 'floating_ip']
+TICK = 2.0          # seconds between App.tick calls
 
 
 class LocalController:
@@ -77,10 +78,7 @@ class LocalController:
         self.post('iface', (name, iface_id, ofport))
 
     def packet_in(self, msg):
-        dp = msg.datapath
-
-        def send(ofport, data):
-            ofswitch.send_all(dp, [ofswitch.packet_out(dp, ofport, data)])
+        send = _sender(msg.datapath)
         for app in self.apps:
             try:
                 if app.packet_in(self.state, msg, send):
@@ -155,6 +153,17 @@ class LocalController:
                              state.router_interfaces(rport.router_id)}
         elif change.table == 'logical_router':
             nets |= {p.network_id for p in state.router_interfaces(change.id)}
+            nets |= {state.gateway_network(r) for r in (obj, old)
+                     if r is not None} - {None}
+        elif change.table == 'floating_ip':
+            for fip in (obj, old):
+                if fip is None:
+                    continue
+                nets.add(fip.floating_network_id)
+                port = state.get('logical_port', fip.port_id) \
+                    if fip.port_id else None
+                if port is not None:
+                    nets.add(port.network_id)
         elif change.table == 'security_group_rule':
             self._dirty_group_members({obj.security_group_id})
         return nets
@@ -223,6 +232,26 @@ class LocalController:
             ofports.pop(key, None)
         else:
             ofports[key] = ofport
+        return set(self.programmed)
+
+    def _handle_tick(self, _):
+        if self.datapath is None:
+            return set()
+        send = _sender(self.datapath)
+        for app in self.apps:
+            try:
+                app.tick(self.state, send)
+            except Exception:
+                LOG.exception('%s failed on a tick', app.name)
+        return set()
+
+    def _handle_neighbour(self, payload):
+        """An app learned a neighbour's MAC (e.g. the external gateway)."""
+        net_id, ip, mac = payload
+        if self.state.neighbours.get((net_id, ip)) == mac:
+            return set()
+        LOG.info('neighbour %s on network %s is at %s', ip, net_id, mac)
+        self.state.neighbours[(net_id, ip)] = mac
         return set(self.programmed)
 
     def _handle_datapath(self, dp):
@@ -330,6 +359,13 @@ class LocalController:
                  self.writer.codec.learned, self.writer.codec.fallbacks)
 
 
+def _sender(dp):
+    """send(ofport, data): a packet-out on dp."""
+    def send(ofport, data):
+        ofswitch.send_all(dp, [ofswitch.packet_out(dp, ofport, data)])
+    return send
+
+
 def main(argv=None):
     from os_ken.lib import hub
     from os_ken import cfg as osken_cfg
@@ -404,6 +440,12 @@ def main(argv=None):
 
     daemon.exit_on_signals(reporter, nb, ' (flows stay in place)')
     services.append(hub.spawn(controller.run))
+
+    def ticker():
+        while True:
+            hub.sleep(TICK)
+            controller.post('tick', None)
+    services.append(hub.spawn(ticker))
     LOG.info('%s running on chassis %s (%s), apps: %s', BINARY, chassis_id,
              df.local_ip, ', '.join(df.apps_list))
     hub.joinall(services)

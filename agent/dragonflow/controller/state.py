@@ -24,6 +24,7 @@ class LocalState:
         self.ofports = {}          # logical port id -> ofport (local only)
         self.tunnel_ofports = {}   # tunnel type -> ofport
         self.provider_ofports = {}  # physnet -> ofport of its br-int patch
+        self.neighbours = {}        # (network id, ip) -> MAC, learned
 
     # --- NB objects ------------------------------------------------------
     def put(self, obj):
@@ -132,15 +133,38 @@ class LocalState:
         return sorted(nets)
 
     def programmed_networks(self):
-        """Networks this chassis programs: those of its local ports, and
-        the networks their routers reach (routing happens on the source
-        chassis, so it needs the destination network's ports)."""
+        """Networks this chassis programs: those of its local ports, the
+        networks their routers reach (routing happens on the source
+        chassis, so it needs the destination network's ports) and the
+        external networks of those routers (NAT happens there too)."""
         local = set(self.local_networks())
         out = set(local)
         for net_id in local:
-            out |= {n for n in self.routed_networks(net_id)
-                    if self.network(n) is not None}
-        return sorted(out)
+            out |= self.routed_networks(net_id)
+            out |= {self.gateway_network(r) for r in self.routers_of(net_id)}
+        out.discard(None)
+        return sorted(n for n in out if self.network(n) is not None)
+
+    # --- routers and NAT -------------------------------------------------
+    def routers_of(self, net_id):
+        """Enabled routers with an interface on a network."""
+        out = []
+        for rport in self.router_ports(net_id):
+            router = self.get('logical_router', rport.router_id)
+            if router is not None and router.enabled:
+                out.append(router)
+        return out
+
+    @staticmethod
+    def gateway_network(router):
+        gateway = router.external_gateway
+        return gateway.get('network_id') if gateway else None
+
+    def floating_ip_of(self, port_id):
+        for fip in self.objects['floating_ip'].values():
+            if fip.port_id == port_id and fip.fixed_ip_address:
+                return fip
+        return None
 
     def port_by_ofport(self, ofport):
         for port_id, number in self.ofports.items():

@@ -30,6 +30,10 @@ from dragonflow.lab import zookeeper
 AGENT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 PHYSNET = 'physnet1'          # the lab's provider network
+# The external network on it: the upstream router (an External host) is
+# its gateway; chassis n (underlay .n) has external address .100+n.
+EXTERNAL_CIDR = '172.24.4.0/24'
+EXTERNAL_GATEWAY = '172.24.4.1'
 OVS_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 DHCP_SCRIPT = """#!/bin/sh
 # udhcpc event script for lab VMs: apply the lease to the interface.
@@ -92,6 +96,13 @@ class Chassis:
         self.ns = f'{lab.prefix}-{name}'
         self.dir = os.path.join(lab.dir, name)
         self.controller_pid = None
+
+    @property
+    def external_ip(self):
+        """This chassis' address on the lab's external network."""
+        last = int(ipaddress.ip_address(self.ip)) & 0xff
+        net = ipaddress.ip_network(EXTERNAL_CIDR)
+        return str(net.network_address + 100 + last)
 
     @property
     def env(self):
@@ -175,6 +186,7 @@ class Chassis:
             'host': self.name,
             'report_interval': '5',
             'zk_session_timeout': '6',
+            'external_host_ip': self.external_ip,
         }
         options.update(extra or {})
         groups = {'df': options, 'df_provider_networks': {

@@ -11,6 +11,7 @@ class KeyedModel(base.Model):
     """A model with an NB-wide unique ``unique_key`` allocated on create."""
 
     key_bits = 24
+    key_max = None      # default: 2 ** key_bits - 1
 
     unique_key = f.Integer(min=1, max=2 ** 31 - 1, immutable=True,
                            help='datapath key, allocated on create')
@@ -18,7 +19,8 @@ class KeyedModel(base.Model):
     def prepare(self, view):
         super().prepare(view)
         if self.unique_key is None:
-            self.unique_key = random.randint(1, 2 ** self.key_bits - 1)
+            self.unique_key = random.randint(
+                1, self.key_max or 2 ** self.key_bits - 1)
             self.mark_allocated('unique_key')
 
     def unique_keys(self):

@@ -18,6 +18,7 @@ class LogicalSwitch(keyed.KeyedModel):
     cli_columns = ('id', 'name', 'network_type', 'segmentation_id', 'mtu',
                    'external')
     key_bits = 16       # the key is also the network's conntrack zone
+    key_max = 2 ** 16 - 2
 
     name = f.String(help='display name')
     network_type = f.Enum('vxlan', 'geneve', 'vlan', 'flat', default='geneve',
@@ -40,11 +41,10 @@ class LogicalSwitch(keyed.KeyedModel):
             self.mark_allocated('segment')
 
     def validate(self):
-        if self.unique_key is not None and \
-                self.unique_key >= 2 ** self.key_bits:
+        if self.unique_key is not None and self.unique_key > self.key_max:
             self.fail('unique_key', f'{self.unique_key} is above '
-                      f'{2 ** self.key_bits - 1} (network keys are '
-                      'conntrack zones)')
+                      f'{self.key_max} (network keys are conntrack zones; '
+                      f'{self.key_max + 1} is the NAT zone)')
         ntype = self.network_type
         if ntype in ('vlan', 'flat') and not self.physical_network:
             self.fail('physical_network', f'is required for {ntype} networks')

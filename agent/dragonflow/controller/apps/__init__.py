@@ -16,6 +16,7 @@ APP_MODULES = {
     'l3': 'dragonflow.controller.apps.l3',
     'security_groups': 'dragonflow.controller.apps.security_groups',
     'provider': 'dragonflow.controller.apps.provider',
+    'nat': 'dragonflow.controller.apps.nat',
 }
 
 
@@ -36,6 +37,10 @@ class App:
     def network_flows(self, state, network):
         """Flows for one network this chassis programs."""
         return []
+
+    def tick(self, state, send_packet):
+        """Called every few seconds by the main loop (e.g. to resolve a
+        neighbour); send_packet(ofport, data) sends a packet out."""
 
     def port_flows(self, state, port):
         """Flows for one local port that do not belong to its network's

@@ -8,8 +8,8 @@ outside, unknown MACs) leaves through the patch of its physical network,
 tagged with the segmentation id on VLAN networks (table 80); broadcast
 goes to the local ports and out of the patch. Frames arriving on the
 patch (with the network's VLAN tag, or untagged for a flat network) are
-untagged, classified to the network and delivered like tunnel arrivals
-(table 100). Provider networks never use tunnels; the provider bridge
+untagged, classified to the network, pass the NAT stage (table 50: our
+external addresses) and are delivered like tunnel arrivals (table 100). Provider networks never use tunnels; the provider bridge
 itself stays a plain NORMAL switch.
 """
 from dragonflow.controller import apps
@@ -23,13 +23,20 @@ def _vlan_match(network):
     return 0        # untagged (OFPVID_NONE)
 
 
-def _out_actions(network, ofport):
+def uplink_actions(network, output):
+    """Send out to the physical network: output is an action sending to
+    the patch (e.g. ('output', ofport) or ('in_port',)); VLAN networks get
+    their tag pushed first."""
     if network.network_type == 'vlan':
         return [('push_vlan', 0x8100),
                 ('set_field', 'vlan_vid',
                  pl.VLAN_PRESENT | network.segmentation_id),
-                ('output', ofport)]
-    return [('output', ofport)]
+                output]
+    return [output]
+
+
+def _out_actions(network, ofport):
+    return uplink_actions(network, ('output', ofport))
 
 
 class ProviderApp(apps.App):
@@ -52,7 +59,7 @@ class ProviderApp(apps.App):
             self.flow(pl.CLASSIFIER, 100,
                       {'in_port': ofport, 'vlan_vid': _vlan_match(network)},
                       arrive + [('write_metadata', network.unique_key)],
-                      goto=pl.INGRESS_TUNNEL),
+                      goto=pl.INGRESS_NAT),
             # Unknown unicast: the destination is outside.
             self.flow(pl.L2_LOOKUP, 1, meta, goto=pl.EGRESS_PROVIDER),
             # Broadcast: local ports, then out (the tag goes on last).
