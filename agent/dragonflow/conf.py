@@ -64,7 +64,7 @@ controller_opts = [
     cfg.ListOpt('apps_list', default=['classifier', 'port_security',
                                       'arp_responder', 'dhcp', 'l2',
                                       'tunneling', 'l3', 'security_groups',
-                                      'provider', 'nat'],
+                                      'provider', 'nat', 'router_icmp'],
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),
@@ -74,6 +74,13 @@ controller_opts = [
                 help='port the OpenFlow controller listens on'),
     cfg.StrOpt('chassis_id',
                help='chassis id; the OVS system-id when unset'),
+    cfg.IntOpt('packet_in_rate_limit', default=100, min=100,
+               help='packets per second Open vSwitch sends to this '
+                    'controller at most (DHCP, ICMP errors, ARP replies); '
+                    'the excess is dropped in the switch'),
+    cfg.IntOpt('packet_in_burst_limit', default=25, min=25,
+               help='packets Open vSwitch may send above the rate in a '
+                    'burst'),
     cfg.StrOpt('external_host_ip',
                help='address of this chassis used for distributed SNAT'),
 ]

@@ -113,6 +113,22 @@ def delete_generation(dp, generation):
         match=parser.OFPMatch())
 
 
+def async_config(dp):
+    """Packet-ins for table misses, controller actions and expired TTLs
+    (routers answer those with ICMP time exceeded); the OpenFlow 1.3
+    defaults for the rest."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    packet_in = (1 << ofp.OFPR_NO_MATCH) | (1 << ofp.OFPR_ACTION) | \
+        (1 << ofp.OFPR_INVALID_TTL)
+    port_status = (1 << ofp.OFPPR_ADD) | (1 << ofp.OFPPR_DELETE) | \
+        (1 << ofp.OFPPR_MODIFY)
+    flow_removed = (1 << ofp.OFPRR_IDLE_TIMEOUT) | \
+        (1 << ofp.OFPRR_HARD_TIMEOUT) | (1 << ofp.OFPRR_DELETE) | \
+        (1 << ofp.OFPRR_GROUP_DELETE)
+    return parser.OFPSetAsync(dp, [packet_in, 0], [port_status, port_status],
+                              [flow_removed, 0])
+
+
 def barrier(dp):
     return dp.ofproto_parser.OFPBarrierRequest(dp)
 
@@ -153,8 +169,10 @@ class DfOfApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):
-        LOG.info('switch %016x connected', ev.msg.datapath.id)
-        self.controller.post('datapath', ev.msg.datapath)
+        dp = ev.msg.datapath
+        LOG.info('switch %016x connected', dp.id)
+        send_all(dp, [async_config(dp)])
+        self.controller.post('datapath', dp)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev):

@@ -74,9 +74,11 @@ class Ovs:
             callback(row['name'], row['external_ids'].get('iface-id'),
                      ofport if ofport and ofport > 0 else None)
 
-    def setup_bridge(self, datapath_type, controller, local_ip, tunnel_types):
+    def setup_bridge(self, datapath_type, controller, local_ip, tunnel_types,
+                     rate_limit=100, burst_limit=25):
         """Integration bridge in secure fail mode with us as its only
-        controller, and one flow-based tunnel port per tunnel type."""
+        controller (packet-ins rate-limited by the switch), and one
+        flow-based tunnel port per tunnel type."""
         with self.api.transaction(check_error=True) as txn:
             txn.add(self.api.add_br(self.bridge, may_exist=True,
                                     datapath_type=datapath_type))
@@ -93,7 +95,10 @@ class Ovs:
                 check_error=True)
         self.api.db_set('Controller', self.bridge_controller_uuid(),
                         ('connection_mode', 'out-of-band'),
-                        ('inactivity_probe', 10000)).execute(check_error=True)
+                        ('inactivity_probe', 10000),
+                        ('controller_rate_limit', rate_limit),
+                        ('controller_burst_limit', burst_limit)).execute(
+                            check_error=True)
         for ttype in ('geneve', 'vxlan'):
             name = pl.TUNNEL_PORTS[ttype]
             if ttype not in tunnel_types:

@@ -427,7 +427,8 @@ def main(argv=None):
     ovs.watch_interfaces(controller.on_interface)
     ovs.setup_bridge(df.datapath_type,
                      f'tcp:{df.of_listen_address}:{df.of_listen_port}',
-                     df.local_ip, df.tunnel_types)
+                     df.local_ip, df.tunnel_types, df.packet_in_rate_limit,
+                     df.packet_in_burst_limit)
     ovs.setup_provider_bridges(mappings)
     ofswitch.DfOfApp.controller = controller
     conf.set_override('ofp_listen_host', df.of_listen_address)

@@ -17,6 +17,7 @@ APP_MODULES = {
     'security_groups': 'dragonflow.controller.apps.security_groups',
     'provider': 'dragonflow.controller.apps.provider',
     'nat': 'dragonflow.controller.apps.nat',
+    'router_icmp': 'dragonflow.controller.apps.router_icmp',
 }
 
 

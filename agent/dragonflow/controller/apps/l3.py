@@ -67,9 +67,11 @@ class L3App(apps.App):
             pl.L3_LOOKUP, priority,
             {pl.REG_ROUTER: router.unique_key, 'eth_type': pl.ETH_IP,
              'ipv4_dst': destination},
-            [('set_field', 'eth_src', rport.mac),
+            # TTL first: an expired packet goes to the controller as it
+            # arrived (see router_icmp).
+            [('dec_ttl',),
+             ('set_field', 'eth_src', rport.mac),
              ('set_field', 'eth_dst', port.macs[0]),
-             ('dec_ttl',),
              ('set_field', pl.REG_DST, port.unique_key),
              ('write_metadata', network.unique_key)],
             goto=pl.EGRESS)

@@ -143,8 +143,9 @@ class NatApp(apps.App):
             external = state.network(state.gateway_network(router))
             if external is None or not external.external:
                 continue
-            # What the router cannot route inside goes to NAT.
-            out.append(self.flow(pl.L3_LOOKUP, 1, {
+            # What the router cannot route inside goes to NAT (above the
+            # network-unreachable flow of router_icmp).
+            out.append(self.flow(pl.L3_LOOKUP, 2, {
                 pl.REG_ROUTER: router.unique_key,
                 'metadata': network.unique_key, 'eth_type': pl.ETH_IP},
                 goto=pl.EGRESS_NAT))
@@ -170,9 +171,9 @@ class NatApp(apps.App):
             self.flow(pl.INGRESS_NAT_ROUTE, 100,
                       {'ct_mark': key, 'ct_state': pl.CT_STATE_VALID,
                        'eth_type': pl.ETH_IP},
-                      [('set_field', 'eth_src', rport.mac),
+                      [('dec_ttl',),
+                       ('set_field', 'eth_src', rport.mac),
                        ('set_field', 'eth_dst', port.macs[0]),
-                       ('dec_ttl',),
                        ('set_field', pl.REG_DST, key),
                        ('write_metadata', network.unique_key)],
                       goto=pl.EGRESS),
@@ -195,9 +196,9 @@ class NatApp(apps.App):
                         ('src', source), key)]),
             self.flow(pl.EGRESS_NAT_OUT, 100,
                       dict(match, ct_mark=key, ct_state=pl.CT_STATE_VALID),
-                      [('set_field', 'eth_src', nat_mac(source)),
+                      [('dec_ttl',),
+                       ('set_field', 'eth_src', nat_mac(source)),
                        ('set_field', 'eth_dst', gateway_mac),
-                       ('dec_ttl',),
                        ('write_metadata', external.unique_key)],
                       goto=pl.EGRESS_PROVIDER),
         ]

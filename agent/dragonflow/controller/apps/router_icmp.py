@@ -1,0 +1,148 @@
+"""ICMP errors from distributed routers (flows in table 60, answers by
+packet-in), on the chassis of the sending port like the routing itself.
+
+- TTL expiry: routing decrements the TTL first; a packet whose TTL runs
+  out is sent to the controller by the switch (invalid-TTL packet-in,
+  enabled when the switch connects) and answered with ICMP time exceeded
+  from the router's address on the sender's subnet: traceroute shows the
+  gateway.
+- Unknown destinations: an address inside one of the router's subnets
+  that no port holds gets ICMP host unreachable; an address outside every
+  subnet, extra route and external gateway gets network unreachable.
+
+Packet-ins are bounded twice: Open vSwitch rate-limits what it sends to
+the controller (``controller_rate_limit`` on the bridge's controller,
+``[df] packet_in_rate_limit``), and this app answers at most ``RATE``
+errors per second (token bucket), so a flood of expiring or unroutable
+packets cannot turn into a packet-in or ICMP storm.
+"""
+import ipaddress
+import logging
+import time
+
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+
+LOG = logging.getLogger(__name__)
+RATE = 20.0           # ICMP errors per second, and the burst
+HOST_UNREACHABLE_PRIORITY = 25    # below extra routes (50+), host routes
+NET_UNREACHABLE_PRIORITY = 1      # below the NAT default route (2)
+OFPR_ACTION, OFPR_INVALID_TTL = 1, 2
+TIME_EXCEEDED, DEST_UNREACH = 11, 3
+NET_UNREACHABLE, HOST_UNREACHABLE = 0, 1
+
+
+class TokenBucket:
+    def __init__(self, rate, clock=time.monotonic):
+        self.rate = rate
+        self.clock = clock
+        self.tokens = rate
+        self.stamp = clock()
+
+    def take(self):
+        now = self.clock()
+        self.tokens = min(self.rate,
+                          self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RouterIcmpApp(apps.App):
+    name = 'router_icmp'
+    cookie = 11
+
+    def __init__(self, controller=None):
+        super().__init__(controller)
+        self.bucket = TokenBucket(RATE)
+        self.suppressed = 0
+
+    def network_flows(self, state, network):
+        out = []
+        for rport in state.router_ports(network.id):
+            router = state.get('logical_router', rport.router_id)
+            subnet = state.get('subnet', rport.subnet_id)
+            if router is None or not router.enabled or subnet is None or \
+                    subnet.network.version != 4:
+                continue
+            key = {pl.REG_ROUTER: router.unique_key, 'eth_type': pl.ETH_IP}
+            # Below the host routes of ports (100) and extra routes (50+).
+            out.append(self.flow(
+                pl.L3_LOOKUP, HOST_UNREACHABLE_PRIORITY,
+                dict(key, ipv4_dst=(str(subnet.network.network_address),
+                                    str(subnet.network.netmask))),
+                [('controller',)]))
+            # Per source network so two networks of a router do not share
+            # the flow.
+            out.append(self.flow(pl.L3_LOOKUP, NET_UNREACHABLE_PRIORITY,
+                                 dict(key, metadata=network.unique_key),
+                                 [('controller',)]))
+        return out
+
+    def packet_in(self, state, msg, send_packet):
+        if msg.table_id != pl.L3_LOOKUP:
+            return False
+        from os_ken.lib.packet import ethernet, ipv4, packet
+        pkt = packet.Packet(msg.data)
+        eth = pkt.get_protocol(ethernet.ethernet)
+        ip = pkt.get_protocol(ipv4.ipv4)
+        port = state.port_by_ofport(msg.match.get('in_port'))
+        if eth is None or ip is None or port is None:
+            return True
+        rport = next((r for r in state.router_ports(port.network_id)
+                      if r.mac == eth.dst), None)
+        if rport is None:
+            return True
+        if msg.reason == OFPR_INVALID_TTL:
+            kind, code = TIME_EXCEEDED, 0
+        else:
+            kind, code = DEST_UNREACH, self._unreachable_code(state, rport,
+                                                              ip.dst)
+        if ip.proto == 1 and _is_icmp_error(pkt):
+            return True          # never an error about an error
+        if not self.bucket.take():
+            self.suppressed += 1
+            return True
+        send_packet(msg.match['in_port'],
+                    _icmp_error(eth, rport, ip.src, msg.data[14:], kind,
+                                code))
+        LOG.debug('ICMP %d/%d from %s to %s', kind, code, rport.ip, ip.src)
+        return True
+
+    @staticmethod
+    def _unreachable_code(state, rport, dst):
+        address = ipaddress.ip_address(dst)
+        for other in state.router_interfaces(rport.router_id):
+            subnet = state.get('subnet', other.subnet_id)
+            if subnet is not None and address in subnet.network:
+                return HOST_UNREACHABLE
+        return NET_UNREACHABLE
+
+
+def _is_icmp_error(pkt):
+    from os_ken.lib.packet import icmp
+    message = pkt.get_protocol(icmp.icmp)
+    return message is not None and message.type in (3, 4, 5, 11, 12)
+
+
+def _icmp_error(eth, rport, sender, ip_bytes, kind, code):
+    """The ICMP error a router sends back for the IP packet ip_bytes: its
+    header and the first 8 bytes of its payload (RFC 792)."""
+    from os_ken.lib.packet import ethernet, icmp, ipv4, packet
+    header_len = (ip_bytes[0] & 0x0f) * 4
+    original = bytes(ip_bytes[:header_len + 8])
+    body = icmp.TimeExceeded(data=original) if kind == TIME_EXCEEDED else \
+        icmp.dest_unreach(data=original)
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst=eth.src, src=rport.mac,
+                                       ethertype=pl.ETH_IP))
+    pkt.add_protocol(ipv4.ipv4(src=rport.ip, dst=sender, proto=1,
+                               ttl=64))
+    pkt.add_protocol(icmp.icmp(type_=kind, code=code, data=body))
+    pkt.serialize()
+    return pkt.data
+
+
+APP = RouterIcmpApp
