@@ -137,6 +137,42 @@ def test_site_deploys_and_a_second_run_changes_nothing(site):
         second.stdout[-3000:]
 
 
+def _installed(node, package):
+    return node.run('dpkg-query', '-W', '-f', '${db:Status-Abbrev}',
+                    package, check=False).startswith('ii')
+
+
+def _active(node, unit):
+    return node.run('systemctl', 'is-active', unit,
+                    check=False).strip() == 'active'
+
+
+def test_flavour_switch_on_a_node(site):
+    node = site.nodes['compute2']
+    l3 = site.playbook('site.yml', '--limit', 'compute2', '-e',
+                       'dragonflow_flavour=l3')
+    assert recap(l3.stdout)['compute2'] > 0
+    assert _installed(node, 'dragonflow-l3-agent')
+    assert not _installed(node, 'dragonflow-controller')
+    wait_until(lambda: _active(node, 'df-l3-agent'), timeout=60,
+               interval=0.5, message='df-l3-agent active')
+    assert 'l2_normal' in node.run('cat', '/etc/dragonflow/l3-agent.ini')
+    # Its flows hand the rest to NORMAL (table 0's default).
+    wait_until(lambda: 'actions=NORMAL' in node.run(
+        'ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int'),
+        timeout=30, interval=0.5, message='L3 flavour flows')
+    again = site.playbook('site.yml', '--limit', 'compute2', '-e',
+                          'dragonflow_flavour=l3')
+    assert recap(again.stdout) == {'compute2': 0}, again.stdout[-3000:]
+    # And back.
+    site.playbook('site.yml', '--limit', 'compute2')
+    assert _installed(node, 'dragonflow-controller')
+    assert not _installed(node, 'dragonflow-l3-agent')
+    wait_until(lambda: _active(node, 'df-local-controller'), timeout=60,
+               interval=0.5, message='df-local-controller active again')
+    assert not _active(node, 'df-l3-agent')
+
+
 def test_unreachable_zookeeper_fails_at_the_wait_step(site):
     proc = site.playbook(
         'site.yml', '--limit', 'compute1', '-e',

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-PACKAGES = ('python3-dragonflow', 'dragonflow-common', 'dragonflow-controller')
+PACKAGES = ('python3-dragonflow', 'dragonflow-common')
+FLAVOURS = {'full': ('dragonflow-controller', 'df-local-controller'),
+            'l3': ('dragonflow-l3-agent', 'df-l3-agent')}
 
 
 def groups(host):
@@ -39,10 +41,18 @@ def compute(host):
         pytest.skip('not a compute node')
 
 
+def flavour(host):
+    return host.ansible.get_variables().get('dragonflow_flavour', 'full')
+
+
 def test_packages_at_the_expected_version(host):
     compute(host)
     expected = host.ansible.get_variables().get('dragonflow_expected_version')
-    for name in PACKAGES:
+    package, _ = FLAVOURS[flavour(host)]
+    other = [p for p, _ in FLAVOURS.values() if p != package]
+    for name in other:
+        assert not host.package(name).is_installed, name
+    for name in PACKAGES + (package,):
         package = host.package(name)
         assert package.is_installed, name
         if expected:
@@ -51,7 +61,7 @@ def test_packages_at_the_expected_version(host):
 
 def test_controller_running_and_enabled(host):
     compute(host)
-    service = host.service('df-local-controller')
+    service = host.service(FLAVOURS[flavour(host)][1])
     assert service.is_running and service.is_enabled
 
 
@@ -80,6 +90,11 @@ def test_flows_match_the_nb_state(host):
     compute(host)
     name = host.ansible.get_variables()['inventory_hostname']
     flows = host.check_output('ovs-ofctl -O OpenFlow13 dump-flows br-int')
+    if flavour(host) == 'l3':
+        # L2 is NORMAL's; none of the L2 pipeline's tables are ours.
+        assert 'priority=0 actions=NORMAL' in flows
+        assert 'table=5,' not in flows and 'table=25,' not in flows
+        return
     for table in (0, 5, 25, 30, 55, 75, 100):
         assert f'table={table}, ' in flows and 'priority=0' in flows
     for port in dfctl(host, 'port', 'list'):

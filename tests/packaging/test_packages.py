@@ -24,7 +24,7 @@ def rpm(dist, name):
 
 def test_all_packages_are_built(dist):
     names = ('python3-dragonflow', 'dragonflow-common',
-             'dragonflow-controller', 'dragonflow-bgp')
+             'dragonflow-controller', 'dragonflow-l3-agent', 'dragonflow-bgp')
     for name in names:
         assert os.path.exists(deb(dist, name)), name
         assert os.path.exists(rpm(dist, name)), name
@@ -70,7 +70,38 @@ def test_deb_conffile_unit_and_maintainer_scripts(dist):
             assert 'restart' in f.read() or 'try-restart' in postinst
     files = run('dpkg-deb', '-c', deb(dist, 'dragonflow-controller'))
     assert './lib/systemd/system/df-local-controller.service' in files
-    assert './usr/bin/df-local-controller' in files
+    # The program is shared with the L3 flavour: it lives in common.
+    assert './usr/bin/df-local-controller' in run(
+        'dpkg-deb', '-c', deb(dist, 'dragonflow-common'))
+
+
+def test_l3_agent_package_runs_the_controller_with_the_l3_app_set(dist):
+    package = deb(dist, 'dragonflow-l3-agent')
+    files = run('dpkg-deb', '-c', package)
+    assert './lib/systemd/system/df-l3-agent.service' in files
+    assert 'dragonflow-controller' in run('dpkg-deb', '-f', package,
+                                          'Conflicts')
+    assert 'dragonflow-l3-agent' in run(
+        'dpkg-deb', '-f', deb(dist, 'dragonflow-controller'), 'Conflicts')
+    with tempfile.TemporaryDirectory() as tmp:
+        run('dpkg-deb', '-x', package, tmp)
+        ini = open(os.path.join(tmp, 'etc/dragonflow/l3-agent.ini')).read()
+        unit = open(os.path.join(
+            tmp, 'lib/systemd/system/df-l3-agent.service')).read()
+    apps = [line.split('=', 1)[1].strip().split(',')
+            for line in ini.splitlines() if line.startswith('apps_list')][0]
+    assert 'l2_normal' in apps and 'l2' not in apps and 'dhcp' not in apps
+    assert '--config-file /etc/dragonflow/l3-agent.ini' in unit
+    assert 'Conflicts=df-local-controller.service' in unit
+    with tempfile.TemporaryDirectory() as tmp:
+        run('dpkg-deb', '-e', package, tmp)
+        with open(os.path.join(tmp, 'conffiles')) as f:
+            assert f.read().split() == ['/etc/dragonflow/l3-agent.ini']
+    rpm_package = rpm(dist, 'dragonflow-l3-agent')
+    assert 'dragonflow-controller' in run('rpm', '-qp', '--conflicts',
+                                          rpm_package)
+    assert '/etc/dragonflow/l3-agent.ini' in run('rpm', '-qp',
+                                                 '--configfiles', rpm_package)
 
 
 def test_rpm_requires_provides_files_and_scriptlets(dist):

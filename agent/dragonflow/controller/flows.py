@@ -9,6 +9,7 @@ those into OpenFlow messages.
 
 Action tuples:
 ``('output', port)``, ``('in_port',)`` (output to the ingress port),
+``('normal',)`` (the bridge's own L2 switching),
 ``('controller',)``, ``('set_field', field, value)``,
 ``('move', src_field, dst_field, n_bits)``, ``('dec_ttl',)``,
 ``('push_vlan', ethertype)``, ``('pop_vlan',)``,

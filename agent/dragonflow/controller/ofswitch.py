@@ -32,6 +32,8 @@ def _actions(dp, flow):
             actions.append(parser.OFPActionOutput(action[1]))
         elif kind == 'in_port':
             actions.append(parser.OFPActionOutput(ofp.OFPP_IN_PORT))
+        elif kind == 'normal':
+            actions.append(parser.OFPActionOutput(ofp.OFPP_NORMAL))
         elif kind == 'controller':
             actions.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER,
                                                   ofp.OFPCML_NO_BUFFER))

@@ -389,7 +389,10 @@ class ProviderSwitch(Chassis):
             sh('ethtool', '-K', dev, 'tx', 'off', ns=where)
         extra = ['--', 'set', 'Port', port, f'tag={tag}'] \
             if tag is not None else []
-        self.vsctl('add-port', 'br-sw', port, *extra)
+        self.vsctl('--may-exist', 'add-port', 'br-sw', port, *extra)
+
+    def unplug(self, port):
+        self.vsctl('--if-exists', 'del-port', 'br-sw', port)
 
 
 class External(Vm):
@@ -398,9 +401,14 @@ class External(Vm):
 
     def __init__(self, lab, name):
         super().__init__(lab, name, None, None, None)
+        self.switch_ports = []
+
+    def _plug(self, ifname, port, tag):
+        self.lab.switch.plug(self.ns, ifname, port, tag=tag)
+        self.switch_ports.append(port)
 
     def _veth(self):
-        self.lab.switch.plug(self.ns, 'eth0', f'{self.name}0', tag=0)
+        self._plug('eth0', f'{self.name}0', 0)
         # Answer ARP only on the interface (VLAN) holding the address.
         sh('sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', ns=self.ns)
 
@@ -412,9 +420,16 @@ class External(Vm):
             dev = f'eth{vlan}'
             if sh('ip', 'link', 'show', dev, ns=self.ns,
                   check=False) == '':
-                self.lab.switch.plug(self.ns, dev, f'{self.name}{vlan}',
-                                     tag=vlan)
+                self._plug(dev, f'{self.name}{vlan}', vlan)
         sh('ip', 'addr', 'replace', cidr, 'dev', dev, ns=self.ns)
+
+    def destroy(self):
+        super().destroy()
+        if self.lab.switch.dir and os.path.exists(
+                os.path.join(self.lab.switch.dir, 'db.sock')):
+            for port in self.switch_ports:
+                self.lab.switch.unplug(port)
+        self.switch_ports = []
 
     def to_dict(self):
         return {'name': self.name, 'external': True}

@@ -1,6 +1,13 @@
 """Controller apps. Each app is one module with one class: it owns some
 tables of the pipeline and one cookie, and computes its flows from the
-local state as plain data. Apps are enabled by ``[df] apps_list``."""
+local state as plain data. Apps are enabled by ``[df] apps_list``.
+
+Two L2 modes: the full set switches itself (``l2`` and the apps around it
+own the whole pipeline); the L3 flavour runs ``l2_normal`` instead, which
+hands everything the routing/NAT apps do not claim to the bridge's NORMAL
+action (or another L2 agent), and apps that steer traffic from outside
+then add table-0 flows for exactly what they handle (``self.l2_normal``).
+"""
 import importlib
 
 from dragonflow.controller import flows as fl
@@ -18,7 +25,12 @@ APP_MODULES = {
     'provider': 'dragonflow.controller.apps.provider',
     'nat': 'dragonflow.controller.apps.nat',
     'router_icmp': 'dragonflow.controller.apps.router_icmp',
+    'l2_normal': 'dragonflow.controller.apps.l2_normal',
 }
+# Apps that are the L2 pipeline of the full set: not with l2_normal.
+OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
+          'tunneling', 'security_groups')
+L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 
 class App:
@@ -27,6 +39,7 @@ class App:
     name = None
     cookie = None          # 1..255, unique per app
     tables = ()            # the tables whose default flows the app owns
+    l2_normal = False      # set by load() for the L3 flavour
 
     def __init__(self, controller=None):
         self.controller = controller
@@ -78,6 +91,10 @@ class PassThroughApp(App):
 def load(names, controller=None):
     """The apps named in apps_list, plus the pass-through stages."""
     apps = []
+    clash = sorted(set(names) & set(OWN_L2))
+    if 'l2_normal' in names and clash:
+        raise ValueError(f'l2_normal (the L3 flavour) cannot run with '
+                         f'{", ".join(clash)}: those switch L2 themselves')
     for name in names:
         try:
             module = importlib.import_module(APP_MODULES[name])
@@ -85,6 +102,7 @@ def load(names, controller=None):
             raise ValueError(f'unknown app {name!r} in apps_list (known: '
                              f'{", ".join(sorted(APP_MODULES))})') from None
         apps.append(module.APP(controller))
+        apps[-1].l2_normal = 'l2_normal' in names
     cookies = [a.cookie for a in apps]
     if len(set(cookies)) != len(cookies):
         raise ValueError('two apps share a cookie')

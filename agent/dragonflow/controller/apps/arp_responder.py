@@ -28,6 +28,18 @@ def answers(state, network):
     return sorted(out.items())
 
 
+def reply_actions(ip, mac):
+    """Turn an ARP request for ip into the reply from mac (in place; the
+    caller sends it back where it came from)."""
+    return [('move', 'eth_src', 'eth_dst', 48),
+            ('set_field', 'eth_src', mac),
+            ('set_field', 'arp_op', 2),
+            ('move', 'arp_sha', 'arp_tha', 48),
+            ('move', 'arp_spa', 'arp_tpa', 32),
+            ('set_field', 'arp_sha', mac),
+            ('set_field', 'arp_spa', ip)]
+
+
 class ArpResponderApp(apps.App):
     name = 'arp_responder'
     cookie = 3
@@ -43,14 +55,7 @@ class ArpResponderApp(apps.App):
                 pl.ARP_RESPONDER, 100,
                 {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
                  'arp_op': 1, 'arp_tpa': ip},
-                [('move', 'eth_src', 'eth_dst', 48),
-                 ('set_field', 'eth_src', mac),
-                 ('set_field', 'arp_op', 2),
-                 ('move', 'arp_sha', 'arp_tha', 48),
-                 ('move', 'arp_spa', 'arp_tpa', 32),
-                 ('set_field', 'arp_sha', mac),
-                 ('set_field', 'arp_spa', ip),
-                 ('in_port',)]))
+                reply_actions(ip, mac) + [('in_port',)]))
         return out
 
 

@@ -28,6 +28,7 @@ import logging
 
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller.apps import arp_responder
 from dragonflow.controller.apps import provider
 
 LOG = logging.getLogger(__name__)
@@ -71,13 +72,7 @@ def arp_reply(flow, network, ip, mac):
         pl.INGRESS_NAT, 100,
         {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
          'arp_op': 1, 'arp_tpa': ip},
-        [('move', 'eth_src', 'eth_dst', 48),
-         ('set_field', 'eth_src', mac),
-         ('set_field', 'arp_op', 2),
-         ('move', 'arp_sha', 'arp_tha', 48),
-         ('move', 'arp_spa', 'arp_tpa', 32),
-         ('set_field', 'arp_sha', mac),
-         ('set_field', 'arp_spa', ip)] +
+        arp_responder.reply_actions(ip, mac) +
         provider.uplink_actions(network, ('in_port',)))
 
 
@@ -119,12 +114,22 @@ class NatApp(apps.App):
         return [self.flow(pl.INGRESS_NAT, 100, {
             'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
             'arp_op': 2, 'arp_tpa': own}, [('controller',)])] + \
-            self._address_flows(network, own)
+            self._address_flows(state, network, own)
 
-    def _address_flows(self, external, ip):
+    def _address_flows(self, state, external, ip):
         """Answer ARP for one of our external addresses, and send what
         comes to it through the NAT zone."""
-        return [
+        out = []
+        ofport = state.provider_ofports.get(external.physical_network)
+        if self.l2_normal and ofport is not None:
+            # NORMAL switches the uplink: claim just our address's frames.
+            for match in ({'eth_type': pl.ETH_ARP, 'arp_tpa': ip},
+                          {'eth_dst': nat_mac(ip)}):
+                out.append(self.flow(
+                    pl.CLASSIFIER, 100,
+                    *provider.arrival(external, ofport, **match),
+                    goto=pl.INGRESS_NAT))
+        return out + [
             arp_reply(self.flow, external, ip, nat_mac(ip)),
             self.flow(pl.INGRESS_NAT, 90,
                       {'metadata': external.unique_key,
@@ -179,7 +184,8 @@ class NatApp(apps.App):
                       goto=pl.EGRESS),
         ]
         if fip is not None:
-            out += self._address_flows(external, fip.floating_ip_address)
+            out += self._address_flows(state, external,
+                                       fip.floating_ip_address)
             out.append(self.flow(
                 pl.INGRESS_NAT_ROUTE, 50,
                 {'ct_state': pl.CT_STATE_NEW, 'eth_type': pl.ETH_IP,

@@ -11,6 +11,10 @@ patch (with the network's VLAN tag, or untagged for a flat network) are
 untagged, classified to the network, pass the NAT stage (table 50: our
 external addresses) and are delivered like tunnel arrivals (table 100). Provider networks never use tunnels; the provider bridge
 itself stays a plain NORMAL switch.
+
+In the L3 flavour (``l2_normal``) NORMAL switches provider networks; this
+app then only sends routed packets for ports elsewhere out of the patch,
+tagged (tables 75, 80).
 """
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
@@ -39,6 +43,14 @@ def _out_actions(network, ofport):
     return uplink_actions(network, ('output', ofport))
 
 
+def arrival(network, ofport, **match):
+    """(match, actions) classifying frames of network arriving on its
+    patch ofport (with extra match fields): untag, set the network."""
+    pop = [('pop_vlan',)] if network.network_type == 'vlan' else []
+    return (dict(match, in_port=ofport, vlan_vid=_vlan_match(network)),
+            pop + [('write_metadata', network.unique_key)])
+
+
 class ProviderApp(apps.App):
     name = 'provider'
     cookie = 9
@@ -54,11 +66,15 @@ class ProviderApp(apps.App):
         if ofport is None:
             return []
         meta = {'metadata': network.unique_key}
-        arrive = [('pop_vlan',)] if network.network_type == 'vlan' else []
-        out = [
-            self.flow(pl.CLASSIFIER, 100,
-                      {'in_port': ofport, 'vlan_vid': _vlan_match(network)},
-                      arrive + [('write_metadata', network.unique_key)],
+        out = [self.flow(pl.EGRESS_PROVIDER, 100, meta,
+                         _out_actions(network, ofport))]
+        for port in state.remote_ports(network.id):
+            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                                 goto=pl.EGRESS_PROVIDER))
+        if self.l2_normal:
+            return out
+        out += [
+            self.flow(pl.CLASSIFIER, 100, *arrival(network, ofport),
                       goto=pl.INGRESS_NAT),
             # Unknown unicast: the destination is outside.
             self.flow(pl.L2_LOOKUP, 1, meta, goto=pl.EGRESS_PROVIDER),
@@ -67,12 +83,7 @@ class ProviderApp(apps.App):
                       [('output', state.ofports[p.id])
                        for p in state.local_ports(network.id)] +
                       _out_actions(network, ofport)),
-            self.flow(pl.EGRESS_PROVIDER, 100, meta,
-                      _out_actions(network, ofport)),
         ]
-        for port in state.remote_ports(network.id):
-            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
-                                 goto=pl.EGRESS_PROVIDER))
         out += l2.arrival_flows(self, state, network)
         return out
 
