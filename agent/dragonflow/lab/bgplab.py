@@ -46,9 +46,10 @@ class BgpLab:
         self.stop()
         os.makedirs(self.dir, exist_ok=True)
         lab = self.lab
+        root_end = f'{lab.prefix}bgp'[:15]
+        lab.track_netns(self.ns, root_end)
         sh('ip', 'netns', 'add', self.ns)
         sh('ip', 'link', 'set', 'lo', 'up', ns=self.ns)
-        root_end = f'{lab.prefix}bgp'[:15]
         sh('ip', 'link', 'add', root_end, 'type', 'veth', 'peer', 'name',
            'ul0', 'netns', self.ns)
         sh('ip', 'link', 'set', root_end, 'master', lab.bridge, 'up')
@@ -67,6 +68,8 @@ class BgpLab:
         sh('bird', '-c', f'{self.dir}/bird.conf', '-s',
            f'{self.dir}/bird.ctl', '-P', f'{self.dir}/bird.pid',
            ns=self.upstream.ns)
+        with open(os.path.join(self.dir, 'bird.pid')) as f:
+            lab.track('bird', int(f.read().strip()))
         config = os.path.join(self.dir, 'df-bgp.ini')
         with open(config, 'w') as f:
             f.write(f'[df]\nremote_db_hosts = {lab.zk_address}\n'
@@ -80,6 +83,7 @@ class BgpLab:
             stdout=log, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONPATH=AGENT_DIR))
         log.close()
+        lab.track('df-bgp', self.proc.pid)
         return self
 
     def peer_objects(self, nb, networks):
@@ -102,6 +106,8 @@ class BgpLab:
             kill_pid(self.proc.pid)
             self.proc.wait()
             self.proc = None
+        self.lab.untrack('df-bgp')
+        self.lab.untrack('bird')
         try:
             with open(os.path.join(self.dir, 'bird.pid')) as f:
                 kill_pid(int(f.read().strip()))
@@ -109,5 +115,5 @@ class BgpLab:
             pass
         if os.path.exists(os.path.join(self.lab.switch.dir, 'db.sock')):
             self.lab.switch.unplug(self.switch_port)
-        sh('ip', 'netns', 'del', self.ns, check=False)
-        sh('ip', 'link', 'del', f'{self.lab.prefix}bgp'[:15], check=False)
+        self.lab.remove_netns({self.ns: f'{self.lab.prefix}bgp'[:15]})
+        self.lab.extra_ns.pop(self.ns, None)

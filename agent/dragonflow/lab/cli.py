@@ -4,9 +4,14 @@
                             and df-local-controller), create two networks
                             and four VMs with dfctl, let the VMs get their
                             addresses by DHCP, ping across chassis, add a
-                            router and ping between the networks, print
-                            the flow count per chassis, tear down
-                            (--keep leaves it up)
+                            router and ping between the networks, give it
+                            a gateway on an external VLAN network whose
+                            upstream router runs BIRD: VMs leave by SNAT
+                            through their own chassis, a floating IP is
+                            reached from outside, BIRD learns the tenant
+                            prefixes and the FIP /32 from df-bgp; print the
+                            flow count per chassis, tear down (--keep
+                            leaves it up)
     dragonflow-lab status   what a kept lab runs
     dragonflow-lab down     tear a kept lab down (by PID, by name)
 
@@ -19,6 +24,7 @@ import subprocess
 import sys
 import time
 
+from dragonflow.lab import bgplab
 from dragonflow.lab import netlab
 
 DEFAULT_DIR = '/var/tmp/dragonflow-lab'
@@ -118,12 +124,73 @@ def demo(lab):
         print(f'{src} -> {dst} ({target}), routed: '
               f'{"ok" if reached else "FAILED"}')
         ok &= reached
+    ok &= _outside(lab, vms, ports)
     _step('flows per chassis and service health')
     for chassis in lab.chassis.values():
         print(f'{chassis.name}: {len(chassis.flows())} flows on br-int')
     print(_dfctl(lab, 'service', 'list', show=False))
     print('demo ' + ('passed' if ok else 'FAILED'))
     return 0 if ok else 1
+
+
+def _outside(lab, vms, ports):
+    """SNAT, a floating IP and BGP towards an upstream router."""
+    vlan = 200
+    _step('the outside: an upstream router (it runs BIRD) on an external '
+          f'VLAN network ({vlan} on physnet1); r1 gets its gateway there')
+    public = json.loads(_dfctl(
+        lab, '--json', 'network', 'create', '--name', 'public',
+        '--network-type', 'vlan', '--physical-network', netlab.PHYSNET,
+        '--segmentation-id', str(vlan), '--external', 'true', show=False))
+    _dfctl(lab, 'subnet', 'create', '--name', 'public-v4', '--network-id',
+           'public', '--cidr', netlab.EXTERNAL_CIDR, '--gateway-ip',
+           netlab.EXTERNAL_GATEWAY, '--enable-dhcp', 'false', show=False)
+    _dfctl(lab, 'router', 'update', 'r1', '--external-gateway',
+           f'network_id={public["id"]}')
+    upstream = lab.add_external('up')
+    upstream.add_address(f'{netlab.EXTERNAL_GATEWAY}/24', vlan=vlan)
+    lab.track('upstream-tcp', upstream.serve_tcp(8080).pid)
+    ok = True
+    _step('distributed SNAT: each VM leaves through its own chassis')
+    for name in ('blue1', 'green2'):
+        seen = None
+        deadline = time.monotonic() + 20
+        while seen is None and time.monotonic() < deadline:
+            seen = vms[name].connect_tcp(netlab.EXTERNAL_GATEWAY, 8080)
+        expected = vms[name].chassis.external_ip
+        print(f'{name} on {vms[name].chassis.name} -> upstream '
+              f'{netlab.EXTERNAL_GATEWAY}:8080, source seen: {seen} '
+              f'({vms[name].chassis.name} external_host_ip {expected})')
+        ok &= seen == expected
+    _step('a floating IP for blue2: the outside reaches it')
+    fip = json.loads(_dfctl(lab, '--json', 'floatingip', 'create',
+                            '--floating-network-id', 'public', '--port-id',
+                            ports['blue2']['id'], show=False))
+    address = fip['floating_ip_address']
+    reached = any(upstream.ping(address, count=1, timeout=1)
+                  for _ in range(10))
+    print(f'upstream -> {address} (blue2 {ports["blue2"]["ips"][0]}): '
+          f'{"ok" if reached else "FAILED"}')
+    ok &= reached
+    _step('BGP: df-bgp peers with BIRD on the upstream router')
+    bgp = bgplab.BgpLab(lab, upstream, vlan=vlan).start()
+    _dfctl(lab, 'bgp-peer', 'create', '--name', 'upstream', '--peer-ip',
+           bgp.bird_ip, '--remote-as', str(bgp.bird_as), show=False)
+    _dfctl(lab, 'bgp-speaker', 'create', '--name', 'edge', '--local-as',
+           str(bgp.speaker_as), '--peers', 'upstream', '--networks',
+           'public', show=False)
+    deadline = time.monotonic() + 30
+    routes = ''
+    while time.monotonic() < deadline:
+        routes = bgp.birdc('show', 'route') if bgp.established() else ''
+        if f'{address}/32' in routes and '10.1.0.0/24' in routes:
+            break
+        time.sleep(0.5)
+    print('$ birdc show route   (on the upstream router)')
+    print(routes)
+    ok &= f'{address}/32' in routes and '10.1.0.0/24' in routes
+    _dfctl(lab, 'bgp', 'status')
+    return ok
 
 
 def main(argv=None):

@@ -471,6 +471,8 @@ class NetLab:
         self.zk = None
         self.chassis = {}
         self.vms = {}
+        self.pids = {}      # other processes started in the lab, by name
+        self.extra_ns = {}  # other namespaces -> their root-side link
 
     @property
     def zk_address(self):
@@ -485,7 +487,8 @@ class NetLab:
             json.dump({'prefix': self.prefix, 'underlay': str(self.underlay),
                        'zk_pid': self.zk.proc.pid if self.zk else None,
                        'chassis': [c.to_dict() for c in self.chassis.values()],
-                       'vms': [v.to_dict() for v in self.vms.values()]},
+                       'vms': [v.to_dict() for v in self.vms.values()],
+                       'pids': self.pids, 'extra_ns': self.extra_ns},
                       f, indent=2)
 
     def create(self):
@@ -539,7 +542,32 @@ class NetLab:
         self.save()
         return host.create()
 
+    def track(self, name, pid):
+        """Record a process started in the lab (stopped with it)."""
+        self.pids[name] = pid
+        self.save()
+
+    def untrack(self, name):
+        if self.pids.pop(name, None) is not None:
+            self.save()
+
+    def track_netns(self, ns, root_link=None):
+        """Record a namespace (and its root-side link) made in the lab."""
+        self.extra_ns[ns] = root_link
+        self.save()
+
+    def remove_netns(self, extra):
+        for ns, link in extra.items():
+            sh('ip', 'netns', 'del', ns, check=False)
+            if link:
+                sh('ip', 'link', 'del', link, check=False)
+
     def destroy(self):
+        for pid in self.pids.values():
+            kill_pid(pid)
+        self.pids.clear()
+        self.remove_netns(self.extra_ns)
+        self.extra_ns.clear()
         for vm in list(self.vms.values()):
             vm.destroy()
         for chassis in list(self.chassis.values()):
@@ -560,6 +588,9 @@ class NetLab:
                 saved = json.load(f)
         except (FileNotFoundError, ValueError):
             return
+        for pid in saved.get('pids', {}).values():
+            kill_pid(pid)
+        self.remove_netns(saved.get('extra_ns', {}))
         for item in saved.get('vms', []):
             sh('ip', 'netns', 'del', f'{self.prefix}-{item["name"]}',
                check=False)
