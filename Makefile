@@ -43,6 +43,7 @@ demo: deps
 bench: deps
 	$(PYTHON) bench/nb_bench.py
 	$(PYTHON) bench/controller_bench.py
+	$(PYTHON) bench/l3_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

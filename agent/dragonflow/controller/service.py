@@ -117,8 +117,14 @@ class LocalController:
                     self._full_sync()
                 elif dirty or dirty_ports:
                     self._sync(dirty, dirty_ports)
+                else:
+                    continue
             except Exception:
                 LOG.exception('error programming the switch')
+                continue
+            # What changed may need announcing or resolving now (a new
+            # router interface, a moved floating IP), not at the next tick.
+            self._handle_tick(None)
 
     def _local_port_ids(self):
         state = self.state

@@ -6,10 +6,15 @@ MAC of the outgoing interface, destination MAC of the port, TTL
 decremented, destination network and port key set. Extra routes of the
 router whose next hop is a port (a VM acting as a router) send matching
 destinations to that port the same way. Delivery is then the ordinary
-egress (local port, or one tunnel hop to the port's chassis)."""
+egress (local port, or one tunnel hop to the port's chassis).
+
+A router interface that appears on a network with ports here is announced
+to them with gratuitous ARPs (a re-created interface has a new MAC, which
+the VMs would otherwise keep sending to until their ARP entry expires)."""
 import ipaddress
 
 from dragonflow.controller import apps
+from dragonflow.controller import arp
 from dragonflow.controller import pipeline as pl
 
 
@@ -18,8 +23,23 @@ class L3App(apps.App):
     cookie = 7
     tables = (pl.L3_LOOKUP,)
 
+    def __init__(self, controller=None):
+        super().__init__(controller)
+        self.announcer = arp.Announcer()
+
     def global_flows(self, state):
         return [self.flow(pl.L3_LOOKUP, 0)]
+
+    def tick(self, state, send_packet):
+        interfaces = {}
+        for net_id in state.local_networks():
+            for rport in state.router_ports(net_id):
+                if ipaddress.ip_address(rport.ip).version == 4:
+                    interfaces[(net_id, rport.ip, rport.mac)] = rport
+        for net_id, ip, mac in self.announcer.due(interfaces):
+            data = arp.arp_request(mac, ip, ip)
+            for port in state.local_ports(net_id):
+                send_packet(state.ofports[port.id], data)
 
     def network_flows(self, state, network):
         out = []

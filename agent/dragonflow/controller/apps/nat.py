@@ -25,15 +25,17 @@ and the physical switches forget where it was.
 """
 import ipaddress
 import logging
+import time
 
 from dragonflow.controller import apps
+from dragonflow.controller import arp
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps import arp_responder
 from dragonflow.controller.apps import provider
 
 LOG = logging.getLogger(__name__)
-REFRESH_TICKS = 30          # re-resolve a known gateway every N ticks
-ANNOUNCEMENTS = 3           # gratuitous ARPs per new address, one per tick
+REFRESH = 60.0              # seconds between re-resolving a known gateway
+RETRY = 1.0                 # at most one ARP request per gateway this often
 
 
 def nat_mac(ip):
@@ -84,8 +86,8 @@ class NatApp(apps.App):
 
     def __init__(self, controller=None):
         super().__init__(controller)
-        self.ticks = 0
-        self.announcing = {}     # (network id, ip) -> announcements left
+        self.asked = {}          # (network id, gateway ip) -> monotonic time
+        self.announcer = arp.Announcer()
 
     def global_flows(self, state):
         return [
@@ -212,7 +214,6 @@ class NatApp(apps.App):
 
     # --- resolving the gateway -------------------------------------------
     def tick(self, state, send_packet):
-        self.ticks += 1
         self._resolve_gateways(state, send_packet)
         self._announce(state, send_packet)
 
@@ -227,15 +228,11 @@ class NatApp(apps.App):
                     fip.floating_network_id in self.controller.programmed:
                 current.add((fip.floating_network_id,
                              fip.floating_ip_address))
-        self.announcing = {key: self.announcing.get(key, ANNOUNCEMENTS)
-                           for key in current}
-        for (net_id, ip), left in sorted(self.announcing.items()):
+        for net_id, ip in self.announcer.due(current):
             network = state.network(net_id)
             ofport = state.provider_ofports.get(network.physical_network)
-            if left <= 0 or ofport is None:
-                continue
-            send_packet(ofport, _arp_request(network, ip, ip))
-            self.announcing[(net_id, ip)] = left - 1
+            if ofport is not None:
+                send_packet(ofport, _arp_request(network, ip, ip))
 
     def _resolve_gateways(self, state, send_packet):
         for net_id in self.controller.programmed:
@@ -247,17 +244,19 @@ class NatApp(apps.App):
             gateway = gateway_ip(state, net_id)
             if ofport is None or own is None or gateway is None:
                 continue
-            known = (net_id, gateway) in state.neighbours
-            if known and self.ticks % REFRESH_TICKS:
+            key = (net_id, gateway)
+            since = time.monotonic() - self.asked.get(key, -REFRESH)
+            if since < (REFRESH if key in state.neighbours else RETRY):
                 continue
+            self.asked[key] = time.monotonic()
             send_packet(ofport, _arp_request(network, own, gateway))
 
     def packet_in(self, state, msg, send_packet):
         if msg.table_id != pl.INGRESS_NAT:
             return False
-        from os_ken.lib.packet import arp, packet
-        reply = packet.Packet(msg.data).get_protocol(arp.arp)
-        if reply is None or reply.opcode != arp.ARP_REPLY:
+        from os_ken.lib.packet import arp as arp_header, packet
+        reply = packet.Packet(msg.data).get_protocol(arp_header.arp)
+        if reply is None or reply.opcode != arp_header.ARP_REPLY:
             return True
         metadata = msg.match.get('metadata')
         for net_id in self.controller.programmed:
@@ -269,22 +268,9 @@ class NatApp(apps.App):
 
 
 def _arp_request(network, own_ip, target_ip):
-    from os_ken.lib.packet import arp, ethernet, packet, vlan
-    pkt = packet.Packet()
-    if network.network_type == 'vlan':
-        pkt.add_protocol(ethernet.ethernet(
-            dst='ff:ff:ff:ff:ff:ff', src=nat_mac(own_ip), ethertype=0x8100))
-        pkt.add_protocol(vlan.vlan(vid=network.segmentation_id,
-                                   ethertype=pl.ETH_ARP))
-    else:
-        pkt.add_protocol(ethernet.ethernet(
-            dst='ff:ff:ff:ff:ff:ff', src=nat_mac(own_ip),
-            ethertype=pl.ETH_ARP))
-    pkt.add_protocol(arp.arp(opcode=arp.ARP_REQUEST, src_mac=nat_mac(own_ip),
-                             src_ip=own_ip, dst_mac='00:00:00:00:00:00',
-                             dst_ip=target_ip))
-    pkt.serialize()
-    return pkt.data
+    vlan = network.segmentation_id if network.network_type == 'vlan' \
+        else None
+    return arp.arp_request(nat_mac(own_ip), own_ip, target_ip, vlan)
 
 
 APP = NatApp
