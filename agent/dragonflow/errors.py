@@ -39,8 +39,10 @@ class UniqueConflict(NbError):
                 'segment': 'segmentation id', 'unique_key': 'datapath key',
                 'router_subnet': 'subnet',
                 'fip_fixed': 'port fixed IP'}.get(index, index)
+        used = 'attached to a router by' if index == 'router_subnet' \
+            else 'used by'
         super().__init__(f'{table + ": " if table else ""}{what} {key} is '
-                         f'already used by {owner}')
+                         f'already {used} {owner}')
         self.index, self.key, self.owner = index, key, owner
 
 

@@ -189,7 +189,7 @@ def test_router_interfaces(nb, net):
     assert rport.ip == '10.0.0.1' and rport.network_id == network.id
     other = nb.create('logical_router', {'name': 'r2'})
     with pytest.raises(errors.UniqueConflict, match=f'subnet {subnet.id} is '
-                       'already used'):
+                       'already attached to a router'):
         nb.create('logical_router_port', {'router_id': other.id,
                                           'subnet_id': subnet.id,
                                           'ip': '10.0.0.200'})
