@@ -32,7 +32,7 @@ packages: packaging-deps
 	packaging/build-packages
 
 test: deps packaging-deps
-	$(PYTHON) -m pytest -ra tests
+	$(PYTHON) -m pytest -ra --durations=15 tests
 
 test-unit:
 	$(PYTHON) -m pytest -ra tests/unit

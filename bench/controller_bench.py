@@ -367,13 +367,7 @@ def main():
     results = {}
     client = None
     try:
-        lab.create()
-        for i in range(1, 6):
-            lab.add_chassis(f'ch{i}')
-        for ch in lab.chassis.values():
-            ch.start_controller()
-        for ch in lab.chassis.values():
-            ch.wait_connected()
+        lab.create().start_chassis([f'ch{i}' for i in range(1, 6)])
         client = zk.make_client(lab.zk_address)
         client.start(timeout=20)
         nb = NbApi(client)

@@ -280,13 +280,7 @@ def main():
     results = {}
     client = None
     try:
-        lab.create()
-        for name in ('ch1', 'ch2'):
-            lab.add_chassis(name)
-        for chassis in lab.chassis.values():
-            chassis.start_controller()
-        for chassis in lab.chassis.values():
-            chassis.wait_connected()
+        lab.create().start_chassis(['ch1', 'ch2'])
         client = zk.make_client(lab.zk_address)
         client.start(timeout=20)
         nb = NbApi(client)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -109,7 +110,8 @@ def bump_version(tree, new):
         f.write(f'dragonflow ({new}) unstable; urgency=medium\n\n'
                 f'  * Test build {new} for upgrade tests.\n\n'
                 ' -- Dragonflow lean developers <dragonflow@example.org>  '
-                'Tue, 01 Dec 2026 12:00:00 +0000\n\n' + old)
+                + time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())
+                + '\n\n' + old)
     spec = os.path.join(tree, 'packaging', 'rpm', 'dragonflow.spec')
     with open(spec) as f:
         text = f.read()

@@ -1,3 +1,3 @@
 """Dragonflow, lean: a distributed SDN control plane for Open vSwitch."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

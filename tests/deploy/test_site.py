@@ -70,6 +70,19 @@ class Site:
         self.nodes = site_nodes
         self.inventory = inventory_path
 
+    def set_host_var(self, host, key, value):
+        """Set (or with None remove) a host variable in the inventory."""
+        with open(self.inventory) as f:
+            data = yaml.safe_load(f)
+        for group in data['all']['children'].values():
+            if host in group['hosts']:
+                if value is None:
+                    group['hosts'][host].pop(key, None)
+                else:
+                    group['hosts'][host][key] = value
+        with open(self.inventory, 'w') as f:
+            yaml.safe_dump(data, f)
+
     def playbook(self, name, *extra, check=True):
         env = dict(os.environ, ANSIBLE_FORCE_COLOR='0',
                    ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='False',
@@ -145,32 +158,6 @@ def _installed(node, package):
 def _active(node, unit):
     return node.run('systemctl', 'is-active', unit,
                     check=False).strip() == 'active'
-
-
-def test_flavour_switch_on_a_node(site):
-    node = site.nodes['compute2']
-    l3 = site.playbook('site.yml', '--limit', 'compute2', '-e',
-                       'dragonflow_flavour=l3')
-    assert recap(l3.stdout)['compute2'] > 0
-    assert _installed(node, 'dragonflow-l3-agent')
-    assert not _installed(node, 'dragonflow-controller')
-    wait_until(lambda: _active(node, 'df-l3-agent'), timeout=60,
-               interval=0.5, message='df-l3-agent active')
-    assert 'l2_normal' in node.run('cat', '/etc/dragonflow/l3-agent.ini')
-    # Its flows hand the rest to NORMAL (table 0's default).
-    wait_until(lambda: 'actions=NORMAL' in node.run(
-        'ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int'),
-        timeout=30, interval=0.5, message='L3 flavour flows')
-    again = site.playbook('site.yml', '--limit', 'compute2', '-e',
-                          'dragonflow_flavour=l3')
-    assert recap(again.stdout) == {'compute2': 0}, again.stdout[-3000:]
-    # And back.
-    site.playbook('site.yml', '--limit', 'compute2')
-    assert _installed(node, 'dragonflow-controller')
-    assert not _installed(node, 'dragonflow-l3-agent')
-    wait_until(lambda: _active(node, 'df-local-controller'), timeout=60,
-               interval=0.5, message='df-local-controller active again')
-    assert not _active(node, 'df-l3-agent')
 
 
 def test_unreachable_zookeeper_fails_at_the_wait_step(site):
@@ -297,3 +284,32 @@ def test_vms_on_two_nodes_ping_and_verify_passes(site):
                message='vm1 on compute1 pings vm2 on compute2')
     # testinfra on every node, ports bound: the flows NB implies are there.
     site.playbook('verify.yml')
+
+
+def test_flavour_switch_on_a_node_then_verify(site):
+    """compute2 becomes an L3-flavour node (its inventory says so, as an
+    operator would write it), verify.yml passes with it, then back."""
+    node = site.nodes['compute2']
+    site.set_host_var('compute2', 'dragonflow_flavour', 'l3')
+    l3 = site.playbook('site.yml', '--limit', 'compute2')
+    assert recap(l3.stdout)['compute2'] > 0
+    assert _installed(node, 'dragonflow-l3-agent')
+    assert not _installed(node, 'dragonflow-controller')
+    wait_until(lambda: _active(node, 'df-l3-agent'), timeout=60,
+               interval=0.5, message='df-l3-agent active')
+    assert 'l2_normal' in node.run('cat', '/etc/dragonflow/l3-agent.ini')
+    # Its flows hand the rest to NORMAL (table 0's default).
+    wait_until(lambda: 'actions=NORMAL' in node.run(
+        'ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', 'br-int'),
+        timeout=30, interval=0.5, message='L3 flavour flows')
+    again = site.playbook('site.yml', '--limit', 'compute2')
+    assert recap(again.stdout) == {'compute2': 0}, again.stdout[-3000:]
+    site.playbook('verify.yml')
+    # And back.
+    site.set_host_var('compute2', 'dragonflow_flavour', None)
+    site.playbook('site.yml', '--limit', 'compute2')
+    assert _installed(node, 'dragonflow-controller')
+    assert not _installed(node, 'dragonflow-l3-agent')
+    wait_until(lambda: _active(node, 'df-local-controller'), timeout=60,
+               interval=0.5, message='df-local-controller active again')
+    assert not _active(node, 'df-l3-agent')

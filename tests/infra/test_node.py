@@ -9,6 +9,9 @@ import pytest
 PACKAGES = ('python3-dragonflow', 'dragonflow-common')
 FLAVOURS = {'full': ('dragonflow-controller', 'df-local-controller'),
             'l3': ('dragonflow-l3-agent', 'df-l3-agent')}
+# Flow cookies (low byte) of the full set's L2 apps: classifier,
+# port_security, arp_responder, l2, tunneling, dhcp, security_groups.
+L2_APP_COOKIES = {1, 2, 3, 4, 5, 6, 8}
 
 
 def groups(host):
@@ -91,9 +94,11 @@ def test_flows_match_the_nb_state(host):
     name = host.ansible.get_variables()['inventory_hostname']
     flows = host.check_output('ovs-ofctl -O OpenFlow13 dump-flows br-int')
     if flavour(host) == 'l3':
-        # L2 is NORMAL's; none of the L2 pipeline's tables are ours.
+        # L2 is NORMAL's: the table-0 default, and no flow of an L2 app.
         assert 'priority=0 actions=NORMAL' in flows
-        assert 'table=5,' not in flows and 'table=25,' not in flows
+        cookies = {int(line.split('cookie=')[1].split(',')[0], 16) & 0xff
+                   for line in flows.splitlines() if 'cookie=' in line}
+        assert not cookies & L2_APP_COOKIES, sorted(cookies)
         return
     for table in (0, 5, 25, 30, 55, 75, 100):
         assert f'table={table}, ' in flows and 'priority=0' in flows
@@ -103,6 +108,30 @@ def test_flows_match_the_nb_state(host):
         key = hex(port['unique_key'])
         assert f'set_field:{key}->reg6' in flows, port['id']
         assert f'reg6={key}' in flows, port['id']
+
+
+def test_tunnels_to_the_chassis_of_remote_ports(host):
+    """For every network with a port bound here, every other chassis
+    with a port on it is reached by a tunnel flow."""
+    compute(host)
+    if flavour(host) == 'l3':
+        pytest.skip('the L3 flavour does not tunnel')
+    name = host.ansible.get_variables()['inventory_hostname']
+    flows = host.check_output('ovs-ofctl -O OpenFlow13 dump-flows br-int')
+    chassis = {c['id']: c for c in dfctl(host, 'chassis', 'list')}
+    networks = {n['id']: n for n in dfctl(host, 'network', 'list')}
+    ports = dfctl(host, 'port', 'list')
+    local = {p['network_id'] for p in ports
+             if p.get('binding_chassis') == name}
+    for port in ports:
+        other = port.get('binding_chassis')
+        network = networks.get(port['network_id'])
+        if port['network_id'] not in local or other in (None, name) or \
+                other not in chassis or network is None or \
+                network['network_type'] not in ('geneve', 'vxlan'):
+            continue
+        assert f'set_field:{chassis[other]["ip"]}->tun_dst' in flows, \
+            (port['id'], other)
 
 
 def test_bgp_sessions_established_with_routes(host):

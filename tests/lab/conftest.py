@@ -22,13 +22,7 @@ def lab():
     workdir = tempfile.mkdtemp(prefix='df-lab-')
     net = NetLab(workdir, prefix='dfl', underlay='172.30.9.0/24')
     try:
-        net.create()
-        for name in ('ch1', 'ch2', 'ch3'):
-            net.add_chassis(name)
-        for chassis in net.chassis.values():
-            chassis.start_controller()
-        for chassis in net.chassis.values():
-            chassis.wait_connected()
+        net.create().start_chassis(['ch1', 'ch2', 'ch3'])
         yield net
     finally:
         net.destroy()

@@ -221,11 +221,7 @@ def test_routed_ping_between_networks_on_different_chassis(topo, lab_nb):
     the TTL goes down by one."""
     red = topo.network('10.41.0.0/24')
     blue = topo.network('10.42.0.0/24', network_type='vxlan')
-    router = lab_nb.create('logical_router', {'name': 'r-test'})
-    for net in (red, blue):
-        subnet = lab_nb.list('subnet', network_id=net.id)[0]
-        lab_nb.create('logical_router_port', {'router_id': router.id,
-                                              'subnet_id': subnet.id})
+    router = topo.router('r-test', [red, blue])
     a = topo.vm(red, 'ch1')
     b = topo.vm(blue, 'ch2')
     c = topo.vm(blue, 'ch1')
@@ -245,11 +241,7 @@ def test_extra_route_via_a_vm_next_hop(topo, lab_nb):
     """A router's extra route sends a prefix to a VM acting as a router."""
     red = topo.network('10.43.0.0/24')
     blue = topo.network('10.44.0.0/24')
-    router = lab_nb.create('logical_router', {'name': 'r-extra'})
-    for net in (red, blue):
-        subnet = lab_nb.list('subnet', network_id=net.id)[0]
-        lab_nb.create('logical_router_port', {'router_id': router.id,
-                                              'subnet_id': subnet.id})
+    router = topo.router('r-extra', [red, blue])
     client = topo.vm(red, 'ch1')
     # The next hop owns 192.168.77.1 behind it; it may send from it.
     hop = topo.vm(blue, 'ch2', allowed_address_pairs=[
@@ -261,7 +253,6 @@ def test_extra_route_via_a_vm_next_hop(topo, lab_nb):
     lab_nb.patch('logical_router', router.id, {'routes': [
         {'destination': '192.168.77.0/24', 'nexthop': hop.ip}]})
     assert pings(client, '192.168.77.1')
-    lab_nb.delete('logical_router', router.id, cascade=True)
 
 
 # Last: it stops the lab's ZooKeeper for a while.

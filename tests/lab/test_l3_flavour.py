@@ -45,40 +45,27 @@ def test_l3_flavour_routes_nats_and_leaves_l2_to_normal(
         nets[vlan] = topo.network(cidr, network_type='vlan',
                                   physical_network=PHYSNET,
                                   segmentation_id=vlan)
-    router = lab_nb.create('logical_router', {
-        'name': 'r-l3', 'external_gateway': {
-            'network_id': upstream.network.id}})
-    for net in nets.values():
-        subnet = lab_nb.list('subnet', network_id=net.id)[0]
-        lab_nb.create('logical_router_port', {'router_id': router.id,
-                                              'subnet_id': subnet.id})
-    servers = []
-    try:
-        a = _vlan_vm(topo, lab, nets[101], 'ch3', 101, '10.81.0.1')
-        b = _vlan_vm(topo, lab, nets[102], 'ch3', 102, '10.82.0.1')
-        c = _vlan_vm(topo, lab, nets[102], 'ch1', 102, '10.82.0.1')
-        assert pings(a, b.ip), 'routed on the L3 chassis'
-        assert pings(a, c.ip), 'routed to a full-flavour chassis'
-        assert pings(b, c.ip), 'same VLAN: NORMAL and the physical network'
-        assert 'ttl=63' in a.run('ping', '-c', '1', '-W', '2', b.ip)
-        assert _source_seen(a) == l3_chassis.external_ip
-        fip = lab_nb.create('floating_ip', {
-            'floating_network_id': upstream.network.id, 'port_id': b.port_id})
-        servers.append(b.serve_tcp(9100))
-        wait_until(lambda: upstream.connect_tcp(fip.floating_ip_address,
-                                                9100) == EXTERNAL_GATEWAY,
-                   15, message='upstream -> FIP -> b on the L3 chassis')
-        assert _source_seen(b, 8081) == fip.floating_ip_address
-        ours = [line for line in l3_chassis.flows()
-                if int(line.split('cookie=')[1].split(',')[0], 16) & 0xff
-                in L2_COOKIES]
-        assert ours == []
-        # Table 0 (ovs-ofctl leaves table=0 out) hands the rest to NORMAL.
-        assert any(line.endswith('actions=NORMAL') and 'table=' not in line
-                   for line in l3_chassis.flows())
-    finally:
-        for proc in servers:
-            proc.kill()
-            proc.wait()
-        topo.cleanup()
-        lab_nb.delete('logical_router', router.id, cascade=True)
+    topo.router('r-l3', list(nets.values()), external_gateway={
+        'network_id': upstream.network.id})
+    a = _vlan_vm(topo, lab, nets[101], 'ch3', 101, '10.81.0.1')
+    b = _vlan_vm(topo, lab, nets[102], 'ch3', 102, '10.82.0.1')
+    c = _vlan_vm(topo, lab, nets[102], 'ch1', 102, '10.82.0.1')
+    assert pings(a, b.ip), 'routed on the L3 chassis'
+    assert pings(a, c.ip), 'routed to a full-flavour chassis'
+    assert pings(b, c.ip), 'same VLAN: NORMAL and the physical network'
+    assert 'ttl=63' in a.run('ping', '-c', '1', '-W', '2', b.ip)
+    assert _source_seen(a) == l3_chassis.external_ip
+    fip = lab_nb.create('floating_ip', {
+        'floating_network_id': upstream.network.id, 'port_id': b.port_id})
+    topo.serve(b, 9100)
+    wait_until(lambda: upstream.connect_tcp(fip.floating_ip_address,
+                                            9100) == EXTERNAL_GATEWAY,
+               15, message='upstream -> FIP -> b on the L3 chassis')
+    assert _source_seen(b, 8081) == fip.floating_ip_address
+    ours = [line for line in l3_chassis.flows()
+            if int(line.split('cookie=')[1].split(',')[0], 16) & 0xff
+            in L2_COOKIES]
+    assert ours == []
+    # Table 0 (ovs-ofctl leaves table=0 out) hands the rest to NORMAL.
+    assert any(line.endswith('actions=NORMAL') and 'table=' not in line
+               for line in l3_chassis.flows())

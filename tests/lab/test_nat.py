@@ -37,12 +37,9 @@ def _routed(topo, lab_nb, upstream, cidr, vms):
     """A tenant network behind a router with its gateway on the external
     network, and VMs on the given chassis with it as default route."""
     net = topo.network(cidr)
-    router = lab_nb.create('logical_router', {
-        'name': f'r-{cidr}', 'external_gateway': {
-            'network_id': upstream.network.id}})
+    router = topo.router(f'r-{cidr}', [net], external_gateway={
+        'network_id': upstream.network.id})
     subnet = lab_nb.list('subnet', network_id=net.id)[0]
-    lab_nb.create('logical_router_port', {'router_id': router.id,
-                                          'subnet_id': subnet.id})
     out = []
     for chassis in vms:
         vm = topo.vm(net, chassis)
@@ -65,49 +62,37 @@ def _source_seen(vm, port=8080, timeout=20):
 
 def test_snat_leaves_through_each_vms_own_chassis(topo, lab, lab_nb,
                                                   upstream):
-    router, (a, b) = _routed(topo, lab_nb, upstream, '10.71.0.0/24',
-                             ['ch1', 'ch2'])
-    try:
-        assert _source_seen(a) == lab.chassis['ch1'].external_ip
-        assert _source_seen(b) == lab.chassis['ch2'].external_ip
-        assert pings(a, EXTERNAL_GATEWAY)
-        # Nobody outside can open a connection to a VM without a FIP.
-        assert not upstream.ping(a.ip, timeout=1)
-    finally:
-        topo.cleanup()
-        lab_nb.delete('logical_router', router.id, cascade=True)
+    _, (a, b) = _routed(topo, lab_nb, upstream, '10.71.0.0/24',
+                        ['ch1', 'ch2'])
+    assert _source_seen(a) == lab.chassis['ch1'].external_ip
+    assert _source_seen(b) == lab.chassis['ch2'].external_ip
+    assert pings(a, EXTERNAL_GATEWAY)
+    # Nobody outside can open a connection to a VM without a FIP.
+    assert not upstream.ping(a.ip, timeout=1)
 
 
 def test_floating_ip_in_and_out_and_reassociation(topo, lab, lab_nb,
                                                   upstream):
-    router, (c, d) = _routed(topo, lab_nb, upstream, '10.72.0.0/24',
-                             ['ch2', 'ch1'])
-    servers = []
-    try:
-        fip = lab_nb.create('floating_ip', {
-            'floating_network_id': upstream.network.id,
-            'port_id': c.port_id})
-        address = fip.floating_ip_address
-        # Outbound: the VM leaves as its floating IP.
-        assert _source_seen(c, 8081) == address
-        # Inbound: the outside reaches the VM through it (DNAT only: the
-        # VM sees the real client).
-        assert pings(upstream, address)
-        servers.append(c.serve_tcp(9000))
-        wait_until(lambda: upstream.connect_tcp(address, 9000) ==
-                   EXTERNAL_GATEWAY, 10, message='upstream -> FIP -> c')
-        # Re-associated to d (on the other chassis): it moves there, and c
-        # is back to SNAT through its chassis.
-        lab_nb.patch('floating_ip', fip.id, {'port_id': d.port_id,
-                                             'fixed_ip_address': d.ip})
-        servers.append(d.serve_tcp(9001))
-        wait_until(lambda: upstream.connect_tcp(address, 9001) ==
-                   EXTERNAL_GATEWAY, 15, message='upstream -> FIP -> d')
-        assert _source_seen(d, 8081) == address
-        assert _source_seen(c, 8081) == lab.chassis['ch2'].external_ip
-    finally:
-        for proc in servers:
-            proc.kill()
-            proc.wait()
-        topo.cleanup()
-        lab_nb.delete('logical_router', router.id, cascade=True)
+    _, (c, d) = _routed(topo, lab_nb, upstream, '10.72.0.0/24',
+                        ['ch2', 'ch1'])
+    fip = lab_nb.create('floating_ip', {
+        'floating_network_id': upstream.network.id,
+        'port_id': c.port_id})
+    address = fip.floating_ip_address
+    # Outbound: the VM leaves as its floating IP.
+    assert _source_seen(c, 8081) == address
+    # Inbound: the outside reaches the VM through it (DNAT only: the
+    # VM sees the real client).
+    assert pings(upstream, address)
+    topo.serve(c, 9000)
+    wait_until(lambda: upstream.connect_tcp(address, 9000) ==
+               EXTERNAL_GATEWAY, 10, message='upstream -> FIP -> c')
+    # Re-associated to d (on the other chassis): it moves there, and c
+    # is back to SNAT through its chassis.
+    lab_nb.patch('floating_ip', fip.id, {'port_id': d.port_id,
+                                         'fixed_ip_address': d.ip})
+    topo.serve(d, 9001)
+    wait_until(lambda: upstream.connect_tcp(address, 9001) ==
+               EXTERNAL_GATEWAY, 15, message='upstream -> FIP -> d')
+    assert _source_seen(d, 8081) == address
+    assert _source_seen(c, 8081) == lab.chassis['ch2'].external_ip

@@ -9,22 +9,16 @@ from test_l2 import pings
 
 
 @pytest.fixture
-def routed(topo, lab_nb):
+def routed(topo):
     red = topo.network('10.44.0.0/24')
     blue = topo.network('10.45.0.0/24')
-    router = lab_nb.create('logical_router', {'name': 'r-icmp'})
-    for net in (red, blue):
-        subnet = lab_nb.list('subnet', network_id=net.id)[0]
-        lab_nb.create('logical_router_port', {'router_id': router.id,
-                                              'subnet_id': subnet.id})
+    topo.router('r-icmp', [red, blue])
     a = topo.vm(red, 'ch1')
     b = topo.vm(blue, 'ch2')
     a.run('ip', 'route', 'add', 'default', 'via', '10.44.0.1')
     b.run('ip', 'route', 'add', 'default', 'via', '10.45.0.1')
     assert pings(a, b.ip)
-    yield a, b
-    topo.cleanup()
-    lab_nb.delete('logical_router', router.id, cascade=True)
+    return a, b
 
 
 def _ping(vm, *args):

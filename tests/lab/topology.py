@@ -1,5 +1,6 @@
 """The L2 lab tests' per-test topology of networks, ports and VMs that
 cleans up after itself."""
+from dragonflow import errors
 from waiting import wait_until
 
 
@@ -13,6 +14,8 @@ class Topology:
         self.nb = nb
         self.vms = []
         self.networks = []
+        self.routers = []
+        self.servers = []
 
     def network(self, cidr, network_type='geneve', **kw):
         net = self.nb.create('logical_switch', dict(
@@ -20,6 +23,23 @@ class Topology:
         self.nb.create('subnet', {'network_id': net.id, 'cidr': cidr})
         self.networks.append(net)
         return net
+
+    def router(self, name, networks, **fields):
+        """A router with an interface on the first subnet of each
+        network (removed at cleanup)."""
+        router = self.nb.create('logical_router', dict(name=name, **fields))
+        self.routers.append(router)
+        for net in networks:
+            subnet = self.nb.list('subnet', network_id=net.id)[0]
+            self.nb.create('logical_router_port', {'router_id': router.id,
+                                                   'subnet_id': subnet.id})
+        return router
+
+    def serve(self, vm, port):
+        """A TCP server in vm answering with the peer address (stopped at
+        cleanup)."""
+        self.servers.append(vm.serve_tcp(port))
+        return self.servers[-1]
 
     def vm(self, network, chassis, static_ip=True, **port_fields):
         Topology.counter += 1
@@ -39,10 +59,19 @@ class Topology:
                    message=f'{vm.name} bound')
 
     def cleanup(self):
+        for proc in self.servers:
+            proc.kill()
+            proc.wait()
+        self.servers = []
         for vm in self.vms:
             vm.unplug()
             vm.destroy()
             self.lab.vms.pop(vm.name, None)
+        for router in self.routers:
+            try:
+                self.nb.delete('logical_router', router.id, cascade=True)
+            except errors.NotFound:
+                pass            # the test deleted it
         for net in self.networks:
             self.nb.delete('logical_switch', net.id, cascade=True)
-        self.vms, self.networks = [], []
+        self.vms, self.networks, self.routers = [], [], []

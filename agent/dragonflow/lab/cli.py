@@ -56,13 +56,7 @@ def _step(text):
 def demo(lab):
     _step('lab: ZooKeeper and two chassis (OVS userspace datapath + '
           'df-local-controller each)')
-    lab.create()
-    for name in ('ch1', 'ch2'):
-        lab.add_chassis(name)
-    for chassis in lab.chassis.values():
-        chassis.start_controller()
-    for chassis in lab.chassis.values():
-        chassis.wait_connected()
+    lab.create().start_chassis(['ch1', 'ch2'])
     _step('NB: two networks (Geneve and VXLAN), a subnet each, four ports')
     _dfctl(lab, 'network', 'create', '--name', 'blue', '--network-type',
            'geneve')

@@ -524,6 +524,17 @@ class NetLab:
         self.save()           # recorded first: a failed create is cleaned
         return chassis.create()
 
+    def start_chassis(self, names):
+        """Add chassis, start their controllers, wait until each is the
+        OpenFlow controller of its br-int."""
+        for name in names:
+            self.add_chassis(name)
+        for name in names:
+            self.chassis[name].start_controller()
+        for name in names:
+            self.chassis[name].wait_connected()
+        return self
+
     def add_vm(self, name, chassis, port, static_ip=True, plug=True):
         """A VM for an NB port (a model object with id, macs, ips)."""
         vm = Vm(self, name, chassis, port.id, port.macs[0])
