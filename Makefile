@@ -44,6 +44,7 @@ bench: deps
 	$(PYTHON) bench/nb_bench.py
 	$(PYTHON) bench/controller_bench.py
 	$(PYTHON) bench/l3_bench.py
+	$(PYTHON) bench/trunk_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -37,7 +37,8 @@ class UniqueConflict(NbError):
     def __init__(self, index, key, owner, table=None):
         what = {'ip': 'IP address', 'mac': 'MAC address',
                 'segment': 'segmentation id', 'unique_key': 'datapath key',
-                'router_subnet': 'subnet',
+                'router_subnet': 'subnet', 'trunk_parent': 'port',
+                'trunk_child': 'port', 'trunk_vlan': 'trunk VLAN',
                 'fip_fixed': 'port fixed IP'}.get(index, index)
         used = 'attached to a router by' if index == 'router_subnet' \
             else 'used by'

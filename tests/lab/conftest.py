@@ -20,7 +20,9 @@ if os.geteuid() != 0 or not shutil.which('ovs-vswitchd'):
 @pytest.fixture(scope='session')
 def lab():
     workdir = tempfile.mkdtemp(prefix='df-lab-')
-    net = NetLab(workdir, prefix='dfl', underlay='172.30.9.0/24')
+    # Overridable so a second run (a developer's, next to CI) can coexist.
+    net = NetLab(workdir, prefix=os.environ.get('DF_LAB_PREFIX', 'dfl'),
+                 underlay=os.environ.get('DF_LAB_UNDERLAY', '172.30.9.0/24'))
     try:
         net.create().start_chassis(['ch1', 'ch2', 'ch3'])
         yield net

@@ -53,6 +53,30 @@ class Topology:
         self.vms.append(vm)
         return vm
 
+    def trunk_vm(self, network, chassis, **port_fields):
+        """A VLAN-aware VM whose port is the parent of a new trunk."""
+        Topology.counter += 1
+        name = f't{Topology.counter}'
+        port = self.nb.create('logical_port', dict(
+            {'network_id': network.id, 'name': name}, **port_fields))
+        trunk = self.nb.create('trunk', {'port_id': port.id, 'name': name})
+        vm = self.lab.add_trunk_vm(name, self.lab.chassis[chassis], port)
+        vm.port, vm.ip, vm.trunk = port, port.ips[0], trunk
+        self.vms.append(vm)
+        return vm
+
+    def subport(self, vm, network, vlan, **port_fields):
+        """A subport of vm's trunk on network, and its VM interface."""
+        port = self.nb.create('logical_port', dict(
+            {'network_id': network.id, 'name': f'{vm.name}.{vlan}'},
+            **port_fields))
+        segment = self.nb.create('child_port_segmentation', {
+            'trunk_id': vm.trunk.id, 'port_id': port.id,
+            'segmentation_id': vlan})
+        vm.add_subport(vlan, port.macs[0], port.ips[0])
+        port.segment = segment
+        return port
+
     def wait_bound(self, vm, timeout=15):
         wait_until(lambda: self.nb.get('logical_port', vm.port_id)
                    .binding_chassis == vm.chassis.name, timeout,
@@ -67,6 +91,13 @@ class Topology:
             vm.unplug()
             vm.destroy()
             self.lab.vms.pop(vm.name, None)
+        for vm in self.vms:
+            trunk = getattr(vm, 'trunk', None)
+            if trunk is not None:
+                try:
+                    self.nb.delete('trunk', trunk.id, cascade=True)
+                except errors.NotFound:
+                    pass
         for router in self.routers:
             try:
                 self.nb.delete('logical_router', router.id, cascade=True)

@@ -36,7 +36,8 @@ LOG = logging.getLogger(__name__)
 BINARY = 'df-local-controller'
 FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'logical_router', 'logical_router_port', 'security_group',
-            'security_group_rule', 'floating_ip']
+            'security_group_rule', 'floating_ip', 'trunk',
+            'child_port_segmentation']
 TICK = 2.0          # seconds between App.tick calls
 
 
@@ -128,7 +129,7 @@ class LocalController:
 
     def _local_port_ids(self):
         state = self.state
-        return {p for p in state.ofports
+        return {p for p in state.local_port_ids()
                 if state.get('logical_port', p) is not None}
 
     def _handle_nb(self, change):
@@ -172,6 +173,11 @@ class LocalController:
                     nets.add(port.network_id)
         elif change.table == 'security_group_rule':
             self._dirty_group_members({obj.security_group_id})
+        elif change.table == 'child_port_segmentation':
+            parent = state.get('logical_port', obj.parent_id)
+            if parent is not None:
+                nets.add(parent.network_id)
+            nets |= self._port_moved(obj.port_id)
         return nets
 
     def _port_policy_changed(self, port, old):
@@ -204,31 +210,40 @@ class LocalController:
         if ofport is None or not iface_id:
             self.iface_names.pop(name, None)
             if previous and state.ofports.pop(previous, None) is not None:
-                port = state.get('logical_port', previous)
-                if port is not None:
-                    self._release(port)
-                    return {port.network_id}
+                return self._port_moved(previous)
             return set()
         self.iface_names[name] = iface_id
         self.dirty_ports.add(iface_id)
         nets = set()
         if previous and previous != iface_id:
             state.ofports.pop(previous, None)
-            old_port = state.get('logical_port', previous)
-            if old_port is not None:
-                nets.add(old_port.network_id)
+            nets |= self._port_moved(previous)
         if state.ofports.get(iface_id) == ofport:
             return nets
         state.ofports[iface_id] = ofport
-        port = state.get('logical_port', iface_id)
-        if port is None:
+        if state.get('logical_port', iface_id) is None:
             if iface_id not in self.unknown_logged:
                 LOG.warning('interface %s: iface-id %s is not an NB port; '
                             'left unbound until it appears', name, iface_id)
                 self.unknown_logged.add(iface_id)
             return nets
-        self._claim(port)
-        return nets | {port.network_id}
+        return nets | self._port_moved(iface_id)
+
+    def _port_moved(self, port_id):
+        """A port (and so its trunk subports) arrived on or left this
+        chassis: claim or release them; the networks to recompute."""
+        nets = set()
+        for pid in [port_id] + list(self.state.children.get(port_id, ())):
+            port = self.state.get('logical_port', pid)
+            if port is None:
+                continue
+            self.dirty_ports.add(pid)
+            nets.add(port.network_id)
+            if self.state.is_local(port):
+                self._claim(port)
+            else:
+                self._release(port)
+        return nets
 
     def _uplink(self, ofports, key, ofport):
         """A tunnel or provider patch port appeared, moved or went."""
@@ -273,7 +288,7 @@ class LocalController:
 
     # --- port binding ----------------------------------------------------
     def _claim(self, port):
-        if port.id in self.state.ofports and \
+        if self.state.is_local(port) and \
                 port.binding_chassis != self.state.chassis_id:
             self._write_binding(port.id, self.state.chassis_id)
 

@@ -22,6 +22,10 @@ class LocalState:
         self.by_group = collections.defaultdict(
             lambda: collections.defaultdict(dict))
         self.ofports = {}          # logical port id -> ofport (local only)
+        # Trunk subports: child port id -> its ChildPortSegmentation, and
+        # parent port id -> {child port id: segmentation}.
+        self.segments = {}
+        self.children = collections.defaultdict(dict)
         self.tunnel_ofports = {}   # tunnel type -> ofport
         self.provider_ofports = {}  # physnet -> ofport of its br-int patch
         self.neighbours = {}        # (network id, ip) -> MAC, learned
@@ -37,6 +41,9 @@ class LocalState:
             self.by_network[net_id][obj.table][obj.id] = obj
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table][obj.id] = obj
+        if obj.table == 'child_port_segmentation':
+            self.segments[obj.port_id] = obj
+            self.children[obj.parent_id][obj.port_id] = obj
         return old
 
     def remove(self, table, obj_id):
@@ -51,6 +58,9 @@ class LocalState:
             self.by_network[net_id][obj.table].pop(obj.id, None)
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table].pop(obj.id, None)
+        if obj.table == 'child_port_segmentation':
+            self.segments.pop(obj.port_id, None)
+            self.children[obj.parent_id].pop(obj.port_id, None)
 
     def get(self, table, obj_id):
         return self.objects[table].get(obj_id)
@@ -106,8 +116,62 @@ class LocalState:
         return out
 
     # --- locality --------------------------------------------------------
+    def wire(self, port_id):
+        """(ofport, VLAN or None) a local port is reached through: its own
+        interface, or its trunk parent's with the subport's VLAN; None if
+        the port is not on this chassis."""
+        ofport = self.ofports.get(port_id)
+        if ofport is not None:
+            return ofport, None
+        segment = self.segments.get(port_id)
+        if segment is not None and segment.parent_id in self.ofports:
+            return self.ofports[segment.parent_id], segment.segmentation_id
+        return None
+
     def is_local(self, port):
-        return port.id in self.ofports
+        return self.wire(port.id) is not None
+
+    def local_port_ids(self):
+        """Ids of the ports on this chassis: plugged ones and the
+        subports of plugged trunk parents."""
+        out = set(self.ofports)
+        for parent in self.ofports:
+            out.update(self.children.get(parent, ()))
+        return out
+
+    def output_actions(self, port):
+        """Actions sending to a local port (a subport's frames get its
+        VLAN tag, popped again so later outputs are untagged)."""
+        ofport, vlan = self.wire(port.id)
+        if vlan is None:
+            return [('output', ofport)]
+        return [('push_vlan', 0x8100),
+                ('set_field', 'vlan_vid', 0x1000 | vlan),
+                ('output', ofport), ('pop_vlan',)]
+
+    def port_from_packet_in(self, msg):
+        """The local port a packet-in came from: by its source port key
+        (reg6, which tells subports apart), else by in_port."""
+        key = msg.match.get('reg6') if hasattr(msg.match, 'get') else None
+        if key:
+            for port_id in self.local_port_ids():
+                port = self.get('logical_port', port_id)
+                if port is not None and port.unique_key == key:
+                    return port
+        return self.port_by_ofport(msg.match.get('in_port'))
+
+    def send_to(self, port, data, send_packet):
+        """Send a packet (untagged Ethernet) out to a local port."""
+        send_packet(self.wire(port.id)[0], self.frame_for(port, data))
+
+    def frame_for(self, port, data):
+        """data as the port's wire carries it (802.1Q tag for a
+        subport)."""
+        vlan = self.wire(port.id)[1]
+        if vlan is None:
+            return data
+        return bytes(data[:12]) + b'\x81\x00' + \
+            (vlan & 0x0fff).to_bytes(2, 'big') + bytes(data[12:])
 
     def local_ports(self, net_id):
         return [p for p in self.ports(net_id) if self.is_local(p)]
@@ -126,7 +190,7 @@ class LocalState:
     def local_networks(self):
         """Networks this chassis programs: those of its local ports."""
         nets = set()
-        for port_id in self.ofports:
+        for port_id in self.local_port_ids():
             port = self.get('logical_port', port_id)
             if port is not None and self.network(port.network_id):
                 nets.add(port.network_id)

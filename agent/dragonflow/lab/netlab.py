@@ -311,10 +311,12 @@ class Vm:
     def run(self, *cmd, check=True, timeout=60):
         return sh(*cmd, ns=self.ns, check=check, timeout=timeout)
 
-    def ping(self, ip, count=1, timeout=1, interval=None):
+    def ping(self, ip, count=1, timeout=1, interval=None, interface=None):
         args = ['ping', '-c', count, '-W', timeout]
         if interval:
             args += ['-i', interval]
+        if interface:
+            args += ['-I', interface]
         proc = subprocess.run(['ip', 'netns', 'exec', self.ns, *map(str, args),
                                ip], capture_output=True, text=True,
                               timeout=count * (timeout + 1) + 30)
@@ -393,6 +395,60 @@ class ProviderSwitch(Chassis):
 
     def unplug(self, port):
         self.vsctl('--if-exists', 'del-port', 'br-sw', port)
+
+
+class TrunkVm(Vm):
+    """A VLAN-aware VM. This kernel has no 8021q module, so the VM's VLAN
+    driver is a small NORMAL bridge on the chassis: the trunk parent's
+    interface on br-int is a patch to it, the VM's eth0 is its untagged
+    port, and each eth<vlan> its access port of that VLAN (the subport)."""
+
+    def __init__(self, lab, name, chassis, port_id, mac):
+        super().__init__(lab, name, chassis, port_id, mac)
+        self.bridge = f'bt{name}'[:15]
+        self.patch = f'tp{name}'[:15]
+        self.peer = f'tq{name}'[:15]
+
+    def _veth(self):
+        self.chassis.vsctl('--may-exist', 'add-br', self.bridge, '--', 'set',
+                           'Bridge', self.bridge, 'datapath_type=netdev')
+        self._link('eth0', self.mac, f'tu{self.name}'[:15], 0)
+
+    def _link(self, ifname, mac, port, tag):
+        sh('ip', 'link', 'add', ifname, 'netns', self.ns, 'type', 'veth',
+           'peer', 'name', port, 'netns', self.chassis.ns)
+        sh('ip', 'link', 'set', ifname, 'address', mac, 'mtu', '1450', 'up',
+           ns=self.ns)
+        sh('ip', 'link', 'set', port, 'up', ns=self.chassis.ns)
+        for where, dev in ((self.ns, ifname), (self.chassis.ns, port)):
+            sh('ethtool', '-K', dev, 'tx', 'off', ns=where)
+        sh('sysctl', '-qw', f'net.ipv4.neigh.{ifname}.retrans_time_ms=100',
+           ns=self.ns)
+        self.chassis.vsctl('add-port', self.bridge, port, '--', 'set', 'Port',
+                           port, f'tag={tag}')
+
+    def add_subport(self, vlan, mac, ip, prefixlen=24):
+        """The VM side of a subport: interface eth<vlan>."""
+        self._link(f'eth{vlan}', mac, f'tv{self.name}{vlan}'[:15], vlan)
+        sh('ip', 'addr', 'add', f'{ip}/{prefixlen}', 'dev', f'eth{vlan}',
+           ns=self.ns)
+
+    def plug(self):
+        self.chassis.vsctl(
+            'add-port', 'br-int', self.patch, '--', 'set', 'Interface',
+            self.patch, 'type=patch', f'options:peer={self.peer}',
+            f'external_ids:iface-id={self.port_id}', '--', 'add-port',
+            self.bridge, self.peer, '--', 'set', 'Interface', self.peer,
+            'type=patch', f'options:peer={self.patch}')
+
+    def unplug(self):
+        self.chassis.vsctl('--if-exists', 'del-port', 'br-int', self.patch)
+
+    def destroy(self):
+        super().destroy()
+        if os.path.exists(os.path.join(self.chassis.dir, 'db.sock')):
+            self.chassis.vsctl('--if-exists', 'del-br', self.bridge,
+                               check=False)
 
 
 class External(Vm):
@@ -543,6 +599,16 @@ class NetLab:
         vm.create(ip=port.ips[0] if static_ip and port.ips else None)
         if plug:
             vm.plug()
+        return vm
+
+    def add_trunk_vm(self, name, chassis, port, static_ip=True):
+        """A VLAN-aware VM whose interface is the trunk parent port;
+        add_subport() gives it its subports' interfaces."""
+        vm = TrunkVm(self, name, chassis, port.id, port.macs[0])
+        self.vms[name] = vm
+        self.save()
+        vm.create(ip=port.ips[0] if static_ip and port.ips else None)
+        vm.plug()
         return vm
 
     def add_external(self, name='ext'):

@@ -1,6 +1,8 @@
 """Table 25: ARP requests for any address known in the network (ports,
 their allowed address pairs, router interfaces) are answered on the
-chassis, from the NB model, so they never cross a tunnel."""
+chassis, from the NB model, so they never cross a tunnel. The reply goes
+back to the asking port through the dispatch table (115), which tags it
+for a trunk subport."""
 import ipaddress
 
 from dragonflow.controller import apps
@@ -55,7 +57,9 @@ class ArpResponderApp(apps.App):
                 pl.ARP_RESPONDER, 100,
                 {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
                  'arp_op': 1, 'arp_tpa': ip},
-                reply_actions(ip, mac) + [('in_port',)]))
+                reply_actions(ip, mac) +
+                [('move', pl.REG_SRC, pl.REG_DST, 32)],
+                goto=pl.INGRESS_DISPATCH))
         return out
 
 

@@ -1,5 +1,7 @@
 """Table 0: packets from local ports get their source port key (reg6) and
-network key (metadata) and go to port security; anything unknown drops."""
+network key (metadata) and go to port security; anything unknown drops.
+A port's own frames are the untagged ones; a trunk subport's arrive on
+its parent's interface with its VLAN tag, which is removed here."""
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 
@@ -15,10 +17,14 @@ class ClassifierApp(apps.App):
     def network_flows(self, state, network):
         out = []
         for port in state.local_ports(network.id):
+            ofport, vlan = state.wire(port.id)
+            untag = [] if vlan is None else [('pop_vlan',)]
             out.append(self.flow(
-                pl.CLASSIFIER, 100, {'in_port': state.ofports[port.id]},
-                [('set_field', pl.REG_SRC, port.unique_key),
-                 ('write_metadata', network.unique_key)],
+                pl.CLASSIFIER, 100, {
+                    'in_port': ofport,
+                    'vlan_vid': 0 if vlan is None else pl.VLAN_PRESENT | vlan},
+                untag + [('set_field', pl.REG_SRC, port.unique_key),
+                         ('write_metadata', network.unique_key)],
                 goto=pl.PORT_SECURITY))
         return out
 

@@ -86,7 +86,7 @@ class DhcpApp(apps.App):
         request = pkt.get_protocol(dhcp.dhcp)
         if request is None:
             return False
-        port = state.port_by_ofport(msg.match['in_port'])
+        port = state.port_from_packet_in(msg)
         if port is None:
             return True
         subnet, ip = dhcp_subnet(state, port)
@@ -100,8 +100,8 @@ class DhcpApp(apps.App):
             reply = ACK if wanted in (None, '0.0.0.0', ip) else NAK
         else:
             return True
-        send_packet(state.ofports[port.id],
-                    self._build(state, port, subnet, ip, request, reply))
+        state.send_to(port, self._build(state, port, subnet, ip, request,
+                                        reply), send_packet)
         LOG.info('DHCP %s for port %s: %s', 'ACK' if reply == ACK else
                  'OFFER' if reply == OFFER else 'NAK', port.id, ip)
         return True

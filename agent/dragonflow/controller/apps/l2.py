@@ -38,8 +38,28 @@ def arrival_flows(app, state, network):
                                 goto=pl.INGRESS_CT))
     out.append(app.flow(pl.INGRESS_TUNNEL, 50,
                         dict(meta, eth_dst=pl.MULTICAST),
-                        [('output', state.ofports[p.id]) for p in local]))
+                        local_outputs(state, local)))
     return out
+
+
+def local_outputs(state, ports):
+    """Actions copying a packet to each of these local ports."""
+    return [a for port in ports for a in state.output_actions(port)]
+
+
+def dispatch_flows(app, state, port):
+    """Table 115 for a local port: out to it, or back out of the port it
+    came in on (OpenFlow needs in_port for that: e.g. an ARP reply, or a
+    trunk subport's packet routed to another subport of the same parent)."""
+    ofport, vlan = state.wire(port.id)
+    key = {pl.REG_DST: port.unique_key}
+    back = [('in_port',)] if vlan is None else [
+        ('push_vlan', 0x8100), ('set_field', 'vlan_vid', pl.VLAN_PRESENT | vlan),
+        ('in_port',)]
+    return [app.flow(pl.INGRESS_DISPATCH, 100, key,
+                     state.output_actions(port)),
+            app.flow(pl.INGRESS_DISPATCH, 110, dict(key, in_port=ofport),
+                     back)]
 
 
 class L2App(apps.App):
@@ -54,8 +74,7 @@ class L2App(apps.App):
     def network_flows(self, state, network):
         meta = {'metadata': network.unique_key}
         out = []
-        local = [('output', state.ofports[p.id])
-                 for p in state.local_ports(network.id)]
+        local = local_outputs(state, state.local_ports(network.id))
         for port in state.local_ports(network.id) + \
                 state.remote_ports(network.id):
             for mac in port.macs:
@@ -66,9 +85,7 @@ class L2App(apps.App):
         for port in state.local_ports(network.id):
             out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
                                  goto=pl.INGRESS_CT))
-            out.append(self.flow(pl.INGRESS_DISPATCH, 100,
-                                 {pl.REG_DST: port.unique_key},
-                                 [('output', state.ofports[port.id])]))
+            out += dispatch_flows(self, state, port)
         out.append(self.flow(pl.L2_LOOKUP, 50,
                              dict(meta, eth_dst=pl.MULTICAST),
                              local + tunnel_outputs(state, network)))

@@ -31,7 +31,9 @@ class L2NormalApp(apps.App):
         rports = [r for r in state.router_ports(network.id)
                   if state.get('logical_router', r.router_id) is not None]
         for port in state.local_ports(network.id):
-            ofport = state.ofports[port.id]
+            ofport, vlan = state.wire(port.id)
+            if vlan is not None:
+                continue        # trunk subports need the full flavour
             for rport in rports:
                 out.append(self.flow(
                     pl.CLASSIFIER, 100, {'in_port': ofport,

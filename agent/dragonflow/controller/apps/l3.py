@@ -39,7 +39,7 @@ class L3App(apps.App):
         for net_id, ip, mac in self.announcer.due(interfaces):
             data = arp.arp_request(mac, ip, ip)
             for port in state.local_ports(net_id):
-                send_packet(state.ofports[port.id], data)
+                state.send_to(port, data, send_packet)
 
     def network_flows(self, state, network):
         out = []

@@ -88,7 +88,7 @@ class RouterIcmpApp(apps.App):
         pkt = packet.Packet(msg.data)
         eth = pkt.get_protocol(ethernet.ethernet)
         ip = pkt.get_protocol(ipv4.ipv4)
-        port = state.port_by_ofport(msg.match.get('in_port'))
+        port = state.port_from_packet_in(msg)
         if eth is None or ip is None or port is None:
             return True
         rport = next((r for r in state.router_ports(port.network_id)
@@ -105,9 +105,8 @@ class RouterIcmpApp(apps.App):
         if not self.bucket.take():
             self.suppressed += 1
             return True
-        send_packet(msg.match['in_port'],
-                    _icmp_error(eth, rport, ip.src, msg.data[14:], kind,
-                                code))
+        state.send_to(port, _icmp_error(eth, rport, ip.src, msg.data[14:],
+                                        kind, code), send_packet)
         LOG.debug('ICMP %d/%d from %s to %s', kind, code, rport.ip, ip.src)
         return True
 
