@@ -12,9 +12,8 @@ from test_l2 import pings
 from test_nat import EXTERNAL_GATEWAY, _source_seen, upstream  # noqa: F401
 from waiting import wait_until
 
-# Cookies of the full set's L2 apps (classifier, port_security,
-# arp_responder, l2, tunneling, dhcp, security_groups).
-L2_COOKIES = {1, 2, 3, 4, 5, 6, 8}
+# Cookies of the full set's L2 apps.
+L2_COOKIES = {apps.load([name])[0].cookie for name in apps.OWN_L2}
 
 
 @pytest.fixture(scope='module')

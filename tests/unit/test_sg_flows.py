@@ -74,23 +74,31 @@ def test_rules_expand_to_ranges_and_remote_group_members(state):
     assert egress[0].goto == pl.ARP_RESPONDER
 
 
-def test_ipv6_rules_and_empty_remote_groups_allow_nothing(state):
+def test_empty_remote_groups_allow_nothing(state):
     state.put(_obj('security_group', id='empty', unique_key=3))
-    for rule in (dict(ethertype='IPv6', direction='ingress'),
-                 dict(direction='ingress', remote_group_id='empty')):
-        obj = _obj('security_group_rule', id='r', security_group_id='web',
-                   **rule)
-        assert sg.rule_matches(state, obj) == []
+    obj = _obj('security_group_rule', id='r', security_group_id='web',
+               direction='ingress', remote_group_id='empty')
+    assert sg.rule_matches(state, obj) == []
+
+
+def test_ipv6_rules_match_ipv6(state):
+    obj = _obj('security_group_rule', id='r6', security_group_id='web',
+               direction='ingress', ethertype='IPv6', protocol='icmpv6',
+               port_range_min=128, remote_ip_prefix='2001:db8::/64')
+    assert sg.rule_matches(state, obj) == [{
+        'eth_type': 0x86dd, 'ip_proto': 58, 'icmpv6_type': 128,
+        'ipv6_src': ('2001:db8::', 'ffff:ffff:ffff:ffff::')}]
 
 
 def test_pass_through_installed_only_without_the_app():
     from dragonflow.controller import apps
     without = apps.load(['classifier'])
     with_sg = apps.load(['classifier', 'security_groups'])
-    assert without[-1].tables == (pl.EGRESS_CT, pl.INGRESS_NAT,
-                                  pl.INGRESS_CT)
-    assert with_sg[-1].tables == (pl.INGRESS_NAT,)
+    assert without[-1].tables == (pl.EGRESS_CT, pl.ND_RESPONDER,
+                                  pl.INGRESS_NAT, pl.INGRESS_CT)
+    assert with_sg[-1].tables == (pl.ND_RESPONDER, pl.INGRESS_NAT)
     flows = without[-1].global_flows(types.SimpleNamespace())
     assert {(f.table, f.goto) for f in flows} == {
         (pl.EGRESS_CT, pl.ARP_RESPONDER), (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
-        (pl.INGRESS_NAT, pl.INGRESS_TUNNEL)}
+        (pl.INGRESS_NAT, pl.INGRESS_TUNNEL),
+        (pl.ND_RESPONDER, pl.L2_LOOKUP)}

@@ -5,7 +5,8 @@ Registers: ``reg6`` source port key, ``reg7`` destination port key,
 Conntrack zone = network key (16 bits).
 
 Egress (from a local port): 0 classify, 5 port security, 10/15 egress
-conntrack + security groups, 25 ARP responder, 30 DHCP, 55 L2 lookup,
+conntrack + security groups, 25 ARP responder, 30 DHCP, 45 IPv6 ND
+responder and router advertisements, 55 L2 lookup,
 60 routing (70/71: NAT towards the external network, then 80 out of its
 provider bridge), 75 to the destination port (local: on to ingress;
 remote: one tunnel hop). Ingress (to a local port, from 75, a tunnel or a
@@ -19,6 +20,7 @@ EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
 EGRESS_SG = 15          # egress security group rules
 ARP_RESPONDER = 25
 DHCP = 30
+ND_RESPONDER = 45       # IPv6 neighbour solicitations, router solicitations
 INGRESS_NAT = 50        # from a provider bridge: ARP for our external
                         # addresses, conntrack NAT lookup
 INGRESS_NAT_ROUTE = 51  # un-NATed/DNATed packets routed to their port
@@ -39,6 +41,7 @@ PASS_THROUGH = {
     EGRESS_CT: ARP_RESPONDER,
     INGRESS_CT: INGRESS_DISPATCH,
     INGRESS_NAT: INGRESS_TUNNEL,
+    ND_RESPONDER: L2_LOOKUP,
 }
 NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
 
@@ -49,6 +52,9 @@ REG_ROUTER = 'reg5'
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806
 ETH_IP = 0x0800
+ETH_IPV6 = 0x86dd
+ICMPV6 = 58
+ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
 
 # ct_state bits (ovs-fields(7)).
 CT_NEW, CT_EST, CT_REL, CT_RPL, CT_INV, CT_TRK = 0x01, 0x02, 0x04, 0x08, \

@@ -18,6 +18,22 @@ class AddressPair(base.Struct):
     mac_address = f.MacAddress(help='MAC it may use; the port MAC if unset')
 
 
+def eui64(prefix, mac):
+    """The SLAAC address of mac in an IPv6 prefix (RFC 4291 EUI-64)."""
+    octets = bytes.fromhex(mac.replace(':', ''))
+    interface = bytes([octets[0] ^ 0x02]) + octets[1:3] + b'\xff\xfe' + \
+        octets[3:]
+    network = ipaddress.ip_network(prefix, strict=False)
+    return str(network.network_address + int.from_bytes(interface, 'big'))
+
+
+def link_local(mac):
+    return eui64('fe80::/64', mac)
+
+
+SLAAC_MODES = ('slaac', 'dhcpv6-stateless')
+
+
 def subnet_for(subnets, address):
     for subnet in subnets:
         if subnet.contains(address):
@@ -74,9 +90,17 @@ class LogicalPort(keyed.KeyedModel):
             self.mark_allocated('mac')
         if self.version is None and not self.ips:
             subnets = view.referrers('logical_switch', self.network_id, 'subnet')
-            ip = allocate_ip(view, self.network_id, subnets)
-            if ip:
-                self.ips = [ip]
+            ips = [allocate_ip(view, self.network_id, subnets)]
+            # IPv6: the SLAAC address where the subnet's hosts configure
+            # themselves from router advertisements, else the first free.
+            v6 = [s for s in subnets if s.network.version == 6]
+            if v6 and v6[0].ipv6_address_mode in SLAAC_MODES:
+                ips.append(eui64(v6[0].cidr, self.macs[0]))
+            elif v6:
+                ips.append(allocate_ip(view, self.network_id, v6, version=6))
+            ips = [ip for ip in ips if ip]
+            if ips:
+                self.ips = ips
                 self.mark_allocated('ip')
 
     def check_in_store(self, view, old):

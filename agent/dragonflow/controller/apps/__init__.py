@@ -26,10 +26,14 @@ APP_MODULES = {
     'nat': 'dragonflow.controller.apps.nat',
     'router_icmp': 'dragonflow.controller.apps.router_icmp',
     'l2_normal': 'dragonflow.controller.apps.l2_normal',
+    'nd_responder': 'dragonflow.controller.apps.nd_responder',
+    'router_advertisement':
+        'dragonflow.controller.apps.router_advertisement',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
-          'tunneling', 'security_groups')
+          'tunneling', 'security_groups', 'nd_responder',
+          'router_advertisement')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 

@@ -68,7 +68,7 @@ class DhcpApp(apps.App):
     tables = (pl.DHCP,)
 
     def global_flows(self, state):
-        return [self.flow(pl.DHCP, 0, goto=pl.L2_LOOKUP)]
+        return [self.flow(pl.DHCP, 0, goto=pl.ND_RESPONDER)]
 
     def network_flows(self, state, network):
         if not any(s.enable_dhcp and s.network.version == 4

@@ -18,6 +18,12 @@ from dragonflow.controller import arp
 from dragonflow.controller import pipeline as pl
 
 
+# Host routes to ports win over extra routes (50 + prefix length, up to
+# 178 for IPv6), which win over router_icmp (25) and NAT (2).
+HOST_ROUTE = 200
+EXTRA_ROUTE = 50
+
+
 class L3App(apps.App):
     name = 'l3'
     cookie = 7
@@ -62,31 +68,36 @@ class L3App(apps.App):
                 if not port.macs:
                     continue
                 for ip in port.ips:
-                    if ipaddress.ip_address(ip) not in subnet.network or \
-                            subnet.network.version != 4:
+                    if ipaddress.ip_address(ip) not in subnet.network:
                         continue
                     by_ip[ip] = port
                     out.append(self._to_port(router, rport, network, port,
-                                             ip, 100))
+                                             subnet.network.version, ip,
+                                             HOST_ROUTE))
             # Extra routes whose next hop is a port here: to that port,
             # longest prefix first (host routes to ports win over them).
             for route in router.routes:
                 nexthop = by_ip.get(route['nexthop'])
                 destination = ipaddress.ip_network(route['destination'])
-                if nexthop is None or destination.version != 4:
+                if nexthop is None or \
+                        destination.version != subnet.network.version:
                     continue
                 out.append(self._to_port(
-                    router, rport, network, nexthop,
+                    router, rport, network, nexthop, destination.version,
                     (str(destination.network_address),
-                     str(destination.netmask)), 50 + destination.prefixlen))
+                     str(destination.netmask)),
+                    EXTRA_ROUTE + destination.prefixlen))
         return out
 
-    def _to_port(self, router, rport, network, port, destination, priority):
+    def _to_port(self, router, rport, network, port, version, destination,
+                 priority):
         """Route packets for destination out of rport to port."""
+        field = 'ipv4_dst' if version == 4 else 'ipv6_dst'
         return self.flow(
             pl.L3_LOOKUP, priority,
-            {pl.REG_ROUTER: router.unique_key, 'eth_type': pl.ETH_IP,
-             'ipv4_dst': destination},
+            {pl.REG_ROUTER: router.unique_key,
+             'eth_type': pl.ETH_IP if version == 4 else pl.ETH_IPV6,
+             field: destination},
             # TTL first: an expired packet goes to the controller as it
             # arrived (see router_icmp).
             [('dec_ttl',),

@@ -2,7 +2,7 @@
 ingress), the way Neutron's OVS firewall does it.
 
 A local port with port security and at least one security group is
-*protected*: its IPv4 packets go through conntrack in the zone of its
+*protected*: its IPv4 and IPv6 packets go through conntrack in the zone of its
 network (zone = network key), both when it sends (table 10, after port
 security) and when a packet is delivered to it (table 105, from a local
 port or a tunnel). Established and related packets pass; invalid ones
@@ -18,8 +18,10 @@ change recomputes the flows of the group's local ports and the diff
 touches only the flows derived from that rule. Remote-group rules expand
 to one flow per member address (members on any chassis).
 
-IPv4 only here; IPv6 rules are kept in the NB and ignored by the datapath
-until the IPv6 pipeline lands.
+Rules with ethertype IPv6 match IPv6 (icmpv6 types and codes, v6
+prefixes and the v6 addresses of remote groups). Neighbour discovery and
+MLD (ICMPv6 130-136, 143) never go through conntrack: IPv6 cannot work
+without them, and port security already vets their sources.
 """
 import ipaddress
 
@@ -29,7 +31,9 @@ from dragonflow.controller import pipeline as pl
 RULE_PRIORITY = 50
 EGRESS_NEXT = pl.PASS_THROUGH[pl.EGRESS_CT]
 INGRESS_NEXT = pl.PASS_THROUGH[pl.INGRESS_CT]
-PROTO_NUMBERS = {'tcp': 6, 'udp': 17, 'icmp': 1, 'sctp': 132}
+PROTO_NUMBERS = {'tcp': 6, 'udp': 17, 'icmp': 1, 'icmpv6': 58, 'sctp': 132}
+ND_AND_MLD = (130, 131, 132, 133, 134, 135, 136, 143)
+VERSIONS = {'IPv4': (4, pl.ETH_IP, 'ipv4'), 'IPv6': (6, pl.ETH_IPV6, 'ipv6')}
 DST_PORT_FIELD = {'tcp': 'tcp_dst', 'udp': 'udp_dst', 'sctp': 'sctp_dst'}
 
 
@@ -47,29 +51,28 @@ def port_masks(low, high):
 
 def _prefix(cidr):
     net = ipaddress.ip_network(cidr, strict=False)
-    if net.prefixlen == 32:
+    if net.prefixlen == net.max_prefixlen:
         return str(net.network_address)
     if net.prefixlen == 0:
         return None
     return str(net.network_address), str(net.netmask)
 
 
-def member_addresses(state, group_id):
-    """IPv4 addresses (and allowed pair prefixes) of a group's ports."""
+def member_addresses(state, group_id, version=4):
+    """Addresses (and allowed pair prefixes) of a group's ports."""
     out = set()
     for port in state.group_ports(group_id):
         out.update(port.ips)
         out.update(p['ip_address'] for p in port.allowed_address_pairs)
     return sorted(a for a in out
-                  if ipaddress.ip_network(a, strict=False).version == 4)
+                  if ipaddress.ip_network(a, strict=False).version == version)
 
 
 def rule_matches(state, rule):
     """The OpenFlow matches (dicts, without the port register) a rule
     allows; [] if it allows nothing (e.g. an empty remote group)."""
-    if rule.ethertype != 'IPv4':
-        return []
-    base = {'eth_type': pl.ETH_IP}
+    version, eth_type, prefix = VERSIONS[rule.ethertype]
+    base = {'eth_type': eth_type}
     proto = rule.protocol
     if proto is not None:
         base['ip_proto'] = PROTO_NUMBERS.get(proto) or int(proto)
@@ -79,17 +82,19 @@ def rule_matches(state, rule):
         field = DST_PORT_FIELD[proto]
         variants = [dict(base, **{field: m}) for m in
                     port_masks(rule.port_range_min, rule.port_range_max)]
-    elif proto == 'icmp':
+    elif proto in ('icmp', 'icmpv6'):
+        icmp = 'icmpv4' if proto == 'icmp' else 'icmpv6'
         extra = {}
         if rule.port_range_min is not None:
-            extra['icmpv4_type'] = rule.port_range_min
+            extra[f'{icmp}_type'] = rule.port_range_min
         if rule.port_range_max is not None:
-            extra['icmpv4_code'] = rule.port_range_max
+            extra[f'{icmp}_code'] = rule.port_range_max
         variants = [dict(base, **extra)]
-    remote_field = 'ipv4_dst' if rule.direction == 'egress' else 'ipv4_src'
+    remote_field = f'{prefix}_dst' if rule.direction == 'egress' else \
+        f'{prefix}_src'
     if rule.remote_group_id:
         remotes = [_prefix(a) for a in
-                   member_addresses(state, rule.remote_group_id)]
+                   member_addresses(state, rule.remote_group_id, version)]
         if not remotes:
             return []
     elif rule.remote_ip_prefix:
@@ -125,6 +130,12 @@ class SecurityGroupsApp(apps.App):
             self.flow(pl.EGRESS_SG, 0),
             self.flow(pl.INGRESS_SG, 0),
         ]
+        for kind in ND_AND_MLD:
+            match = {'eth_type': pl.ETH_IPV6, 'ip_proto': pl.ICMPV6,
+                     'icmpv6_type': kind}
+            out.append(self.flow(pl.EGRESS_CT, 200, match, goto=EGRESS_NEXT))
+            out.append(self.flow(pl.INGRESS_CT, 200, match,
+                                 goto=INGRESS_NEXT))
         for table, nxt in ((pl.EGRESS_SG, EGRESS_NEXT),
                            (pl.INGRESS_SG, INGRESS_NEXT)):
             for state_match in (pl.CT_STATE_EST, pl.CT_STATE_REL):
@@ -138,14 +149,16 @@ class SecurityGroupsApp(apps.App):
             return []
         zone = network.unique_key
         key = port.unique_key
-        out = [
-            self.flow(pl.EGRESS_CT, 100,
-                      {pl.REG_SRC: key, 'eth_type': pl.ETH_IP},
-                      [('ct', zone, pl.EGRESS_SG, False)]),
-            self.flow(pl.INGRESS_CT, 100,
-                      {pl.REG_DST: key, 'eth_type': pl.ETH_IP},
-                      [('ct', zone, pl.INGRESS_SG, False)]),
-        ]
+        out = []
+        for eth_type in (pl.ETH_IP, pl.ETH_IPV6):
+            out += [
+                self.flow(pl.EGRESS_CT, 100,
+                          {pl.REG_SRC: key, 'eth_type': eth_type},
+                          [('ct', zone, pl.EGRESS_SG, False)]),
+                self.flow(pl.INGRESS_CT, 100,
+                          {pl.REG_DST: key, 'eth_type': eth_type},
+                          [('ct', zone, pl.INGRESS_SG, False)]),
+            ]
         commit = [('ct', zone, None, True)]
         for group_id in port.security_groups:
             for rule in state.group_rules(group_id):

@@ -1,0 +1,95 @@
+"""Table 45: IPv6 neighbour solicitations for any address known in the
+network (ports, their allowed address pairs, router interfaces and their
+link-local addresses) are answered on the chassis by the controller, from
+the NB model, so they never cross a tunnel (the IPv6 counterpart of the
+ARP responder; building the advertisement with its options in flows is
+not practical, so it is a packet-in, bounded by the switch's packet-in
+rate limit). Duplicate address detection (from ::) and solicitations for
+unknown addresses are switched as usual."""
+import ipaddress
+
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+from dragonflow.model.logical_port import link_local
+
+ROUTER, SOLICITED, OVERRIDE = 0b100, 0b010, 0b001
+
+
+def answers(state, network):
+    """{IPv6 address: (mac, is_router)} the network knows."""
+    out = {}
+    for port in state.ports(network.id):
+        if not port.macs:
+            continue
+        addresses = list(port.ips) + [
+            p['ip_address'] for p in port.allowed_address_pairs
+            if '/' not in p['ip_address']]
+        for ip in addresses:
+            if ipaddress.ip_address(ip).version == 6:
+                out.setdefault(str(ipaddress.ip_address(ip)),
+                               (port.macs[0], False))
+    for rport in state.router_ports(network.id):
+        if ipaddress.ip_address(rport.ip).version == 6:
+            out[str(ipaddress.ip_address(rport.ip))] = (rport.mac, True)
+            out[link_local(rport.mac)] = (rport.mac, True)
+    return out
+
+
+def icmp6_match(network, kind, **extra):
+    return dict({'metadata': network.unique_key, 'eth_type': pl.ETH_IPV6,
+                 'ip_proto': pl.ICMPV6, 'icmpv6_type': kind}, **extra)
+
+
+class NdResponderApp(apps.App):
+    name = 'nd_responder'
+    cookie = 13
+    tables = (pl.ND_RESPONDER,)
+
+    def global_flows(self, state):
+        return [self.flow(pl.ND_RESPONDER, 0, goto=pl.L2_LOOKUP)]
+
+    def network_flows(self, state, network):
+        known = answers(state, network)
+        if not known:
+            return []
+        out = [self.flow(pl.ND_RESPONDER, 110, icmp6_match(
+            network, pl.ICMPV6_NS, ipv6_src='::'), goto=pl.L2_LOOKUP)]
+        for ip in sorted(known):
+            out.append(self.flow(pl.ND_RESPONDER, 100, icmp6_match(
+                network, pl.ICMPV6_NS, ipv6_nd_target=ip), [('controller',)]))
+        return out
+
+    def packet_in(self, state, msg, send_packet):
+        if msg.table_id != pl.ND_RESPONDER:
+            return False
+        from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
+        pkt = packet.Packet(msg.data)
+        icmp = pkt.get_protocol(icmpv6.icmpv6)
+        if icmp is None or icmp.type_ != pl.ICMPV6_NS:
+            return False        # e.g. a router solicitation: not ours
+        port = state.port_from_packet_in(msg)
+        if port is None:
+            return True
+        network = state.network(port.network_id)
+        target = str(ipaddress.ip_address(icmp.data.dst))
+        mac, is_router = answers(state, network).get(target, (None, False))
+        if mac is None:
+            return True
+        eth = pkt.get_protocol(ethernet.ethernet)
+        ip6 = pkt.get_protocol(ipv6.ipv6)
+        reply = packet.Packet()
+        reply.add_protocol(ethernet.ethernet(dst=eth.src, src=mac,
+                                             ethertype=pl.ETH_IPV6))
+        reply.add_protocol(ipv6.ipv6(src=target, dst=ip6.src,
+                                     nxt=pl.ICMPV6, hop_limit=255))
+        reply.add_protocol(icmpv6.icmpv6(
+            type_=pl.ICMPV6_NA, code=0, data=icmpv6.nd_neighbor(
+                res=(ROUTER if is_router else 0) | SOLICITED | OVERRIDE,
+                dst=target, option=icmpv6.nd_option_tla(length=1,
+                                                        hw_src=mac))))
+        reply.serialize()
+        state.send_to(port, reply.data, send_packet)
+        return True
+
+
+APP = NdResponderApp
