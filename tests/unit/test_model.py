@@ -97,6 +97,21 @@ def test_security_group_rule_ranges_and_protocols():
     assert rule(remote_ip_prefix='10.0.0.5/8').remote_ip_prefix == '10.0.0.0/8'
 
 
+def test_ipv6_subnet_modes():
+    base_v6 = {'network_id': 'n', 'cidr': '2001:db8::/64'}
+    Subnet.from_dict(dict(base_v6, ipv6_ra_mode='slaac',
+                          ipv6_address_mode='slaac')).validate()
+    refused('needs a /64', lambda: Subnet.from_dict(dict(
+        base_v6, cidr='2001:db8::/56', ipv6_address_mode='slaac'))
+        .validate())
+    refused('differs from ipv6_ra_mode', lambda: Subnet.from_dict(dict(
+        base_v6, ipv6_ra_mode='slaac',
+        ipv6_address_mode='dhcpv6-stateful')).validate())
+    refused('only valid on IPv6', lambda: Subnet.from_dict({
+        'network_id': 'n', 'cidr': '10.0.0.0/24',
+        'ipv6_ra_mode': 'slaac'}).validate())
+
+
 def test_floating_ips_are_ipv4_only():
     refused(r'IPv6 is not NATed', FloatingIP(
         floating_network_id='ext', floating_ip_address='2001:db8::5').validate)

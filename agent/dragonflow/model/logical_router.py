@@ -55,6 +55,13 @@ class LogicalRouter(keyed.KeyedModel):
             self.external_gateway = dict(gw, ip=ip)
             self.mark_allocated('ip')
 
+    def validate(self):
+        gw = self.external_gateway
+        if gw and gw.get('ip') and \
+                ipaddress.ip_address(gw['ip']).version == 6:
+            self.fail('external_gateway.ip', 'IPv6 is not NATed: the '
+                      'external gateway (SNAT address) must be IPv4')
+
     def check_in_store(self, view, old):
         gw = self.external_gateway
         if gw:

@@ -60,6 +60,15 @@ class Subnet(base.Model):
                           f'must be IPv{net.version} like the subnet')
         if net.version == 4 and (self.ipv6_ra_mode or self.ipv6_address_mode):
             self.fail('ipv6_ra_mode', 'is only valid on IPv6 subnets')
+        if self.ipv6_address_mode in ('slaac', 'dhcpv6-stateless') and \
+                net.prefixlen != 64:
+            self.fail('cidr', f'{net} is a /{net.prefixlen}; '
+                      f'{self.ipv6_address_mode} needs a /64 (EUI-64 '
+                      'interface identifiers)')
+        if self.ipv6_ra_mode and self.ipv6_address_mode and \
+                self.ipv6_ra_mode != self.ipv6_address_mode:
+            self.fail('ipv6_address_mode', f'{self.ipv6_address_mode} '
+                      f'differs from ipv6_ra_mode {self.ipv6_ra_mode}')
 
     def check_in_store(self, view, old):
         for other in view.referrers('logical_switch', self.network_id, 'subnet'):
