@@ -45,6 +45,7 @@ bench: deps
 	$(PYTHON) bench/controller_bench.py
 	$(PYTHON) bench/l3_bench.py
 	$(PYTHON) bench/trunk_bench.py
+	$(PYTHON) bench/sfc_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

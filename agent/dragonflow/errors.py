@@ -39,6 +39,8 @@ class UniqueConflict(NbError):
                 'segment': 'segmentation id', 'unique_key': 'datapath key',
                 'router_subnet': 'subnet', 'trunk_parent': 'port',
                 'trunk_child': 'port', 'trunk_vlan': 'trunk VLAN',
+                'ppg_pair': 'port pair', 'chain_group': 'port pair group',
+                'chain_classifier': 'flow classifier',
                 'fip_fixed': 'port fixed IP'}.get(index, index)
         used = 'attached to a router by' if index == 'router_subnet' \
             else 'used by'

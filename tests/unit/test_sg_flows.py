@@ -71,7 +71,7 @@ def test_rules_expand_to_ranges_and_remote_group_members(state):
                for m in ingress)
     egress = [f for f in flows if f.table == pl.EGRESS_SG]
     assert len(egress) == 1 and egress[0].actions == (('ct', 9, None, True),)
-    assert egress[0].goto == pl.ARP_RESPONDER
+    assert egress[0].goto == pl.SFC
 
 
 def test_empty_remote_groups_allow_nothing(state):
@@ -94,11 +94,12 @@ def test_pass_through_installed_only_without_the_app():
     from dragonflow.controller import apps
     without = apps.load(['classifier'])
     with_sg = apps.load(['classifier', 'security_groups'])
-    assert without[-1].tables == (pl.EGRESS_CT, pl.ND_RESPONDER,
+    assert without[-1].tables == (pl.EGRESS_CT, pl.SFC, pl.ND_RESPONDER,
                                   pl.INGRESS_NAT, pl.INGRESS_CT)
-    assert with_sg[-1].tables == (pl.ND_RESPONDER, pl.INGRESS_NAT)
+    assert with_sg[-1].tables == (pl.SFC, pl.ND_RESPONDER, pl.INGRESS_NAT)
     flows = without[-1].global_flows(types.SimpleNamespace())
     assert {(f.table, f.goto) for f in flows} == {
-        (pl.EGRESS_CT, pl.ARP_RESPONDER), (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
+        (pl.EGRESS_CT, pl.SFC), (pl.SFC, pl.ARP_RESPONDER),
+        (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
         (pl.INGRESS_NAT, pl.INGRESS_TUNNEL),
         (pl.ND_RESPONDER, pl.L2_LOOKUP)}

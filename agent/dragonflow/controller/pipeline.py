@@ -5,7 +5,8 @@ Registers: ``reg6`` source port key, ``reg7`` destination port key,
 Conntrack zone = network key (16 bits).
 
 Egress (from a local port): 0 classify, 5 port security, 10/15 egress
-conntrack + security groups, 25 ARP responder, 30 DHCP, 45 IPv6 ND
+conntrack + security groups, 20 service function chains, 25 ARP
+responder, 30 DHCP, 45 IPv6 ND
 responder and router advertisements, 55 L2 lookup,
 60 routing (70/71: NAT towards the external network, then 80 out of its
 provider bridge), 75 to the destination port (local: on to ingress;
@@ -18,6 +19,7 @@ CLASSIFIER = 0          # ingress from local ports and tunnels
 PORT_SECURITY = 5       # egress anti-spoofing
 EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
 EGRESS_SG = 15          # egress security group rules
+SFC = 20                # service function chains: steer to the next hop
 ARP_RESPONDER = 25
 DHCP = 30
 ND_RESPONDER = 45       # IPv6 neighbour solicitations, router solicitations
@@ -38,7 +40,8 @@ INGRESS_DISPATCH = 115  # output to the local port in reg7
 # Optional stages: when no enabled app owns the table, the controller
 # installs a table-miss flow going on to the next stage.
 PASS_THROUGH = {
-    EGRESS_CT: ARP_RESPONDER,
+    EGRESS_CT: SFC,
+    SFC: ARP_RESPONDER,
     INGRESS_CT: INGRESS_DISPATCH,
     INGRESS_NAT: INGRESS_TUNNEL,
     ND_RESPONDER: L2_LOOKUP,

@@ -37,7 +37,9 @@ BINARY = 'df-local-controller'
 FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'logical_router', 'logical_router_port', 'security_group',
             'security_group_rule', 'floating_ip', 'trunk',
-            'child_port_segmentation']
+            'child_port_segmentation', 'port_pair', 'port_pair_group',
+            'flow_classifier', 'port_chain']
+SFC_TABLES = ('port_pair', 'port_pair_group', 'flow_classifier', 'port_chain')
 TICK = 2.0          # seconds between App.tick calls
 
 
@@ -173,6 +175,9 @@ class LocalController:
                     nets.add(port.network_id)
         elif change.table == 'security_group_rule':
             self._dirty_group_members({obj.security_group_id})
+        elif change.table in SFC_TABLES:
+            # Chains are few and span networks: recompute what is here.
+            nets |= self.programmed
         elif change.table == 'child_port_segmentation':
             parent = state.get('logical_port', obj.parent_id)
             if parent is not None:

@@ -29,11 +29,12 @@ APP_MODULES = {
     'nd_responder': 'dragonflow.controller.apps.nd_responder',
     'router_advertisement':
         'dragonflow.controller.apps.router_advertisement',
+    'sfc': 'dragonflow.controller.apps.sfc',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement')
+          'router_advertisement', 'sfc')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 
