@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -26,9 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
 
 from dragonflow.controller import flows as fl  # noqa: E402
-from dragonflow.lab.netlab import NetLab, sh  # noqa: E402
-from dragonflow.nb.api import NbApi  # noqa: E402
-from dragonflow.store import zk  # noqa: E402
+from benchlab import lab_session, write_json  # noqa: E402
+from dragonflow.lab.netlab import sh  # noqa: E402
 
 
 def pct(values, q):
@@ -362,15 +360,9 @@ def main():
                         help='run one benchmark')
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args()
-    lab = NetLab(tempfile.mkdtemp(prefix='df-bench-lab-'), prefix='dfb',
-                 underlay='172.30.50.0/24')
     results = {}
-    client = None
-    try:
-        lab.create().start_chassis([f'ch{i}' for i in range(1, 6)])
-        client = zk.make_client(lab.zk_address)
-        client.start(timeout=20)
-        nb = NbApi(client)
+    with lab_session('dfb', '172.30.50.0/24',
+                     [f'ch{i}' for i in range(1, 6)]) as (lab, nb):
         want = (lambda name: args.only in (None, name))
         if want('flows'):
             results['flow_rate'] = bench_flow_rate(lab, args.flows)
@@ -384,15 +376,7 @@ def main():
         if want('cold'):
             results['cold_start'] = bench_cold_start(lab, nb,
                                                      args.cold_ports)
-    finally:
-        if client is not None:
-            client.stop()
-            client.close()
-        lab.destroy()
-        lab.remove_dir()
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
 
 
 if __name__ == '__main__':

@@ -14,21 +14,16 @@ same run:
 """
 import argparse
 import concurrent.futures
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from benchlab import lab_session, write_json  # noqa: E402
 from dragonflow.lab import netlab  # noqa: E402
 from dragonflow.lab.bgplab import BgpLab  # noqa: E402
-from dragonflow.lab.netlab import NetLab  # noqa: E402
-from dragonflow.nb.api import NbApi  # noqa: E402
-from dragonflow.store import zk  # noqa: E402
 
 CONNECT_LOOP = """
 import socket, sys, time
@@ -275,15 +270,8 @@ def main():
                         help='run one benchmark')
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args()
-    lab = NetLab(tempfile.mkdtemp(prefix='df-l3bench-'), prefix='dfe',
-                 underlay='172.30.60.0/24')
     results = {}
-    client = None
-    try:
-        lab.create().start_chassis(['ch1', 'ch2'])
-        client = zk.make_client(lab.zk_address)
-        client.start(timeout=20)
-        nb = NbApi(client)
+    with lab_session('dfe', '172.30.60.0/24', ['ch1', 'ch2']) as (lab, nb):
         want = (lambda name: args.only in (None, name))
         if want('routed'):
             results['routed_ready'] = bench_routed_ready(lab, nb,
@@ -294,15 +282,7 @@ def main():
             results['conn_rate'] = bench_conn_rate(lab, nb, args.connections)
         if want('bgp'):
             results['bgp'] = bench_bgp(lab, nb, args.fips)
-    finally:
-        if client is not None:
-            client.stop()
-            client.close()
-        lab.destroy()
-        lab.remove_dir()
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
 
 
 if __name__ == '__main__':

@@ -5,31 +5,15 @@ of a 3-hop chain across 3 chassis (port_chain created -> a new TCP
 connection passes all three functions), against a plain port created ->
 first ping in the same run."""
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
 
 from l3_bench import first_reply, network, pct, vm, wait  # noqa: E402
-from dragonflow.lab.netlab import NetLab  # noqa: E402
-from dragonflow.nb.api import NbApi  # noqa: E402
-from dragonflow.store import zk  # noqa: E402
-
-FORWARDING = ('net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0',
-              'net.ipv4.conf.eth0.send_redirects=0',
-              'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0')
-
-
-def forwarded(machine):
-    lines = [line.split() for line in machine.run('cat', '/proc/net/snmp')
-             .splitlines() if line.startswith('Ip:')]
-    return int(lines[1][lines[0].index('ForwDatagrams')])
-
+from benchlab import lab_session, write_json  # noqa: E402
 
 def total_flows(lab):
     return sum(len(ch.flows()) for ch in lab.chassis.values())
@@ -44,8 +28,7 @@ def bench(lab, nb, samples):
         port = nb.create('logical_port', {'network_id': net.id,
                                           'port_security_enabled': False})
         machine = lab.add_vm(f'sf{i}', lab.chassis[chassis], port)
-        for key in FORWARDING:
-            machine.run('sysctl', '-qw', key)
+        machine.enable_forwarding()
         machine.port = port
         functions.append(machine)
     lab.track('sfc-server', server.serve_tcp(8080).pid)
@@ -61,13 +44,13 @@ def bench(lab, nb, samples):
     for _ in range(samples):
         wait(lambda: False, 0.5)
         flows_before = total_flows(lab)
-        counts = [forwarded(f) for f in functions]
+        counts = [f.forwarded() for f in functions]
         start = time.monotonic()
         chain = nb.create('port_chain', {
             'port_pair_groups': [g.id for g in groups],
             'flow_classifiers': [classifier.id]})
         wait(lambda: client.connect_tcp(server.ip, 8080, timeout=0.5) ==
-             client.ip and all(forwarded(f) > c
+             client.ip and all(f.forwarded() > c
                                for f, c in zip(functions, counts)), 30, 0.01)
         setups.append(time.monotonic() - start)
         wait(lambda: False, 0.5)
@@ -101,23 +84,9 @@ def main():
     parser.add_argument('--samples', type=int, default=5)
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args()
-    lab = NetLab(tempfile.mkdtemp(prefix='df-sfcbench-'), prefix='dfs',
-                 underlay='172.30.63.0/24')
-    client = None
-    try:
-        lab.create().start_chassis(['ch1', 'ch2', 'ch3'])
-        client = zk.make_client(lab.zk_address)
-        client.start(timeout=20)
-        results = bench(lab, NbApi(client), args.samples)
-    finally:
-        if client is not None:
-            client.stop()
-            client.close()
-        lab.destroy()
-        lab.remove_dir()
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
+    with lab_session('dfs', '172.30.63.0/24', ['ch1', 'ch2', 'ch3']) as (lab, nb):
+        results = bench(lab, nb, args.samples)
+    write_json(args.json, results)
 
 
 if __name__ == '__main__':

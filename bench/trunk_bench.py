@@ -4,19 +4,14 @@ per trunk subport on the parent's chassis (against flows per plain port of
 the same network, measured in the same run), and subport created -> first
 ping through it (against a plain port created -> first ping)."""
 import argparse
-import json
 import os
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
 
 from l3_bench import first_reply, network, pct, vm, wait  # noqa: E402
-from dragonflow.lab.netlab import NetLab  # noqa: E402
-from dragonflow.nb.api import NbApi  # noqa: E402
-from dragonflow.store import zk  # noqa: E402
+from benchlab import lab_session, write_json  # noqa: E402
 
 
 def flow_count(chassis):
@@ -86,23 +81,9 @@ def main():
     parser.add_argument('--subports', type=int, default=5)
     parser.add_argument('--json', help='also write the figures here')
     args = parser.parse_args()
-    lab = NetLab(tempfile.mkdtemp(prefix='df-trunkbench-'), prefix='dft',
-                 underlay='172.30.61.0/24')
-    client = None
-    try:
-        lab.create().start_chassis(['ch1', 'ch2'])
-        client = zk.make_client(lab.zk_address)
-        client.start(timeout=20)
-        results = bench(lab, NbApi(client), args.subports)
-    finally:
-        if client is not None:
-            client.stop()
-            client.close()
-        lab.destroy()
-        lab.remove_dir()
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=2)
+    with lab_session('dft', '172.30.61.0/24', ['ch1', 'ch2']) as (lab, nb):
+        results = bench(lab, nb, args.subports)
+    write_json(args.json, results)
 
 
 if __name__ == '__main__':

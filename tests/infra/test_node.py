@@ -11,8 +11,8 @@ FLAVOURS = {'full': ('dragonflow-controller', 'df-local-controller'),
             'l3': ('dragonflow-l3-agent', 'df-l3-agent')}
 # Flow cookies (low byte) of the full set's L2 apps: classifier,
 # port_security, arp_responder, l2, tunneling, dhcp, security_groups,
-# nd_responder, router_advertisement, sfc.
-L2_APP_COOKIES = {1, 2, 3, 4, 5, 6, 8, 13, 14, 15}
+# nd_responder, router_advertisement, sfc, dhcpv6.
+L2_APP_COOKIES = {1, 2, 3, 4, 5, 6, 8, 13, 14, 15, 16}
 
 
 def groups(host):

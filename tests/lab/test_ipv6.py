@@ -4,14 +4,14 @@ routing between v6 subnets across chassis, SLAAC from the router's
 advertisements, security groups for IPv6, and an external v6 host on a
 provider network (no NAT for IPv6)."""
 import ipaddress
-import signal
+import os
 import subprocess
-import time
 
 import pytest
 
-from dragonflow.lab.netlab import PHYSNET
+from dragonflow.lab.netlab import PHYSNET, kill_pid
 from test_l2 import pings
+from topology import tunnel_capture
 from waiting import wait_until
 
 
@@ -40,16 +40,9 @@ def test_neighbour_solicitation_for_a_remote_port_is_answered_locally(
     b = v6vm(topo, net, 'ch2')
     assert pings(a, b.ip6)
     a.run('ip', '-6', 'neigh', 'flush', 'dev', 'eth0')
-    capture = subprocess.Popen(
-        ['tcpdump', '-l', '-nn', '-i', lab.bridge, 'udp port 6081'],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        time.sleep(1)
-        assert a.ping(b.ip6, count=2, timeout=1)
-        time.sleep(0.5)
-    finally:
-        capture.send_signal(signal.SIGINT)
-        out = capture.communicate(timeout=10)[0]
+    reached, out = tunnel_capture(
+        lab, lambda: a.ping(b.ip6, count=2, timeout=1))
+    assert reached
     assert 'ICMP6, echo request' in out
     assert 'neighbor solicitation' not in out
     assert 'lladdr' in a.run('ip', '-6', 'neigh', 'show', b.ip6)
@@ -147,3 +140,52 @@ def test_external_ipv6_host_on_a_provider_network(topo, external6):
     assert pings(a, '2001:db8:51::fe')
     assert pings(b, '2001:db8:51::fe')
     assert pings(external6, a.ip6)
+
+
+def dhclient6(vm, *flags):
+    """Run dhclient -6 once in the VM with a script that only records what
+    it got (nothing on this host is touched): the lease file and the
+    script's environment, as text."""
+    base = f'/tmp/{vm.ns}'
+    with open(f'{base}.sh', 'w') as f:
+        f.write(f'#!/bin/sh\nenv >> {base}.env6\n')
+    os.chmod(f'{base}.sh', 0o755)
+    proc = subprocess.run(
+        ['ip', 'netns', 'exec', vm.ns, 'dhclient', '-6', '-1', '-v', *flags,
+         '-lf', f'{base}.lease6', '-pf', f'{base}.pid6', '-sf', f'{base}.sh',
+         'eth0'], capture_output=True, text=True, timeout=60)
+    out = proc.stderr
+    # With a lease dhclient stays behind to renew it: stop it (by its PID).
+    try:
+        with open(f'{base}.pid6') as f:
+            kill_pid(int(f.read().strip()))
+    except (FileNotFoundError, ValueError):
+        pass
+    for suffix in ('lease6', 'env6'):
+        try:
+            with open(f'{base}.{suffix}') as f:
+                out += f.read()
+        except FileNotFoundError:
+            pass
+    for suffix in ('sh', 'lease6', 'env6', 'pid6'):
+        subprocess.run(['rm', '-f', f'{base}.{suffix}'])
+    return out
+
+
+@pytest.mark.parametrize('mode', ['dhcpv6-stateful', 'dhcpv6-stateless'])
+def test_dhcpv6_from_the_agent(topo, lab_nb, mode):
+    net = topo.network('10.32.0.0/24')
+    lab_nb.create('subnet', {'network_id': net.id,
+                             'cidr': '2001:db8:33::/64',
+                             'ipv6_ra_mode': mode, 'ipv6_address_mode': mode,
+                             'dns_nameservers': ['2001:db8:33::53']})
+    vm = topo.vm(net, 'ch2')
+    vm.run('sysctl', '-qw', 'net.ipv6.conf.eth0.accept_dad=0')
+    address = next(ip for ip in vm.port.ips if ':' in ip)
+    # dhclient needs a link-local address that is no longer tentative.
+    wait_until(lambda: 'tentative' not in vm.run('ip', '-6', 'addr', 'show',
+                                                 'dev', 'eth0'), 10)
+    lease = dhclient6(vm, *(['-S'] if mode == 'dhcpv6-stateless' else []))
+    assert '2001:db8:33::53' in lease, lease
+    if mode == 'dhcpv6-stateful':
+        assert f'iaaddr {address}' in lease, lease

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from topology import tunnel_capture
 from waiting import wait_until
 
 
@@ -71,16 +72,9 @@ def test_arp_for_a_remote_port_is_answered_locally(topo, lab):
     vm2 = topo.vm(net, 'ch2')
     assert pings(vm1, vm2.ip)
     vm1.run('ip', 'neigh', 'flush', 'dev', 'eth0')
-    capture = subprocess.Popen(
-        ['tcpdump', '-l', '-nn', '-i', lab.bridge, 'udp port 6081'],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        time.sleep(1)
-        assert vm1.ping(vm2.ip, count=2, timeout=1)
-        time.sleep(0.5)
-    finally:
-        capture.send_signal(signal.SIGINT)
-        out = capture.communicate(timeout=10)[0]
+    reached, out = tunnel_capture(
+        lab, lambda: vm1.ping(vm2.ip, count=2, timeout=1))
+    assert reached
     assert 'ICMP echo request' in out
     assert 'ARP' not in out
     assert 'lladdr' in vm1.run('ip', 'neigh', 'show', vm2.ip)

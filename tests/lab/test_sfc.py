@@ -11,19 +11,12 @@ from waiting import wait_until
 
 
 def forwarded(vm):
-    """Packets the VM's kernel has forwarded (Ip: ForwDatagrams)."""
-    lines = [line.split() for line in vm.run('cat', '/proc/net/snmp')
-             .splitlines() if line.startswith('Ip:')]
-    return int(lines[1][lines[0].index('ForwDatagrams')])
+    return vm.forwarded()
 
 
 def service_function(topo, net, chassis):
     vm = topo.vm(net, chassis, port_security_enabled=False)
-    for key in ('net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0',
-                'net.ipv4.conf.eth0.send_redirects=0',
-                'net.ipv4.conf.all.rp_filter=0',
-                'net.ipv4.conf.eth0.rp_filter=0'):
-        vm.run('sysctl', '-qw', key)
+    vm.enable_forwarding()
     return vm
 
 

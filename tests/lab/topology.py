@@ -1,7 +1,27 @@
 """The L2 lab tests' per-test topology of networks, ports and VMs that
 cleans up after itself."""
+import signal
+import subprocess
+import time
+
 from dragonflow import errors
 from waiting import wait_until
+
+
+def tunnel_capture(lab, action):
+    """(action()'s result, what crossed the underlay in Geneve meanwhile
+    as tcpdump text)."""
+    capture = subprocess.Popen(
+        ['tcpdump', '-l', '-nn', '-i', lab.bridge, 'udp port 6081'],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(1)
+        result = action()
+        time.sleep(0.5)
+    finally:
+        capture.send_signal(signal.SIGINT)
+        out = capture.communicate(timeout=10)[0]
+    return result, out
 
 
 class Topology:

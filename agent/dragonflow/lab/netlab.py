@@ -322,6 +322,22 @@ class Vm:
                               timeout=count * (timeout + 1) + 30)
         return proc.returncode == 0
 
+    def enable_forwarding(self):
+        """Make the VM a router (a service function): forward, without
+        redirects or reverse-path filtering."""
+        for key in ('net.ipv4.ip_forward=1',
+                    'net.ipv4.conf.all.send_redirects=0',
+                    'net.ipv4.conf.eth0.send_redirects=0',
+                    'net.ipv4.conf.all.rp_filter=0',
+                    'net.ipv4.conf.eth0.rp_filter=0'):
+            self.run('sysctl', '-qw', key)
+
+    def forwarded(self):
+        """Packets the VM's kernel has forwarded (Ip: ForwDatagrams)."""
+        lines = [line.split() for line in self.run('cat', '/proc/net/snmp')
+                 .splitlines() if line.startswith('Ip:')]
+        return int(lines[1][lines[0].index('ForwDatagrams')])
+
     def serve_tcp(self, port):
         """Start a TCP server in the VM that answers every connection with
         the peer address it sees (what NAT tests need); returns the

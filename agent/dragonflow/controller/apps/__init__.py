@@ -30,11 +30,12 @@ APP_MODULES = {
     'router_advertisement':
         'dragonflow.controller.apps.router_advertisement',
     'sfc': 'dragonflow.controller.apps.sfc',
+    'dhcpv6': 'dragonflow.controller.apps.dhcpv6',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement', 'sfc')
+          'router_advertisement', 'sfc', 'dhcpv6')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 

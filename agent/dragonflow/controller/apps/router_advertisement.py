@@ -9,7 +9,7 @@ slaac or dhcpv6-stateless, the O flag for dhcpv6-stateless and the M flag
 for dhcpv6-stateful, and the network's MTU. Router solicitations are
 answered at once; unsolicited advertisements go to the network's local
 ports every ``INTERVAL`` seconds and when a port or an interface appears.
-(DHCPv6 itself is not served.)"""
+DHCPv6 itself is the dhcpv6 app's."""
 import time
 
 from dragonflow.controller import apps
