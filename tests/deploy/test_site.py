@@ -19,6 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 BRIDGE = 'dfn-ul'
 SUBNET = '172.30.210'
 NODES = {'zk1': ('dfnzk1', 10, 'zookeeper'),
+         'zk2': ('dfnzk2', 13, 'zookeeper'),
+         'zk3': ('dfnzk3', 14, 'zookeeper'),
          'compute1': ('dfncmp1', 11, 'compute'),
          'compute2': ('dfncmp2', 12, 'compute')}
 
@@ -39,6 +41,10 @@ def inventory(site_nodes, version):
             # nsenter enters as root; nodes have no sudo.
             'ansible_become': False,
         }
+        if group == 'zookeeper':
+            hosts[group][name].update({
+                'zookeeper_myid': int(name[-1]),
+                'zookeeper_client_address': f'{SUBNET}.{last}'})
         if group == 'compute':
             hosts[group][name].update({
                 'dragonflow_local_ip': f'{SUBNET}.{last}',
@@ -48,9 +54,14 @@ def inventory(site_nodes, version):
                                  'dragonflow_bgp_router_id': f'{SUBNET}.11'}}
     return {'all': {
         'vars': {
-            'zookeeper_client_address': f'{SUBNET}.10',
-            'zookeeper_heap_mb': 128,
-            'dragonflow_zookeeper_hosts': [f'{SUBNET}.10:2181'],
+            # A three-node ensemble: the fault test stops one.
+            'zookeeper_servers': [
+                {'id': int(n[-1]), 'host': f'{SUBNET}.{last}'}
+                for n, (_, last, g) in NODES.items() if g == 'zookeeper'],
+            'zookeeper_heap_mb': 96,
+            'dragonflow_zookeeper_hosts': [
+                f'{SUBNET}.{last}:2181'
+                for _, last, g in NODES.values() if g == 'zookeeper'],
             'dragonflow_apt_repository': 'file:/srv/dragonflow-repo ./',
             'dragonflow_repository_trusted': True,
             'dragonflow_datapath_type': 'netdev',
@@ -120,7 +131,7 @@ def site(dist):
                                      __import__('dragonflow').__version__), f)
         yield Site(workdir, site_nodes, path)
     finally:
-        # Computes first: their daemons say goodbye to ZooKeeper on zk1.
+        # Computes first: their daemons say goodbye to ZooKeeper.
         for node in reversed(list(site_nodes.values())):
             node.stop()
         subprocess.run(['ip', 'link', 'del', BRIDGE], check=False)
@@ -313,3 +324,31 @@ def test_flavour_switch_on_a_node_then_verify(site):
     wait_until(lambda: _active(node, 'df-local-controller'), timeout=60,
                interval=0.5, message='df-local-controller active again')
     assert not _active(node, 'df-l3-agent')
+
+
+def test_losing_a_zookeeper_node_keeps_the_deployment_working(site):
+    """Fault variant: one of the three ZooKeeper nodes goes away; the NB
+    still takes writes, agents keep reporting, VMs keep talking."""
+    c1 = site.nodes['compute1']
+    zk_modes = {name: site.nodes[name].run(
+        'python3', '-c', "import socket; s=socket.create_connection(("
+        f"'{SUBNET}.{NODES[name][1]}', 2181)); s.sendall(b'srvr'); "
+        "print(s.recv(4096).decode())") for name in ('zk1', 'zk2', 'zk3')}
+    leader = next(n for n, out in zk_modes.items() if 'Mode: leader' in out)
+    site.nodes[leader].stop()
+
+    def dfctl(*args):
+        return json.loads(c1.run('dfctl', '--json', *args))
+    wait_until(lambda: c1.run('dfctl', 'network', 'create', '--name',
+                              'after-zk-loss', check=False) != '',
+               timeout=60, interval=1, message='NB writable without '
+               f'{leader}')
+    assert any(n['name'] == 'after-zk-loss' for n in dfctl('network', 'list'))
+    wait_until(lambda: all(c['state'] == 'up' for c in
+                           dfctl('chassis', 'list')), timeout=60,
+               interval=1, message='chassis still reported up')
+    target = [p for p in dfctl('port', 'list') if p['name'] == 'vm2'][0]
+    wait_until(lambda: ' 0% packet loss' in c1.run(
+        'ip', 'netns', 'exec', 'vm1', 'ping', '-c', '1', '-W', '1',
+        target['ips'][0], check=False), timeout=30, interval=0.5,
+        message='VMs still talk')
