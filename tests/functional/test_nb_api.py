@@ -25,6 +25,14 @@ def snapshot(nb):
     return out
 
 
+def assert_refused(nb, table, data, message):
+    """Creating data in table fails with message and writes nothing."""
+    before = snapshot(nb)
+    with pytest.raises(errors.NbError, match=message):
+        nb.create(table, data)
+    assert snapshot(nb) == before
+
+
 @pytest.fixture
 def net(nb):
     network = nb.create('logical_switch', {'name': 'net1',

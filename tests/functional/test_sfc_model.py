@@ -2,8 +2,7 @@
 field named, nothing written."""
 import pytest
 
-from dragonflow import errors
-from test_nb_api import snapshot
+from test_nb_api import assert_refused
 
 
 @pytest.fixture
@@ -62,7 +61,4 @@ CASES = [
                          ids=[c[0] for c in CASES])
 def test_bad_sfc_input_is_refused_and_nothing_written(nb, sfc, what, table,
                                                       data, message):
-    before = snapshot(nb)
-    with pytest.raises(errors.NbError, match=message):
-        nb.create(table, data(sfc))
-    assert snapshot(nb) == before
+    assert_refused(nb, table, data(sfc), message)

@@ -3,7 +3,7 @@ nothing written."""
 import pytest
 
 from dragonflow import errors
-from test_nb_api import snapshot
+from test_nb_api import assert_refused
 
 
 @pytest.fixture
@@ -55,10 +55,7 @@ CASES = [
                          ids=[c[0] for c in CASES])
 def test_bad_trunk_input_is_refused_and_nothing_written(nb, trunk, what,
                                                         table, data, message):
-    before = snapshot(nb)
-    with pytest.raises(errors.NbError, match=message):
-        nb.create(table, data(trunk))
-    assert snapshot(nb) == before
+    assert_refused(nb, table, data(trunk), message)
 
 
 def test_deleting_a_subport_port_needs_its_segmentation_gone(nb, trunk):
