@@ -32,12 +32,32 @@ import time
 from kazoo import exceptions as kz
 from kazoo import security
 from kazoo.client import KazooClient
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 
 from dragonflow import errors
 
 LOG = logging.getLogger(__name__)
 LOG_PREFIX = 'ev-'
+
+
+TCP_CONNECT_TIMEOUT = 2.0
+
+
+def _cap_connect_timeout(handler):
+    """kazoo opens the TCP connection to each server with the whole
+    session timeout as its timeout, so one powered-off member of an
+    ensemble (no RST) costs that long on every attempt: longer than dfctl
+    waits, and long enough for a daemon's session to expire while it
+    reconnects. A live server accepts in milliseconds; cap the wait."""
+    create = handler.create_connection
+
+    def create_connection(*args, **kwargs):
+        if kwargs.get('timeout') is not None:
+            kwargs['timeout'] = min(kwargs['timeout'], TCP_CONNECT_TIMEOUT)
+        return create(*args, **kwargs)
+    handler.create_connection = create_connection
+    return handler
 
 
 def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
@@ -55,9 +75,11 @@ def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
     if use_ssl:
         kwargs.update(use_ssl=True, ca=ca, certfile=certfile, keyfile=keyfile)
     retry_kwargs = {}
-    if handler is not None:
-        kwargs['handler'] = handler
+    if handler is None:
+        handler = SequentialThreadingHandler()
+    else:
         retry_kwargs['sleep_func'] = handler.sleep_func
+    kwargs['handler'] = _cap_connect_timeout(handler)
     hosts = ','.join(hosts) if not isinstance(hosts, str) else hosts
     return KazooClient(
         hosts=hosts, timeout=timeout,
