@@ -16,7 +16,7 @@ PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	systemd-container debootstrap ansible ansible-lint python3-testinfra \
 	python3-yaml
 
-.PHONY: deps packaging-deps packages test test-unit demo bench clean
+.PHONY: deps packaging-deps packages test test-pypi test-unit demo bench clean
 
 deps:
 	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
@@ -33,6 +33,18 @@ packages: packaging-deps
 
 test: deps packaging-deps
 	$(PYTHON) -m pytest -ra --durations=15 tests
+
+# The same code against the newest upstream releases from PyPI (the DEBs
+# depend on Debian 12's older ones): unit, functional and lab tests in a
+# venv without the system's site-packages.
+PYPI_VENV ?= /var/tmp/dragonflow-pypi-venv
+PYPI_VERSIONS = os-ken==4.2.2 kazoo==2.11.0 ovsdbapp==3.0.0 \
+	oslo.config==10.7.0 netaddr pytest
+test-pypi: deps
+	$(PYTHON) -m venv $(PYPI_VENV)
+	$(PYPI_VENV)/bin/pip install -q $(PYPI_VERSIONS)
+	$(PYPI_VENV)/bin/python -m pytest -ra tests/unit tests/functional \
+		tests/lab
 
 test-unit:
 	$(PYTHON) -m pytest -ra tests/unit
