@@ -39,7 +39,6 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'security_group_rule', 'floating_ip', 'trunk',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain']
-SFC_TABLES = ('port_pair', 'port_pair_group', 'flow_classifier', 'port_chain')
 TICK = 2.0          # seconds between App.tick calls
 
 
@@ -135,55 +134,75 @@ class LocalController:
                 if state.get('logical_port', p) is not None}
 
     def _handle_nb(self, change):
-        state = self.state
-        obj = change.obj
+        """Apply an NB change to the local state; the networks whose flows
+        it may change (per-port policy goes to dirty_ports)."""
         if change.action == 'delete':
-            old = state.remove(change.table, change.id)
+            old = self.state.remove(change.table, change.id)
         else:
-            old = state.put(change.new)
+            old = self.state.put(change.new)
+        touched = getattr(self, f'_touched_{change.table}', None)
+        if touched is None:
+            return set()
+        return touched(change, change.obj, old)
+
+    # What a change of each table touches (new or deleted obj, old obj).
+    def _touched_logical_switch(self, change, obj, old):
+        return {change.id}
+
+    def _touched_subnet(self, change, obj, old):
+        return {o.network_id for o in (obj, old) if o is not None}
+
+    def _touched_logical_port(self, change, obj, old):
+        self._port_policy_changed(obj, old)
+        if change.action != 'delete':
+            self._claim(change.new)
+        return self._touched_subnet(change, obj, old)
+
+    def _touched_chassis(self, change, obj, old):
+        return set(self.programmed)
+
+    def _touched_logical_router_port(self, change, obj, old):
         nets = set()
-        if change.table == 'logical_switch':
-            nets.add(change.id)
-        elif change.table in ('subnet', 'logical_port'):
-            nets.add(obj.network_id)
-            if old is not None:
-                nets.add(old.network_id)
-            if change.table == 'logical_port':
-                self._port_policy_changed(obj, old)
-                if change.action != 'delete':
-                    self._claim(change.new)
-        elif change.table == 'chassis':
-            nets |= self.programmed
-        elif change.table == 'logical_router_port':
-            for rport in (obj, old):
-                if rport is not None:
-                    nets.add(rport.network_id)
-                    nets |= {p.network_id for p in
-                             state.router_interfaces(rport.router_id)}
-        elif change.table == 'logical_router':
-            nets |= {p.network_id for p in state.router_interfaces(change.id)}
-            nets |= {state.gateway_network(r) for r in (obj, old)
-                     if r is not None} - {None}
-        elif change.table == 'floating_ip':
-            for fip in (obj, old):
-                if fip is None:
-                    continue
-                nets.add(fip.floating_network_id)
-                port = state.get('logical_port', fip.port_id) \
-                    if fip.port_id else None
-                if port is not None:
-                    nets.add(port.network_id)
-        elif change.table == 'security_group_rule':
-            self._dirty_group_members({obj.security_group_id})
-        elif change.table in SFC_TABLES:
-            # Chains are few and span networks: recompute what is here.
-            nets |= self.programmed
-        elif change.table == 'child_port_segmentation':
-            parent = state.get('logical_port', obj.parent_id)
-            if parent is not None:
-                nets.add(parent.network_id)
-            nets |= self._port_moved(obj.port_id)
+        for rport in (obj, old):
+            if rport is not None:
+                nets.add(rport.network_id)
+                nets |= {p.network_id for p in
+                         self.state.router_interfaces(rport.router_id)}
         return nets
+
+    def _touched_logical_router(self, change, obj, old):
+        state = self.state
+        nets = {p.network_id for p in state.router_interfaces(change.id)}
+        return nets | ({state.gateway_network(r) for r in (obj, old)
+                        if r is not None} - {None})
+
+    def _touched_floating_ip(self, change, obj, old):
+        nets = set()
+        for fip in (obj, old):
+            if fip is None:
+                continue
+            nets.add(fip.floating_network_id)
+            port = self.state.get('logical_port', fip.port_id) \
+                if fip.port_id else None
+            if port is not None:
+                nets.add(port.network_id)
+        return nets
+
+    def _touched_security_group_rule(self, change, obj, old):
+        self._dirty_group_members({obj.security_group_id})
+        return set()
+
+    def _touched_child_port_segmentation(self, change, obj, old):
+        parent = self.state.get('logical_port', obj.parent_id)
+        nets = {parent.network_id} if parent is not None else set()
+        return nets | self._port_moved(obj.port_id)
+
+    def _touched_sfc(self, change, obj, old):
+        # Chains are few and span networks: recompute what is here.
+        return set(self.programmed)
+
+    _touched_port_pair = _touched_port_pair_group = _touched_sfc
+    _touched_flow_classifier = _touched_port_chain = _touched_sfc
 
     def _port_policy_changed(self, port, old):
         """A port changed: its own per-port flows, and those of the local
