@@ -30,49 +30,21 @@ if os.geteuid() != 0 or not shutil.which('systemd-nspawn') or \
                 allow_module_level=True)
 
 
+LAB_INVENTORY = os.path.join(ROOT, 'inventories', 'lab')
+
+
 def inventory(site_nodes, version):
-    hosts = {'zookeeper': {}, 'compute': {}}
-    for name, (_, last, group) in NODES.items():
-        node = site_nodes[name]
-        hosts[group][name] = {
-            'ansible_connection': 'community.docker.nsenter',
-            'ansible_nsenter_pid': node.pid1,
-            'ansible_python_interpreter': '/usr/bin/python3',
-            # nsenter enters as root; nodes have no sudo.
-            'ansible_become': False,
-        }
-        if group == 'zookeeper':
-            hosts[group][name].update({
-                'zookeeper_myid': int(name[-1]),
-                'zookeeper_client_address': f'{SUBNET}.{last}'})
-        if group == 'compute':
-            hosts[group][name].update({
-                'dragonflow_local_ip': f'{SUBNET}.{last}',
-                'openvswitch_underlay_address': f'{SUBNET}.{last}/24'})
-    # compute1 also runs the BGP speaker (connecting out to BIRD).
-    hosts['bgp'] = {'compute1': {'dragonflow_bgp_listen_port': 0,
-                                 'dragonflow_bgp_router_id': f'{SUBNET}.11'}}
-    return {'all': {
-        'vars': {
-            # A three-node ensemble: the fault test stops one.
-            'zookeeper_servers': [
-                {'id': int(n[-1]), 'host': f'{SUBNET}.{last}'}
-                for n, (_, last, g) in NODES.items() if g == 'zookeeper'],
-            'zookeeper_heap_mb': 96,
-            'dragonflow_zookeeper_hosts': [
-                f'{SUBNET}.{last}:2181'
-                for _, last, g in NODES.values() if g == 'zookeeper'],
-            'dragonflow_apt_repository': 'file:/srv/dragonflow-repo ./',
-            'dragonflow_repository_trusted': True,
-            'dragonflow_datapath_type': 'netdev',
-            'dragonflow_report_interval': 5,
-            'dragonflow_expected_version': version,
-            'openvswitch_datapath_type': 'netdev',
-            'openvswitch_underlay_interface': 'host0',
-            'openvswitch_underlay_tx_offload': False,
-        },
-        'children': {group: {'hosts': members}
-                     for group, members in hosts.items()}}}
+    """inventories/lab (hosts and group_vars) in one file, with each
+    node's nsenter PID and the version verify.yml expects."""
+    with open(os.path.join(LAB_INVENTORY, 'hosts.yml')) as f:
+        data = yaml.safe_load(f)
+    with open(os.path.join(LAB_INVENTORY, 'group_vars', 'all.yml')) as f:
+        data['all']['vars'] = dict(yaml.safe_load(f),
+                                   dragonflow_expected_version=version)
+    for group in data['all']['children'].values():
+        for name, host in group['hosts'].items():
+            host.update(ansible_nsenter_pid=site_nodes[name].pid1)
+    return data
 
 
 class Site:
