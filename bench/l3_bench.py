@@ -15,13 +15,13 @@ same run:
 import argparse
 import concurrent.futures
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlab import lab_session, write_json  # noqa: E402
+from benchlab import (first_reply, lab_session, network, pct, vm,  # noqa: E402
+                      wait, write_json)
 from dragonflow.lab import netlab  # noqa: E402
 from dragonflow.lab.bgplab import BgpLab  # noqa: E402
 
@@ -38,52 +38,6 @@ for _ in range(n):
         pass
 print(ok, time.monotonic() - start)
 """
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q / 100 * len(values)))]
-
-
-def first_reply(vm, ip, action, timeout=30):
-    """Seconds from action() to the first ping reply: one-shot pings with a
-    0.1 s timeout back to back (a steady ping -i would be slowed down by
-    the ICMP unreachable errors the router sends before the route
-    exists)."""
-    start = time.monotonic()
-    action()
-    while time.monotonic() - start < timeout:
-        proc = subprocess.run(['ip', 'netns', 'exec', vm.ns, 'ping', '-n',
-                               '-c', '1', '-W', '0.1', ip],
-                              capture_output=True)
-        if proc.returncode == 0:
-            return time.monotonic() - start
-    return None
-
-
-def wait(predicate, timeout=60, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def network(nb, name, cidr):
-    net = nb.create('logical_switch', {'name': name})
-    subnet = nb.create('subnet', {'network_id': net.id, 'cidr': cidr})
-    return net, subnet
-
-
-def vm(lab, nb, name, net, chassis, gateway=None):
-    port = nb.create('logical_port', {'network_id': net.id, 'name': name})
-    machine = lab.add_vm(name, lab.chassis[chassis], port)
-    machine.ip = port.ips[0]
-    machine.port = port
-    if gateway:
-        machine.run('ip', 'route', 'add', 'default', 'via', gateway)
-    return machine
 
 
 # --- 1 ----------------------------------------------------------------------

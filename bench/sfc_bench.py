@@ -12,8 +12,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from l3_bench import first_reply, network, pct, vm, wait  # noqa: E402
-from benchlab import lab_session, write_json  # noqa: E402
+from benchlab import (first_reply, lab_session, network, pct, vm,  # noqa: E402
+                      wait, write_json)
 
 def total_flows(lab):
     return sum(len(ch.flows()) for ch in lab.chassis.values())

@@ -10,10 +10,6 @@ import pytest
 from waiting import wait_until
 
 
-def forwarded(vm):
-    return vm.forwarded()
-
-
 def service_function(topo, net, chassis):
     vm = topo.vm(net, chassis, port_security_enabled=False)
     vm.enable_forwarding()
@@ -70,19 +66,19 @@ def test_chain_steers_through_both_functions_in_order(chain_lab, lab_nb):
     client, server, sf1, sf2, make_chain = chain_lab
     wait_until(lambda: client.connect_tcp(server.ip, 8080) == client.ip,
                20, message='direct before the chain')
-    before = forwarded(sf1), forwarded(sf2)
+    before = sf1.forwarded(), sf2.forwarded()
     chain = make_chain()
     wait_until(lambda: client.connect_tcp(server.ip, 8080) == client.ip and
-               forwarded(sf1) > before[0] and forwarded(sf2) > before[1],
+               sf1.forwarded() > before[0] and sf2.forwarded() > before[1],
                20, interval=0.5, message='through sf1 and sf2')
     # In order: sf2 gets it from sf1, the server from sf2.
     probe = (lambda: client.connect_tcp(server.ip, 8080))
     assert syn_source_mac(sf2, 8080, probe) == sf1.mac
     assert syn_source_mac(server, 8080, probe) == sf2.mac
     # Other traffic goes direct.
-    counts = forwarded(sf1), forwarded(sf2)
+    counts = sf1.forwarded(), sf2.forwarded()
     assert client.ping(server.ip, count=3, timeout=1)
-    assert (forwarded(sf1), forwarded(sf2)) == counts
+    assert (sf1.forwarded(), sf2.forwarded()) == counts
     # Deleting the chain restores direct delivery.
     lab_nb.delete('port_chain', chain.id)
     wait_until(lambda: syn_source_mac(server, 8080, probe) == client.mac,
@@ -113,7 +109,7 @@ def test_load_is_spread_over_the_pairs_of_a_group(topo, lab_nb):
             wait_until(lambda: client.connect_tcp(server.ip, 8080)
                        == client.ip, 20, message='through the group')
         # The two sources were spread over both functions.
-        assert all(forwarded(sf) > 0 for sf in functions)
+        assert all(sf.forwarded() > 0 for sf in functions)
     finally:
         lab_nb.delete('port_chain', chain.id)
         lab_nb.delete('port_pair_group', group.id)

@@ -37,11 +37,11 @@ class L3App(apps.App):
         return [self.flow(pl.L3_LOOKUP, 0)]
 
     def tick(self, state, send_packet):
-        interfaces = {}
+        interfaces = set()
         for net_id in state.local_networks():
             for rport in state.router_ports(net_id):
                 if ipaddress.ip_address(rport.ip).version == 4:
-                    interfaces[(net_id, rport.ip, rport.mac)] = rport
+                    interfaces.add((net_id, rport.ip, rport.mac))
         for net_id, ip, mac in self.announcer.due(interfaces):
             data = arp.arp_request(mac, ip, ip)
             for port in state.local_ports(net_id):

@@ -13,7 +13,6 @@ DHCPv6 itself is the dhcpv6 app's."""
 import time
 
 from dragonflow.controller import apps
-from dragonflow.controller import arp
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps.nd_responder import icmp6_match
 from dragonflow.model.logical_port import link_local
@@ -72,7 +71,6 @@ class RouterAdvertisementApp(apps.App):
     def __init__(self, controller=None):
         super().__init__(controller)
         self.sent = {}                  # (port id, router port id) -> time
-        self.announcer = arp.Announcer(count=1)
 
     def network_flows(self, state, network):
         if not advertising(state, network):
@@ -102,27 +100,24 @@ class RouterAdvertisementApp(apps.App):
         return True
 
     def tick(self, state, send_packet):
+        """An advertisement to each local port from each advertising
+        interface of its network: at once for a new pair, then every
+        INTERVAL seconds."""
         now = time.monotonic()
-        current = set()
-        for net_id in state.local_networks():
-            network = state.network(net_id)
-            pairs = advertising(state, network)
-            for port in state.local_ports(net_id):
-                for rport, subnet in pairs:
-                    current.add((port.id, rport.id))
-        fresh = set(self.announcer.due(current))
+        sent = {}
         for net_id in state.local_networks():
             network = state.network(net_id)
             for rport, subnet in advertising(state, network):
                 for port in state.local_ports(net_id):
                     key = (port.id, rport.id)
-                    if key not in fresh and \
-                            now - self.sent.get(key, 0) < INTERVAL:
+                    last = self.sent.get(key)
+                    if last is not None and now - last < INTERVAL:
+                        sent[key] = last
                         continue
-                    self.sent[key] = now
+                    sent[key] = now
                     state.send_to(port, router_advertisement(
                         network, rport, subnet, *ALL_NODES), send_packet)
-        self.sent = {k: v for k, v in self.sent.items() if k in current}
+        self.sent = sent        # pairs that went away are forgotten
 
 
 APP = RouterAdvertisementApp
