@@ -10,6 +10,10 @@ machine is shared and noisy: compare ratios, not absolute times):
    subscribers (p50/p99) and ZooKeeper reads per change per subscriber.
 3. full resync of N ports / N/10 networks by a new subscriber; baseline:
    pipelined raw reads of the same znodes.
+4. selective distribution: T topics (tenants) with ports; what a chassis
+   with ports in one topic reads (the shared feed and that topic's) to sync
+   and to follow writes spread over all topics; baseline: a subscriber of
+   the global log, same run.
 
 Targets (ARCHITECTURE/issue): fan-out p99 < 100 ms at 100 subscribers,
 resync of 10,000 ports < 5 s.
@@ -132,6 +136,59 @@ def bench_resync(hosts, expected_ports):
     client.stop()
     client.close()
     return {'ports': ports, 'seconds': elapsed, 'raw_seconds': raw}
+
+
+def bench_selective(hosts, topics, ports_per_topic, writes):
+    root = '/bench-selective'
+    client = connect(hosts)
+    nb = NbApi(client, root)
+    tables = ['logical_switch', 'subnet', 'logical_port']
+    nets = []
+    for t in range(topics):
+        topic = f'tenant-{t}'
+        net = nb.create('logical_switch', {'name': topic, 'topic': topic})
+        nb.create('subnet', {'network_id': net.id, 'topic': topic,
+                             'cidr': f'10.{t // 256}.{t % 256}.0/24'})
+        for _ in range(ports_per_topic):
+            nb.create('logical_port', {'network_id': net.id, 'topic': topic})
+        nets.append((topic, net.id))
+    out = {}
+    for label, kwargs in (('global log', {}),
+                          ('one topic', {'feed': 'tenant-0'})):
+        t = time.perf_counter()
+        subs = [nb.subscribe(lambda c: None, tables=tables, **kwargs)]
+        if kwargs:
+            subs.append(nb.subscribe(lambda c: None, tables=tables, feed=''))
+        for sub in subs:
+            sub.wait_synced(120)
+        sync = time.perf_counter() - t
+        time.sleep(0.5)
+        reads = sum(s.reads for s in subs)
+        delivered = sum(s.delivered for s in subs)
+        for i in range(writes):
+            topic, net_id = nets[i % len(nets)]
+            nb.create('logical_port', {'network_id': net_id, 'topic': topic})
+        time.sleep(2)
+        out[label] = {
+            'sync_seconds': sync, 'sync_objects': delivered,
+            'follow_reads': sum(s.reads for s in subs) - reads,
+            'follow_delivered': sum(s.delivered for s in subs) - delivered}
+        for sub in subs:
+            sub.stop()
+    base, mine = out['global log'], out['one topic']
+    print(f'selective: {topics} topics x {ports_per_topic} ports, then '
+          f'{writes} port writes spread over all topics')
+    for label, r in out.items():
+        print(f'selective: {label:10s} sync {r["sync_objects"]:6d} objects '
+              f'{r["sync_seconds"]:5.2f} s; follow: {r["follow_reads"]:5d} '
+              f'ZooKeeper reads, {r["follow_delivered"]:4d} changes')
+    print(f'selective: ratio one topic / global: sync objects '
+          f'{mine["sync_objects"] / base["sync_objects"]:.3f}, follow reads '
+          f'{mine["follow_reads"] / max(1, base["follow_reads"]):.3f}')
+    client.delete(root, recursive=True)
+    client.stop()
+    client.close()
+    return out
 
 
 def _subscriber_process(hosts, root, count, changes, ready, out):
@@ -271,6 +328,9 @@ def main():
     parser.add_argument('--rate', type=float, default=10.0,
                         help='changes per second in the fan-out test')
     parser.add_argument('--subscribers', default='1,10,100')
+    parser.add_argument('--topics', type=int, default=100)
+    parser.add_argument('--ports-per-topic', type=int, default=20)
+    parser.add_argument('--topic-writes', type=int, default=1000)
     parser.add_argument('--json', help='also write the figures to this file')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='df-bench-')
@@ -282,6 +342,8 @@ def main():
         results['writes'] = bench_writes(hosts, args.ports, args.networks,
                                          args.writers)
         results['resync'] = bench_resync(hosts, args.ports)
+        results['selective'] = bench_selective(
+            hosts, args.topics, args.ports_per_topic, args.topic_writes)
         results['fanout'] = [
             bench_fanout(hosts, int(n), args.changes, args.rate,
                          procs=min(int(n), 4))

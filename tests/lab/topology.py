@@ -40,7 +40,8 @@ class Topology:
     def network(self, cidr, network_type='geneve', **kw):
         net = self.nb.create('logical_switch', dict(
             {'name': f'net-{cidr}', 'network_type': network_type}, **kw))
-        self.nb.create('subnet', {'network_id': net.id, 'cidr': cidr})
+        self.nb.create('subnet', {'network_id': net.id, 'cidr': cidr,
+                                  'topic': net.topic})
         self.networks.append(net)
         return net
 

@@ -29,6 +29,7 @@ from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller.selection import Selection
 from dragonflow.controller.state import LocalState
 from dragonflow.inbox import Inbox
 
@@ -66,7 +67,7 @@ class LocalController:
         # and those an event made dirty in the current batch.
         self.programmed_ports = set()
         self.dirty_ports = set()
-        self.unknown_logged = set()
+        self.selection = None       # the NB topics followed (selection.py)
 
     # --- inputs (any thread) ---------------------------------------------
     def post(self, kind, payload):
@@ -77,6 +78,8 @@ class LocalController:
         self.post('nb', change)
 
     def on_interface(self, name, iface_id, ofport):
+        if self.selection is not None:
+            self.selection.interface(name, iface_id if ofport else None)
         self.post('iface', (name, iface_id, ofport))
 
     def packet_in(self, msg):
@@ -245,12 +248,8 @@ class LocalController:
         if state.ofports.get(iface_id) == ofport:
             return nets
         state.ofports[iface_id] = ofport
-        if state.get('logical_port', iface_id) is None:
-            if iface_id not in self.unknown_logged:
-                LOG.warning('interface %s: iface-id %s is not an NB port; '
-                            'left unbound until it appears', name, iface_id)
-                self.unknown_logged.add(iface_id)
-            return nets
+        # A port not known yet (not in NB, or its topic's feed is still
+        # being read) is bound when its NB change arrives.
         return nets | self._port_moved(iface_id)
 
     def _port_moved(self, port_id):
@@ -459,17 +458,18 @@ def main(argv=None):
         nb.create('chassis', chassis)
 
     controller = LocalController(conf, nb, ovs, chassis_id)
-    # Complete the local view (NB objects, then local interfaces) before
-    # the switch connects: the first full sync replaces the previous
-    # generation's flows, so it must not run on a partial view.
-    subscriber = nb.subscribe(controller.on_nb_change, tables=FOLLOWED,
-                              name='controller')
-    if not subscriber.wait_synced(60):
-        LOG.error('no initial NB sync from ZooKeeper within 60 s')
-        return 1
+    # Complete the local view (local interfaces, then the NB objects of the
+    # topics they need) before the switch connects: the first full sync
+    # replaces the previous generation's flows, so it must not run on a
+    # partial view.
+    controller.selection = Selection(nb, controller.on_nb_change,
+                                     FOLLOWED).start()
     controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
                               for physnet, bridge in mappings.items()}
     ovs.watch_interfaces(controller.on_interface)
+    if not controller.selection.wait_synced(60):
+        LOG.error('no initial NB sync from ZooKeeper within 60 s')
+        return 1
     ovs.setup_bridge(df.datapath_type,
                      f'tcp:{df.of_listen_address}:{df.of_listen_port}',
                      df.local_ip, df.tunnel_types, df.packet_in_rate_limit,

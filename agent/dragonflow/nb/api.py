@@ -55,11 +55,22 @@ class View:
         return self._nb.store.index_keys(index, prefix)
 
     def check_references(self, obj):
-        """Name the field of a reference to a missing object. (The store
-        enforces references atomically too; this gives the better message.)"""
+        """Name the field of a reference to a missing object (the store
+        enforces references atomically too; this gives the better message)
+        or to an object of another topic: an object may refer only to its
+        own topic and to shared objects (empty topic), so that following
+        the feeds of a port's topic and the shared one gives a chassis
+        everything the port refers to."""
         for name, table, ref_id, enforced in obj.field_references():
-            if enforced and self.get(table, ref_id) is None:
-                obj.fail(name, f'{table} {ref_id} does not exist')
+            target = self.get(table, ref_id)
+            if target is None:
+                if enforced:
+                    obj.fail(name, f'{table} {ref_id} does not exist')
+            elif target.topic and target.topic != obj.topic:
+                obj.fail(name, f'{table} {ref_id} belongs to topic '
+                         f'{target.topic!r}; an object of topic '
+                         f'{obj.topic!r} may refer only to its own topic or '
+                         'to shared objects (empty topic)')
 
 
 def _enforced_refs(obj):
@@ -79,6 +90,7 @@ class NbApi:
         self._writes = 0
         self._last_age_trim = time.monotonic()
         self.store.ensure_layout(base.tables())
+        self.store.backfill_feeds(base.tables())
 
     @classmethod
     def from_conf(cls, conf, handler=None):
@@ -273,27 +285,37 @@ class NbApi:
         position = self.store.commit(ws)
         self._writes += 1
         if self._writes % self.trim_every == 0:
-            self._maybe_trim()
+            self._maybe_trim(ws.topic)
         return position
 
-    def _maybe_trim(self):
+    def _maybe_trim(self, topic):
+        """Trim the global log and the feed of the topic just written when
+        they are over ``changelog_max_entries``, and every feed when the
+        oldest entries may have aged out."""
+        layout = self.store.layout
         try:
-            stat = self.client.exists(self.store.layout.log)
             age_due = (time.monotonic() - self._last_age_trim >
                        self.changelog_retention / 10)
-            if stat and (stat.numChildren > self.changelog_max_entries
-                         or age_due):
+            logs = [layout.global_log, layout.feed(topic)]
+            if age_due:
                 self._last_age_trim = time.monotonic()
-                changes.trim(self.store, self.changelog_max_entries,
-                             self.changelog_retention)
+                logs[1:] = [layout.feed(t) for t in self.store.topics()]
+            for paths in logs:
+                stat = self.client.exists(paths.log)
+                if stat and (stat.numChildren > self.changelog_max_entries
+                             or age_due):
+                    changes.trim(self.store, self.changelog_max_entries,
+                                 self.changelog_retention, paths=paths)
         except kz.KazooException as e:
             LOG.info('change log trim skipped: %s', e)
 
     # --- change stream ---------------------------------------------------
-    def subscribe(self, callback, tables=None, topics=None, name=None):
-        """Start a Subscriber (see dragonflow.nb.changes) and return it."""
+    def subscribe(self, callback, tables=None, topics=None, name=None,
+                  feed=None):
+        """Start a Subscriber (see dragonflow.nb.changes) and return it;
+        with ``feed`` (a topic) it follows that topic's feed only."""
         return changes.Subscriber(self.store, callback, tables=tables,
-                                  topics=topics, name=name).start()
+                                  topics=topics, name=name, feed=feed).start()
 
 
 def _clear_reference(referrer, target):

@@ -43,6 +43,17 @@ Failure cases covered
 - garbage in a log entry or an object znode (not JSON, wrong schema): logged
   and skipped; the position still advances.
 
+Topic feeds
+-----------
+Each write is also appended, in the same transaction, to the feed of its
+object's topic (``feeds/<topic>/log``; objects with the empty topic are in
+the ``shared`` feed), which works exactly like the global log, with its own
+horizon, and lists the topic's objects under ``members`` for resyncs. A
+Subscriber given ``feed=<topic>`` follows that feed only: it reads nothing
+about other topics' writes. The local controller follows the shared feed and
+the feeds of its local ports' topics (dragonflow.controller.selection);
+other consumers follow the global log.
+
 Trimming deletes a prefix of the log: entries beyond ``max_entries`` or
 older than ``retention`` seconds. ZooKeeper's sequence counter is a signed
 32-bit number per parent; at 2**31 the log parent must be renewed (about
@@ -90,47 +101,50 @@ class Change:
                 f'{self.id}{" resync" if self.resync else ""})')
 
 
-def read_horizon(client, layout):
-    """(horizon, znode version): the highest trimmed log sequence."""
-    data, stat = client.retry(client.get, layout.horizon)
+def read_horizon(client, paths):
+    """(horizon, znode version): the highest trimmed sequence of a log
+    (``paths``: a store Layout's or LogPaths' ``horizon``)."""
+    data, stat = client.retry(client.get, paths.horizon)
     try:
         return int(json.loads(data or b'{}').get('horizon', -1)), stat.version
     except (ValueError, AttributeError):
         return -1, stat.version
 
 
-def entry_path(layout, seq):
-    return f'{layout.log}/{zk.LOG_PREFIX}{seq:010d}'
+def entry_path(paths, seq):
+    return f'{paths.log}/{zk.LOG_PREFIX}{seq:010d}'
 
 
-def trim(store, max_entries, retention, batch=1000):
-    """Delete the oldest log entries beyond ``max_entries`` or older than
+def trim(store, max_entries, retention, batch=1000, paths=None):
+    """Delete the oldest entries of a log (the global one unless ``paths``
+    names a topic feed's) beyond ``max_entries`` or older than
     ``retention`` seconds; record the new horizon atomically with them.
     Returns how many entries were deleted. Safe to run concurrently."""
-    client, layout = store.client, store.layout
+    client = store.client
+    paths = paths or store.layout.global_log
     seqs = sorted(s for s in map(zk.seq_of, client.retry(
-        client.get_children, layout.log)) if s is not None)
+        client.get_children, paths.log)) if s is not None)
     excess = max(0, len(seqs) - max_entries)
     victims = seqs[:excess]
     cutoff_ms = (time.time() - retention) * 1000
     for seq in seqs[excess:excess + batch]:
-        stat = client.exists(entry_path(layout, seq))
+        stat = client.exists(entry_path(paths, seq))
         if stat is not None and stat.ctime >= cutoff_ms:
             break
         victims.append(seq)
     deleted = 0
     for start in range(0, len(victims), batch):
         chunk = victims[start:start + batch]
-        horizon, version = read_horizon(client, layout)
+        horizon, version = read_horizon(client, paths)
         chunk = [s for s in chunk if s > horizon]
         if not chunk:
             continue
         txn = client.transaction()
-        txn.set_data(layout.horizon,
+        txn.set_data(paths.horizon,
                      json.dumps({'horizon': chunk[-1]}).encode(),
                      version=version)
         for seq in chunk:
-            txn.delete(entry_path(layout, seq))
+            txn.delete(entry_path(paths, seq))
         results = txn.commit()
         if any(isinstance(r, Exception) for r in results):
             LOG.debug('log trim raced with another trimmer; leaving it')
@@ -149,13 +163,20 @@ class Subscriber:
     docstring for the delivery guarantee.
     """
 
-    def __init__(self, store, callback, tables=None, topics=None, name=None):
+    def __init__(self, store, callback, tables=None, topics=None, name=None,
+                 feed=None):
         self.store = store
         self.client = store.client
-        self.layout = store.layout
         self.callback = callback
         self.tables = set(tables) if tables else None
         self.topics = set(topics) if topics is not None else None
+        # feed: a topic whose feed to follow instead of the global log.
+        self.feed = feed
+        if feed is None:
+            self.paths = store.layout.global_log
+        else:
+            self.paths = store.layout.feed(feed)
+            self.topics = {feed}
         self.name = name or 'subscriber'
         self.position = None
         self.objects = {}            # (table, id) -> (model, zxid)
@@ -173,6 +194,8 @@ class Subscriber:
     # --- life cycle ------------------------------------------------------
     def start(self):
         self.store.ensure_layout(self._table_names())
+        if self.feed is not None:
+            self.store.ensure_feed(self.feed)
         self.client.add_listener(self._on_state)
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f'df-{self.name}')
@@ -186,6 +209,15 @@ class Subscriber:
         self.client.remove_listener(self._on_state)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def release(self):
+        """Stop following and deliver a delete for every object of the
+        replica: a chassis that no longer needs a topic forgets it."""
+        self.stop()
+        objects, self.objects = self.objects, {}
+        for (table, obj_id), (obj, zxid) in sorted(objects.items()):
+            self._deliver(Change(None, zxid, table, obj_id, 'delete', obj,
+                                 None, resync=True))
 
     def wait_synced(self, timeout=None):
         return self.synced.wait(timeout)
@@ -241,7 +273,7 @@ class Subscriber:
         position by number until that zxid is reached. A missing entry on
         the way (trimmed, or a numbering gap) falls back to a listing."""
         self.reads += 1
-        stat = self.client.retry(self.client.exists, self.layout.log,
+        stat = self.client.retry(self.client.exists, self.paths.log,
                                  watch=self._on_watch)
         if stat.mzxid <= self._last_zxid:
             return
@@ -252,7 +284,7 @@ class Subscriber:
         while self._last_zxid < stat.mzxid:
             first = self.position + 1
             pending = [(seq, self.client.get_async(
-                entry_path(self.layout, seq)))
+                entry_path(self.paths, seq)))
                 for seq in range(first, first + window)]
             self.reads += len(pending)
             for seq, result in pending:
@@ -274,20 +306,20 @@ class Subscriber:
         a reconnect and when the fast path finds a gap."""
         self._need_listing = False
         self.reads += 2
-        stat = self.client.retry(self.client.exists, self.layout.log)
+        stat = self.client.retry(self.client.exists, self.paths.log)
         children = self.client.retry(self.client.get_children,
-                                     self.layout.log)
+                                     self.paths.log)
         seqs = sorted(s for s in map(zk.seq_of, children) if s is not None)
         if self.position not in set(seqs):
             self.reads += 1
-            horizon, _ = read_horizon(self.client, self.layout)
+            horizon, _ = read_horizon(self.client, self.paths)
             if horizon > self.position:
                 LOG.warning('%s: fell behind the trimmed log (at %d, horizon '
                             '%d); resyncing', self.name, self.position, horizon)
                 self._resync()
                 return self._list()
         new = [s for s in seqs if s > self.position]
-        pending = [(s, self.client.get_async(entry_path(self.layout, s)))
+        pending = [(s, self.client.get_async(entry_path(self.paths, s)))
                    for s in new]
         self.reads += len(pending)
         for seq, result in pending:
@@ -296,7 +328,7 @@ class Subscriber:
             except kz.NoNodeError:
                 # Trimmed between listing and reading.
                 self.reads += 1
-                horizon, _ = read_horizon(self.client, self.layout)
+                horizon, _ = read_horizon(self.client, self.paths)
                 if horizon >= seq:
                     self._resync()
                     return self._list()
@@ -356,14 +388,13 @@ class Subscriber:
         """Read the whole state and deliver the difference to the replica."""
         self.resyncs += 1
         self.reads += 2
-        children = self.client.retry(self.client.get_children, self.layout.log)
-        horizon, _ = read_horizon(self.client, self.layout)
+        children = self.client.retry(self.client.get_children, self.paths.log)
+        horizon, _ = read_horizon(self.client, self.paths)
         seqs = [s for s in map(zk.seq_of, children) if s is not None]
         start = max(seqs) if seqs else horizon
         fresh = {}
-        for table in self._table_names():
+        for table, ids in self._snapshot_ids():
             cls = base.model_for(table)
-            ids = self.store.ids(table)
             self.reads += 1 + len(ids)
             for obj_id, data, stat in self.store.get_many_raw(table, ids):
                 try:
@@ -391,6 +422,22 @@ class Subscriber:
         self.position = start
         self._need_listing = True
         self.synced.set()
+
+    def _snapshot_ids(self):
+        """(table, ids) to read on a resync: every object of the followed
+        tables, or the members of the followed feed."""
+        if self.feed is None:
+            for table in self._table_names():
+                yield table, self.store.ids(table)
+            return
+        by_table = {}
+        for name in self.client.retry(self.client.get_children,
+                                      self.paths.members):
+            table, _, obj_id = name.partition(':')
+            by_table.setdefault(table, []).append(obj_id)
+        for table in self._table_names():
+            if table in by_table:
+                yield table, by_table[table]
 
     def _deliver(self, change):
         self.delivered += 1

@@ -17,17 +17,27 @@ Layout under the root (default ``/dragonflow``)::
                              write also touches ``log`` itself (its mzxid is
                              the last write: subscribers watch it)
     horizon                  the highest trimmed log sequence
+    feeds/<feed>/            one per topic (``shared`` for the empty topic,
+                             ``t-<topic>`` otherwise): ``log/ev-<seq>`` and
+                             ``horizon`` like the global ones but only for
+                             writes of that topic's objects, and
+                             ``members/<table>:<id>`` for each of its
+                             objects. A chassis follows the feeds of the
+                             topics its local ports need (selective
+                             distribution), not the global log.
     presence/<service>       ephemeral: the service's session is alive.
     heartbeat/<service>      last heartbeat; not logged (no fan-out).
 
 Every NB write is a single ZooKeeper multi-op: the object, its references,
-its unique keys, its guards and its change-log entry commit together or not
-at all.
+its unique keys, its guards, its feed membership and entry and its
+change-log entry commit together or not at all.
 """
+import collections
 import json
 import logging
 import posixpath
 import time
+import urllib.parse
 
 from kazoo import exceptions as kz
 from kazoo import security
@@ -121,6 +131,19 @@ def seq_of(name):
         return None
 
 
+class LogPaths(collections.namedtuple('LogPaths', 'log horizon members')):
+    """Where one change log lives. The global log has every write; the feed
+    of a topic has the writes of that topic's objects and, under
+    ``members``, one node ``<table>:<id>`` per object of the topic (what a
+    subscriber of the feed reads on a resync)."""
+
+
+def feed_name(topic):
+    """Node name of a topic's feed: objects with the empty topic (shared by
+    all) are in ``shared``; others in ``t-<topic, percent-encoded>``."""
+    return 't-' + urllib.parse.quote(topic, safe='') if topic else 'shared'
+
+
 class Layout:
     """Paths of everything under the root."""
 
@@ -133,6 +156,12 @@ class Layout:
         self.horizon = posixpath.join(self.root, 'horizon')
         self.presence = posixpath.join(self.root, 'presence')
         self.heartbeat = posixpath.join(self.root, 'heartbeat')
+        self.feeds = posixpath.join(self.root, 'feeds')
+        self.global_log = LogPaths(self.log, self.horizon, None)
+
+    def feed(self, topic):
+        base = f'{self.feeds}/{feed_name(topic)}'
+        return LogPaths(f'{base}/log', f'{base}/horizon', f'{base}/members')
 
     def table(self, table):
         return f'{self.nb}/{table}'
@@ -151,7 +180,7 @@ class Layout:
 
     def tops(self):
         return [self.nb, self.refs, self.index, self.log, self.horizon,
-                self.presence, self.heartbeat]
+                self.presence, self.heartbeat, self.feeds]
 
 
 class WriteSet:
@@ -203,6 +232,41 @@ class ZkStore:
         for table in tables:
             self.ensure_table(table)
 
+    def ensure_feed(self, topic):
+        feed = self.layout.feed(topic)
+        for path in feed:
+            self._ensure_dir(path)
+        return feed
+
+    FEEDS_FORMAT = b'feeds-1'
+
+    def backfill_feeds(self, tables):
+        """Make every object a member of its topic's feed, once per store:
+        for NB data written before topic feeds existed. Idempotent, so
+        processes starting together may all run it."""
+        data, _ = self._retry(self.client.get, self.layout.feeds)
+        if data == self.FEEDS_FORMAT:
+            return 0
+        added = 0
+        for table in tables:
+            for obj_id, raw, _ in self.get_many_raw(table, self.ids(table)):
+                try:
+                    topic = json.loads(raw).get('topic') or ''
+                except (ValueError, AttributeError):
+                    topic = ''
+                member = f'{self.ensure_feed(topic).members}/{table}:{obj_id}'
+                if self._retry(self.client.exists, member) is None:
+                    try:
+                        self._retry(self.client.create, member)
+                        added += 1
+                    except kz.NodeExistsError:
+                        pass
+        self._retry(self.client.set, self.layout.feeds, self.FEEDS_FORMAT)
+        if added:
+            LOG.info('listed %d existing NB objects in their topic feeds',
+                     added)
+        return added
+
     def ensure_table(self, table):
         self._ensure_dir(self.layout.table(table))
         self._ensure_dir(f'{self.layout.refs}/{table}')
@@ -251,6 +315,15 @@ class ZkStore:
                 continue
             yield obj_id, data, stat
 
+    def topics(self):
+        """Topics that have a feed."""
+        try:
+            names = self._retry(self.client.get_children, self.layout.feeds)
+        except kz.NoNodeError:
+            return []
+        return sorted('' if n == 'shared' else urllib.parse.unquote(n[2:])
+                      for n in names if n == 'shared' or n.startswith('t-'))
+
     def referrers(self, table, obj_id):
         """Names ``<table>:<id>`` of the objects referring to an object."""
         try:
@@ -296,6 +369,7 @@ class ZkStore:
         """
         lay = self.layout
         self.ensure_table(ws.table)
+        feed = self.ensure_feed(ws.topic)
         new_dirs = []
         for index, key in ws.add_keys:
             for path in self._missing_dirs(posixpath.dirname(
@@ -334,7 +408,18 @@ class ZkStore:
         for g_table, g_id, version in ws.guards:
             op('guard', (g_table, g_id), 'set_data',
                lay.ref_target(g_table, g_id), b'', version=version)
-        op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', ws.log_entry(),
+        # The object's topic feed, then the global log (kept last: its
+        # sequence is the write's position).
+        member = f'{feed.members}/{ws.owner}'
+        if ws.action == 'create':
+            op('member', None, 'create', member)
+        elif ws.action == 'delete':
+            op('member', None, 'delete', member)
+        entry = ws.log_entry()
+        op('feed', None, 'create', f'{feed.log}/{LOG_PREFIX}', entry,
+           sequence=True)
+        op('feed', None, 'set_data', feed.log, b'')
+        op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', entry,
            sequence=True)
         op('log', None, 'set_data', lay.log, b'')
 
@@ -391,7 +476,10 @@ class ZkStore:
 
     # --- raw access for tests and tools ------------------------------------
     def write_raw(self, table, obj_id, data):
-        """Write bytes straight into an object znode, bypassing the API."""
+        """Write bytes straight into an object znode, bypassing the API
+        (listed as a member of the shared feed, so subscribers see it)."""
         self.ensure_table(table)
+        self.client.ensure_path(f'{self.ensure_feed("").members}/'
+                                f'{table}:{obj_id}')
         self.client.ensure_path(self.layout.obj(table, obj_id))
         self.client.set(self.layout.obj(table, obj_id), data)

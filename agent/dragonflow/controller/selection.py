@@ -1,0 +1,182 @@
+"""Selective distribution: the NB topics this chassis follows.
+
+A chassis needs the objects its local ports refer to and the other ports of
+their networks, not the whole NB. Every NB write also goes to the feed of
+its object's topic (dragonflow.nb.changes), and an object may refer only to
+its own topic or to shared objects (empty topic; the NB API refuses other
+references). So the shared feed plus the feeds of the local ports' topics
+hold everything the local ports need, and the chassis reads nothing about
+other topics (Dragonflow's "selective topology distribution").
+
+The topic of a local port is read from its znode through a data watch
+(kazoo's DataWatch, re-armed across reconnects), which also says when a
+port named by an interface's iface-id is created later. When the first
+local port of a topic appears, a Subscriber of that topic's feed starts (its
+first sync reads the topic's members); when the last one goes, the
+subscriber is released and the topic's objects leave the local view.
+
+Threads: interface reports come from the OVSDB thread, data watches from
+kazoo's; both only record and wake this module's worker, which starts and
+releases subscribers (blocking ZooKeeper calls stay off the OpenFlow hub).
+"""
+import json
+import logging
+import threading
+import time
+
+from kazoo.recipe.watchers import DataWatch
+
+LOG = logging.getLogger(__name__)
+UNKNOWN = object()
+
+
+def _topic_of(data):
+    """A port znode's topic; None if the port does not exist."""
+    if data is None:
+        return None
+    try:
+        return json.loads(data).get('topic') or ''
+    except (ValueError, AttributeError):
+        return ''           # corrupt: the shared feed is followed anyway
+
+
+class Selection:
+    """Follows the shared feed and the feeds of the local ports' topics,
+    delivering every change to ``callback`` (like a Subscriber)."""
+
+    def __init__(self, nb, callback, tables, name='controller'):
+        self.nb = nb
+        self.callback = callback
+        self.tables = tables
+        self.name = name
+        self.subscribers = {}       # topic -> Subscriber (worker-owned)
+        self._ifaces = {}           # interface name -> iface-id
+        self._topics = {}           # local port id -> topic | None
+        self._watches = {}          # local port id -> token of its watch
+        self._missing_logged = set()
+        self._lock = threading.Lock()
+        self._kick = threading.Event()
+        self._settled = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = None
+
+    # --- life cycle --------------------------------------------------------
+    def start(self):
+        self.subscribers[''] = self._subscribe('')
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f'df-{self.name}-selection')
+        self._thread.start()
+        self._wake()
+        return self
+
+    def stop(self):
+        self._stopped.set()
+        self._kick.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for subscriber in list(self.subscribers.values()):
+            subscriber.stop()
+
+    def wait_synced(self, timeout):
+        """True once the topics of the interfaces reported so far are
+        resolved and every feed followed has done its first sync."""
+        deadline = time.monotonic() + timeout
+        while not self._stopped.is_set():
+            if not self._settled.wait(max(0, deadline - time.monotonic())):
+                return False
+            for subscriber in list(self.subscribers.values()):
+                if not subscriber.wait_synced(
+                        max(0, deadline - time.monotonic())):
+                    return False
+            if self._settled.is_set():
+                return True
+        return False
+
+    def topics(self):
+        return sorted(self.subscribers)
+
+    # --- inputs (any thread) -------------------------------------------------
+    def interface(self, name, iface_id):
+        """A local interface now carries ``iface_id`` (None: unplugged or
+        no iface-id)."""
+        with self._lock:
+            if self._ifaces.get(name) == iface_id:
+                return
+            if iface_id:
+                self._ifaces[name] = iface_id
+            else:
+                self._ifaces.pop(name, None)
+        self._wake()
+
+    def _wake(self):
+        with self._lock:
+            self._settled.clear()
+            self._kick.set()
+
+    # --- worker ------------------------------------------------------------
+    def _run(self):
+        while not self._stopped.is_set():
+            self._kick.wait()
+            self._kick.clear()
+            if self._stopped.is_set():
+                break
+            try:
+                self._round()
+            except Exception:
+                LOG.exception('%s: error updating the followed topics',
+                              self.name)
+                self._stopped.wait(0.5)
+                self._kick.set()
+                continue
+            with self._lock:
+                if not self._kick.is_set():
+                    self._settled.set()
+
+    def _round(self):
+        with self._lock:
+            ports = set(self._ifaces.values())
+        for port_id in sorted(ports - set(self._watches)):
+            self._watch(port_id)
+        for port_id in set(self._watches) - ports:
+            del self._watches[port_id]
+            with self._lock:
+                self._topics.pop(port_id, None)
+        with self._lock:
+            wanted = {''} | {t for p, t in self._topics.items()
+                             if p in ports and t is not None}
+        for topic in sorted(wanted - set(self.subscribers)):
+            LOG.info('%s: following topic %r (a local port is in it)',
+                     self.name, topic)
+            self.subscribers[topic] = self._subscribe(topic)
+        for topic in sorted(set(self.subscribers) - wanted):
+            LOG.info('%s: no local port in topic %r any more; forgetting '
+                     'its objects', self.name, topic)
+            self.subscribers.pop(topic).release()
+
+    def _subscribe(self, topic):
+        return self.nb.subscribe(self.callback, tables=self.tables,
+                                 name=f'{self.name}[{topic or "shared"}]',
+                                 feed=topic)
+
+    def _watch(self, port_id):
+        """Watch a local port's znode for its topic (and its creation)."""
+        token = object()
+        self._watches[port_id] = token
+
+        def changed(data, stat):
+            if self._watches.get(port_id) is not token or \
+                    self._stopped.is_set():
+                return False            # unplugged: drop this watch
+            topic = _topic_of(data)
+            if topic is None and port_id not in self._missing_logged:
+                self._missing_logged.add(port_id)
+                LOG.warning('iface-id %s is not an NB port; left unbound '
+                            'until it appears', port_id)
+            with self._lock:
+                old = self._topics.get(port_id, UNKNOWN)
+                self._topics[port_id] = topic
+            if topic != old:
+                self._wake()
+            return None
+        DataWatch(self.nb.client, self.nb.store.layout.obj('logical_port',
+                                                           port_id), changed)
