@@ -35,8 +35,9 @@ df_opts = [
     cfg.StrOpt('zk_certfile', help='client certificate (TLS)'),
     cfg.StrOpt('zk_keyfile', help='client key (TLS)'),
     cfg.IntOpt('changelog_max_entries', default=10000, min=100,
-               help='change log entries kept; older ones are trimmed and a '
-                    'subscriber that had not read them does a full resync'),
+               help='change log entries kept, in the global log and in each '
+                    'topic feed; older ones are trimmed and a subscriber '
+                    'that had not read them does a full resync'),
     cfg.FloatOpt('changelog_retention', default=3600.0, min=1.0,
                  help='change log entries older than this (seconds) are '
                       'trimmed'),

@@ -80,6 +80,35 @@ def test_arp_for_a_remote_port_is_answered_locally(topo, lab):
     assert 'lladdr' in vm1.run('ip', 'neigh', 'show', vm2.ip)
 
 
+def packets(chassis, flow_filter):
+    """n_packets summed over the flows of chassis' br-int matching a
+    filter (ovs-ofctl syntax)."""
+    out = chassis.ofctl('dump-flows', 'br-int', flow_filter)
+    return sum(int(n) for n in re.findall(r'n_packets=(\d+)', out))
+
+
+def test_geneve_carries_the_destination_port_key(topo, lab):
+    """Over Geneve the receiver takes the port key from the option: its
+    table-0 flow for the key counts the packets, the destination-MAC
+    lookup (table 100) sees none of them; the option is on the wire."""
+    net = topo.network('10.19.0.0/24')
+    vm1 = topo.vm(net, 'ch1')
+    vm2 = topo.vm(net, 'ch2')
+    ch2 = lab.chassis['ch2']
+    key = vm2.port.unique_key
+    assert pings(vm1, vm2.ip)
+    before = packets(ch2, f'table=0,tun_metadata0={key}')
+    reached, out = tunnel_capture(
+        lab, lambda: vm1.ping(vm2.ip, count=5, interval=0.2, timeout=1),
+        verbose=True)
+    assert reached
+    assert packets(ch2, f'table=0,tun_metadata0={key}') >= before + 5
+    assert packets(ch2, f'table=100,dl_dst={vm2.mac}') == 0
+    # tcpdump shows the option's class and its 4 data bytes: the key.
+    assert re.search(r'0x102\) type 0x80\S* len 8 data '
+                     f'{key:08x}', out), out
+
+
 def test_spoofed_mac_and_ip_are_dropped_allowed_pairs_pass(topo):
     net = topo.network('10.16.0.0/24')
     target = topo.vm(net, 'ch2')

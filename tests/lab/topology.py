@@ -8,11 +8,12 @@ from dragonflow import errors
 from waiting import wait_until
 
 
-def tunnel_capture(lab, action):
+def tunnel_capture(lab, action, verbose=False):
     """(action()'s result, what crossed the underlay in Geneve meanwhile
-    as tcpdump text)."""
+    as tcpdump text; verbose: with the Geneve options decoded)."""
     capture = subprocess.Popen(
-        ['tcpdump', '-l', '-nn', '-i', lab.bridge, 'udp port 6081'],
+        ['tcpdump', '-l', '-nn'] + (['-vv'] if verbose else []) +
+        ['-i', lab.bridge, 'udp port 6081'],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         time.sleep(1)

@@ -26,6 +26,13 @@ def reference(dp, flow, command, cookie, xid):
 
 
 FLOWS = [
+    # Geneve: the receiver's keyed classification and the sender's option.
+    Flow(0, 110, {'in_port': 2, 'tunnel_id': 4000, 'tun_metadata0': 77},
+         [('write_metadata', 9), ('set_field', 'reg7', 77)], goto=105),
+    Flow(75, 100, {'reg7': 78}, [('set_field', 'tunnel_id', 4000),
+                                 ('set_field', 'tun_ipv4_dst', '192.0.2.7'),
+                                 ('set_field', 'tun_metadata0', 78),
+                                 ('output', 2)]),
     Flow(0, 100, {'in_port': 3}, [('set_field', 'reg6', 77),
                                   ('write_metadata', 9)], goto=5),
     Flow(5, 200, {'reg6': 77, 'eth_src': 'fa:16:3e:00:00:01',
@@ -77,3 +84,25 @@ def test_values_are_patched_per_flow(dp):
         assert bytes(codec.encode(flow, 'add', 7, 9)) == reference(
             dp, flow, 'add', 7, 9)
     assert codec.learned == 1
+
+
+def test_tun_metadata0_is_nxm_1_field_40_of_the_mapped_length():
+    from dragonflow.controller import geneve
+    geneve.register_field()          # idempotent
+    assert sum(f.name == 'tun_metadata0'
+               for f in ofproto_v1_3.oxm_types) == 1
+    buf = bytearray()
+    ofproto_v1_3_parser.OFPMatch(tun_metadata0=5).serialize(buf, 0)
+    # OXM header: class 0x0001 (NXM_1), field 40, no mask, 4 bytes.
+    assert bytes(buf[4:12]) == bytes.fromhex('0001500400000005')
+
+
+def test_tlv_map_message_maps_dragonflows_option_to_tun_metadata0(dp):
+    from dragonflow.controller import geneve
+    msg = geneve.tlv_map(dp)
+    msg.serialize()
+    # Nicira experimenter, NXT_TLV_TABLE_MOD (24), ADD, one nx_tlv_map:
+    # class 0x0102, type 0x80, length 4, index 0.
+    assert bytes(msg.buf[8:16]) == bytes.fromhex('0000232000000018')
+    assert bytes(msg.buf[16:]) == bytes.fromhex(
+        '0000000000000000' '0102800400000000')

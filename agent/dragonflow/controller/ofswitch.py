@@ -14,6 +14,8 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, \
     MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from dragonflow.controller import geneve
+
 LOG = logging.getLogger(__name__)
 GENERATION_MASK = 0xffffffff00000000
 BATCH = 200      # FlowMods joined per datapath.send()
@@ -169,11 +171,17 @@ class DfOfApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
     controller = None    # set before the app manager instantiates us
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tlv_map_xids = {}      # datapath id -> xid of its TLV map
+
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):
         dp = ev.msg.datapath
         LOG.info('switch %016x connected', dp.id)
-        send_all(dp, [async_config(dp)])
+        tlv_map = geneve.tlv_map(dp)
+        send_all(dp, [async_config(dp), tlv_map])
+        self.tlv_map_xids[dp.id] = tlv_map.xid
         self.controller.post('datapath', dp)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -189,5 +197,13 @@ class DfOfApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def error(self, ev):
         msg = ev.msg
-        LOG.error('switch error type %s code %s for xid %s', msg.type,
-                  msg.code, msg.xid)
+        code = getattr(msg, 'code', None)
+        if code is None:        # an experimenter error (e.g. Nicira's)
+            code = getattr(msg, 'exp_type', None)
+        if msg.xid == self.tlv_map_xids.get(msg.datapath.id):
+            # Already mapped: vswitchd kept the map across our restart.
+            LOG.info('switch kept its Geneve TLV map (error type %s code '
+                     '%s)', msg.type, code)
+            return
+        LOG.error('switch error type %s code %s for xid %s', msg.type, code,
+                  msg.xid)

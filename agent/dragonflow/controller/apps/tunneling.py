@@ -1,10 +1,13 @@
 """Tunnels between chassis (Geneve or VXLAN, per network): flow-based
 tunnel ports carry the network's segmentation id in tun_id. Outgoing
-unicast to a remote port goes straight to its chassis; incoming traffic is
-classified by tunnel and VNI; table 100 finds the local port owning the
-destination MAC and hands the packet to the ingress stages (security
-groups, then delivery), never back into a tunnel."""
+unicast to a remote port goes straight to its chassis, over Geneve with the
+destination port key in an option (see controller/geneve.py). Incoming
+traffic is classified by tunnel and VNI, and over Geneve by the port key
+too, which hands it to the ingress stages (security groups, then delivery)
+at once; otherwise (VXLAN, flooded packets) table 100 finds the local port
+owning the destination MAC. Never back into a tunnel."""
 from dragonflow.controller import apps
+from dragonflow.controller import geneve
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps import l2
 
@@ -21,19 +24,28 @@ class TunnelingApp(apps.App):
         ofport = state.tunnel_ofports.get(network.network_type)
         if ofport is None or network.segmentation_id is None:
             return []
-        out = [self.flow(pl.CLASSIFIER, 100,
-                         {'in_port': ofport,
-                          'tunnel_id': network.segmentation_id},
+        tunnel = {'in_port': ofport, 'tunnel_id': network.segmentation_id}
+        keyed = network.network_type == 'geneve'
+        out = [self.flow(pl.CLASSIFIER, 100, tunnel,
                          [('write_metadata', network.unique_key)],
                          goto=pl.INGRESS_TUNNEL)]
+        if keyed:
+            out += [self.flow(pl.CLASSIFIER, 110,
+                              dict(tunnel, **{geneve.FIELD: port.unique_key}),
+                              [('write_metadata', network.unique_key),
+                               ('set_field', pl.REG_DST, port.unique_key)],
+                              goto=pl.INGRESS_CT)
+                    for port in state.local_ports(network.id)]
         out += l2.arrival_flows(self, state, network)
         for port in state.remote_ports(network.id):
             chassis = state.chassis(port.binding_chassis)
+            key = [('set_field', geneve.FIELD, port.unique_key)] \
+                if keyed else []
             out.append(self.flow(
                 pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
                 [('set_field', 'tunnel_id', network.segmentation_id),
-                 ('set_field', 'tun_ipv4_dst', chassis.ip),
-                 ('output', ofport)]))
+                 ('set_field', 'tun_ipv4_dst', chassis.ip)] + key +
+                [('output', ofport)]))
         return out
 
 
