@@ -55,6 +55,33 @@ def test_each_write_goes_to_its_topic_feed_and_the_global_log(nb):
     assert sorted(nb.store.topics()) == ['', 'tenant-a']
 
 
+def test_ports_and_subnets_go_to_their_networks_feed(nb):
+    """A tenant's port on a shared network is distributed with the network
+    (every chassis with a port there sees it); its own objects with its
+    topic."""
+    shared = nb.create('logical_switch', {'name': 'shared'})
+    subnet = nb.create('subnet', {'network_id': shared.id,
+                                  'cidr': '10.9.0.0/24', 'topic': 'tenant-b'})
+    group = nb.create('security_group', {'topic': 'tenant-b'})
+    port = nb.create('logical_port', {'network_id': shared.id,
+                                      'topic': 'tenant-b',
+                                      'security_groups': [group.id]})
+    assert members(nb, '') == sorted([
+        f'logical_switch:{shared.id}', f'subnet:{subnet.id}',
+        f'logical_port:{port.id}'])
+    assert members(nb, 'tenant-b') == [f'security_group:{group.id}']
+    seen = Recorder()
+    sub = nb.subscribe(seen, feed='')
+    try:
+        assert sub.wait_synced(10)
+        wait_for(lambda: ('logical_port', port.id) in seen.state)
+        nb.delete('logical_port', port.id)
+        wait_for(lambda: ('logical_port', port.id) not in seen.state)
+        assert f'logical_port:{port.id}' not in members(nb, '')
+    finally:
+        sub.stop()
+
+
 def test_a_feed_subscriber_reads_nothing_of_other_topics(nb):
     tenant(nb, 'tenant-a')
     tenant(nb, 'tenant-b')

@@ -1,6 +1,8 @@
 """Selective distribution on real chassis: a chassis programs (and reads)
-only the topics of its local ports; plugging a port of another topic makes
-it follow that topic, and removing the last one makes it forget it."""
+only the topics of its local ports (and what is shared); plugging a port of
+another topic makes it follow that topic, and removing the last one makes
+it forget it. Ports of different topics on a shared network reach each
+other."""
 from waiting import wait_until
 
 from test_l2 import pings
@@ -35,3 +37,14 @@ def test_a_chassis_follows_only_its_local_ports_topics(topo, lab, lab_nb):
     wait_until(lambda: not knows(ch1, blue2), 15,
                message='ch1 forgot the blue topic')
     assert pings(red1, red2.ip)
+
+
+def test_tenants_ports_on_a_shared_network_reach_each_other(topo, lab):
+    ch1 = lab.chassis['ch1']
+    common = topo.network('10.43.0.0/24')
+    blue = topo.network('10.44.0.0/24', topic='tenant-blue')
+    red1 = topo.vm(common, 'ch1', topic='tenant-red')
+    blue1 = topo.vm(common, 'ch3', topic='tenant-blue')
+    blue2 = topo.vm(blue, 'ch3', topic='tenant-blue')
+    assert pings(red1, blue1.ip) and pings(blue1, red1.ip)
+    assert knows(ch1, blue1) and not knows(ch1, blue2)

@@ -1,12 +1,16 @@
 """Selective distribution: the NB topics this chassis follows.
 
 A chassis needs the objects its local ports refer to and the other ports of
-their networks, not the whole NB. Every NB write also goes to the feed of
-its object's topic (dragonflow.nb.changes), and an object may refer only to
-its own topic or to shared objects (empty topic; the NB API refuses other
-references). So the shared feed plus the feeds of the local ports' topics
-hold everything the local ports need, and the chassis reads nothing about
-other topics (Dragonflow's "selective topology distribution").
+their networks, not the whole NB. Every NB write also goes to a feed
+(dragonflow.nb.changes): that of its object's topic, except for ports and
+subnets, which go to the feed of their network's topic (so a port on a
+shared network is seen by every chassis with a port there, whoever owns
+it). An object may refer only to its own topic or to shared objects (empty
+topic; the NB API refuses other references), so a local port's network is
+in its topic or shared, and the shared feed plus the feeds of the local
+ports' topics hold everything the local ports need. The chassis reads
+nothing about other topics (Dragonflow's "selective topology
+distribution").
 
 The topic of a local port is read from its znode through a data watch
 (kazoo's DataWatch, re-armed across reconnects), which also says when a

@@ -132,6 +132,12 @@ class Model(Struct):
     cli_name = None        # dfctl resource name; None hides it from dfctl
     cli_columns = ('id', 'name')
 
+    # Distribution: an object goes to the feed of its topic, or, when
+    # ``feed_with`` names an immutable reference, to the feed of the topic
+    # of the object it refers to (a port is seen by every chassis with a
+    # port on its network, whichever tenant owns it).
+    feed_with = None
+
     id = f.Id(default=f.new_id, immutable=True, help='object id (uuid)')
     topic = f.String(max_length=128, default='', immutable=True,
                      help='tenant/project the object belongs to')
@@ -177,6 +183,15 @@ class Model(Struct):
                 if (table, ref_id) != (self.table, self.id):
                     out.append((name, table, ref_id, enforced))
         return out
+
+    def feed_topic(self, view):
+        """The topic whose feed distributes this object."""
+        if self.feed_with is not None:
+            field = self.fields()[self.feed_with]
+            target = view.get(field.table, getattr(self, self.feed_with))
+            if target is not None:
+                return target.topic
+        return self.topic
 
     # Hooks, see the module docstring.
     def prepare(self, view):

@@ -63,6 +63,7 @@ class LogicalPort(keyed.KeyedModel):
     cli_columns = ('id', 'name', 'network_id', 'macs', 'ips',
                    'binding_chassis')
     key_bits = 31
+    feed_with = 'network_id'
 
     name = f.String(help='display name')
     network_id = f.Ref('logical_switch', required=True, immutable=True,

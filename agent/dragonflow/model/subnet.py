@@ -17,6 +17,7 @@ class Subnet(base.Model):
     cli_name = 'subnet'
     cli_columns = ('id', 'name', 'network_id', 'cidr', 'gateway_ip',
                    'enable_dhcp')
+    feed_with = 'network_id'
 
     name = f.String(help='display name')
     network_id = f.Ref('logical_switch', required=True, immutable=True,

@@ -90,7 +90,19 @@ class NbApi:
         self._writes = 0
         self._last_age_trim = time.monotonic()
         self.store.ensure_layout(base.tables())
-        self.store.backfill_feeds(base.tables())
+        if not self.store.feeds_listed():
+            self._list_in_feeds()
+
+    def _list_in_feeds(self):
+        """Once per store: list every object in its feed (NB data written
+        before feeds existed). Idempotent, so processes starting together
+        may all run it."""
+        view = View(self)
+        added = sum(self.store.add_member(obj.feed_topic(view), table, obj.id)
+                    for table in base.tables() for obj in self.list(table))
+        self.store.mark_feeds_listed()
+        if added:
+            LOG.info('listed %d existing NB objects in their feeds', added)
 
     @classmethod
     def from_conf(cls, conf, handler=None):
@@ -216,7 +228,7 @@ class NbApi:
             obj.check_in_store(view, old)
             ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
                              version=old.version if old else -1,
-                             topic=obj.topic)
+                             topic=obj.topic, feed=obj.feed_topic(view))
             ws.log_object = obj.to_dict()
             new_refs, new_keys = set(_enforced_refs(obj)), set(obj.unique_keys())
             ws.add_refs = sorted(new_refs - old_refs)
@@ -249,7 +261,7 @@ class NbApi:
                 raise errors.StaleVersion(table, obj_id, version)
             self._release_referrers(old, cascade)
             ws = zk.WriteSet('delete', table, obj_id, version=old.version,
-                             topic=old.topic)
+                             topic=old.topic, feed=old.feed_topic(View(self)))
             ws.log_object = old.to_dict()
             ws.del_refs = _enforced_refs(old)
             ws.del_keys = list(old.unique_keys())
@@ -285,7 +297,7 @@ class NbApi:
         position = self.store.commit(ws)
         self._writes += 1
         if self._writes % self.trim_every == 0:
-            self._maybe_trim(ws.topic)
+            self._maybe_trim(ws.feed)
         return position
 
     def _maybe_trim(self, topic):

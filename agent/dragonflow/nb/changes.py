@@ -47,10 +47,11 @@ Topic feeds
 -----------
 Each write is also appended, in the same transaction, to the feed of its
 object's topic (``feeds/<topic>/log``; objects with the empty topic are in
-the ``shared`` feed), which works exactly like the global log, with its own
-horizon, and lists the topic's objects under ``members`` for resyncs. A
+the ``shared`` feed; ports and subnets go with their network's topic, see
+Model.feed_with), which works exactly like the global log, with its own
+horizon, and lists the feed's objects under ``members`` for resyncs. A
 Subscriber given ``feed=<topic>`` follows that feed only: it reads nothing
-about other topics' writes. The local controller follows the shared feed and
+about other feeds' writes. The local controller follows the shared feed and
 the feeds of its local ports' topics (dragonflow.controller.selection);
 other consumers follow the global log.
 
@@ -175,8 +176,10 @@ class Subscriber:
         if feed is None:
             self.paths = store.layout.global_log
         else:
+            # Everything in a feed is for its followers, whatever the
+            # object's own topic (a port on a shared network, say).
             self.paths = store.layout.feed(feed)
-            self.topics = {feed}
+            self.topics = None
         self.name = name or 'subscriber'
         self.position = None
         self.objects = {}            # (table, id) -> (model, zxid)

@@ -187,13 +187,14 @@ class WriteSet:
     """Everything one NB write changes, committed as one transaction."""
 
     def __init__(self, action, table, obj_id, *, body=None, version=-1,
-                 topic=''):
+                 topic='', feed=None):
         self.action = action          # create | update | delete
         self.table = table
         self.id = obj_id
         self.body = body              # bytes for create/update
         self.version = version        # expected version (update/delete)
         self.topic = topic
+        self.feed = topic if feed is None else feed   # the feed's topic
         self.add_refs = []            # (table, id) this object now refers to
         self.del_refs = []
         self.add_keys = []            # (index, key) now owned
@@ -240,32 +241,22 @@ class ZkStore:
 
     FEEDS_FORMAT = b'feeds-1'
 
-    def backfill_feeds(self, tables):
-        """Make every object a member of its topic's feed, once per store:
-        for NB data written before topic feeds existed. Idempotent, so
-        processes starting together may all run it."""
+    def feeds_listed(self):
+        """Whether every object is listed in its feed (see NbApi)."""
         data, _ = self._retry(self.client.get, self.layout.feeds)
-        if data == self.FEEDS_FORMAT:
-            return 0
-        added = 0
-        for table in tables:
-            for obj_id, raw, _ in self.get_many_raw(table, self.ids(table)):
-                try:
-                    topic = json.loads(raw).get('topic') or ''
-                except (ValueError, AttributeError):
-                    topic = ''
-                member = f'{self.ensure_feed(topic).members}/{table}:{obj_id}'
-                if self._retry(self.client.exists, member) is None:
-                    try:
-                        self._retry(self.client.create, member)
-                        added += 1
-                    except kz.NodeExistsError:
-                        pass
+        return data == self.FEEDS_FORMAT
+
+    def mark_feeds_listed(self):
         self._retry(self.client.set, self.layout.feeds, self.FEEDS_FORMAT)
-        if added:
-            LOG.info('listed %d existing NB objects in their topic feeds',
-                     added)
-        return added
+
+    def add_member(self, topic, table, obj_id):
+        """List an object in a feed (idempotent); True if it was not."""
+        member = f'{self.ensure_feed(topic).members}/{table}:{obj_id}'
+        try:
+            self._retry(self.client.create, member)
+            return True
+        except kz.NodeExistsError:
+            return False
 
     def ensure_table(self, table):
         self._ensure_dir(self.layout.table(table))
@@ -369,7 +360,7 @@ class ZkStore:
         """
         lay = self.layout
         self.ensure_table(ws.table)
-        feed = self.ensure_feed(ws.topic)
+        feed = self.ensure_feed(ws.feed)
         new_dirs = []
         for index, key in ws.add_keys:
             for path in self._missing_dirs(posixpath.dirname(
