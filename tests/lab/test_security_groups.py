@@ -1,6 +1,10 @@
 """Stateful security groups with real packets through conntrack: default
 deny ingress, allow by remote prefix and by remote group, replies of
-allowed connections pass, removing a rule stops new connections."""
+allowed connections pass, removing a rule stops new connections; broadcast
+is filtered like unicast."""
+import subprocess
+import time
+
 import pytest
 
 from dragonflow import errors
@@ -125,3 +129,57 @@ def _dump(chassis, tables):
         out += [line.strip() for line in text.splitlines()
                 if 'table=' in line]
     return out
+
+
+RECEIVE = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('', 9999))
+s.settimeout(3)
+try:
+    print(s.recvfrom(100)[0].decode())
+except socket.timeout:
+    pass
+"""
+SEND = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.sendto(b'hello', (sys.argv[1], 9999))
+"""
+
+
+def broadcast_receivers(sender, vms, address):
+    """The VMs that receive a UDP broadcast from sender."""
+    procs = {vm.ip: subprocess.Popen(
+        ['ip', 'netns', 'exec', vm.ns, 'python3', '-c', RECEIVE],
+        stdout=subprocess.PIPE, text=True) for vm in vms}
+    time.sleep(0.5)
+    for _ in range(3):
+        sender.run('python3', '-c', SEND, address)
+        time.sleep(0.2)
+    return {ip for ip, proc in procs.items()
+            if 'hello' in proc.communicate(timeout=10)[0]}
+
+
+def test_broadcast_reaches_a_port_only_as_its_groups_allow(topo, lab_nb,
+                                                          groups):
+    """Flooded copies go through each receiving port's ingress stages, on
+    the sender's chassis and across a tunnel."""
+    net = topo.network('10.52.0.0/24')
+    web = groups('web')
+    sender = topo.vm(net, 'ch1')
+    unguarded = topo.vm(net, 'ch1')
+    guarded = topo.vm(net, 'ch1', security_groups=[web.id])
+    remote = topo.vm(net, 'ch2', security_groups=[web.id])
+    targets = [unguarded, guarded, remote]
+    wait_until(lambda: unguarded.ip in broadcast_receivers(
+        sender, targets, '10.52.0.255'), 30,
+        message='broadcast reaches a port without groups')
+    assert not {guarded.ip, remote.ip} & broadcast_receivers(
+        sender, targets, '10.52.0.255')
+    _rule(lab_nb, web, 'ingress', protocol='udp', port_range_min=9999,
+          port_range_max=9999, remote_ip_prefix='10.52.0.0/24')
+    wait_until(lambda: broadcast_receivers(
+        sender, targets, '10.52.0.255') == {vm.ip for vm in targets}, 30,
+        message='broadcast allowed by an ingress rule')

@@ -26,6 +26,11 @@ def reference(dp, flow, command, cookie, xid):
 
 
 FLOWS = [
+    # A flood: each copy resubmitted to the ingress stages.
+    Flow(55, 50, {'metadata': 9, 'eth_dst': ('01:00:00:00:00:00',
+                                             '01:00:00:00:00:00')},
+         [('set_field', 'reg4', 1), ('set_field', 'reg7', 77),
+          ('resubmit', 105), ('set_field', 'reg7', 78), ('resubmit', 105)]),
     # Geneve: the receiver's keyed classification and the sender's option.
     Flow(0, 110, {'in_port': 2, 'tunnel_id': 4000, 'tun_metadata0': 77},
          [('write_metadata', 9), ('set_field', 'reg7', 77)], goto=105),

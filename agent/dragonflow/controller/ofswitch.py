@@ -50,6 +50,9 @@ def _actions(dp, flow):
             actions.append(parser.OFPActionPopVlan())
         elif kind == 'dec_ttl':
             actions.append(parser.OFPActionDecNwTtl())
+        elif kind == 'resubmit':
+            actions.append(parser.NXActionResubmitTable(
+                in_port=OFPP10_IN_PORT, table_id=action[1]))
         elif kind == 'ct':
             actions.append(_ct(ofp, parser, *action[1:]))
         elif kind == 'write_metadata':
@@ -69,6 +72,7 @@ def _actions(dp, flow):
 
 
 NX_NAT_F_SRC, NX_NAT_F_DST = 1, 2
+OFPP10_IN_PORT = 0xfff8     # Nicira actions take OpenFlow 1.0 port numbers
 
 
 def _ct(ofp, parser, zone, table, commit, nat=None, mark=None):

@@ -1,7 +1,8 @@
 """The OpenFlow pipeline: table numbers and register conventions.
 
 Registers: ``reg6`` source port key, ``reg7`` destination port key,
-``reg5`` router key, ``metadata`` network key (Dragonflow's conventions).
+``reg5`` router key, ``metadata`` network key (Dragonflow's conventions);
+``reg4`` marks the copies of a flooded packet.
 Conntrack zone = network key (16 bits).
 
 Egress (from a local port): 0 classify, 5 port security, 10/15 egress
@@ -51,6 +52,7 @@ NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
 REG_SRC = 'reg6'
 REG_DST = 'reg7'
 REG_ROUTER = 'reg5'
+REG_FLOOD = 'reg4'      # 1 on the copies of a flooded packet (see l2)
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806

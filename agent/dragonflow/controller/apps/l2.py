@@ -43,8 +43,20 @@ def arrival_flows(app, state, network):
 
 
 def local_outputs(state, ports):
-    """Actions copying a packet to each of these local ports."""
-    return [a for port in ports for a in state.output_actions(port)]
+    """Actions copying a packet to each of these local ports through the
+    ingress stages, as a unicast packet to the port would go: each copy
+    gets the port in reg7 and is resubmitted to the ingress conntrack
+    table, so a port's security groups apply to broadcast and multicast
+    too (conntrack forks each copy: the list goes on with the next port).
+    Copies are marked (reg4) so that table 115 never sends one back to
+    the port that sent the packet."""
+    if not ports:
+        return []
+    out = [('set_field', pl.REG_FLOOD, 1)]
+    for port in ports:
+        out += [('set_field', pl.REG_DST, port.unique_key),
+                ('resubmit', pl.INGRESS_CT)]
+    return out
 
 
 def dispatch_flows(app, state, port):
@@ -59,7 +71,11 @@ def dispatch_flows(app, state, port):
     return [app.flow(pl.INGRESS_DISPATCH, 100, key,
                      state.output_actions(port)),
             app.flow(pl.INGRESS_DISPATCH, 110, dict(key, in_port=ofport),
-                     back)]
+                     back),
+            # A flooded packet's copy for its own sender: dropped.
+            app.flow(pl.INGRESS_DISPATCH, 120,
+                     dict(key, **{pl.REG_SRC: port.unique_key,
+                                  pl.REG_FLOOD: 1}))]
 
 
 class L2App(apps.App):
