@@ -183,8 +183,11 @@ def test_selection_follows_the_topics_of_local_ports(nb):
     try:
         selection.interface('vm1', port_a.id)
         assert selection.wait_synced(10)
+        # Synced means the local ports' topics too (the agent's first full
+        # sync waits for this): no waiting here.
         assert selection.topics() == ['', 'tenant-a']
-        wait_for(lambda: len(seen.state) == 4)
+        assert len(seen.state) == 4 and ('logical_port', port_a.id) in \
+            seen.state
         assert topics_of(seen) == {'', 'tenant-a'}
 
         # An iface-id that is not in NB yet: followed once it is created.

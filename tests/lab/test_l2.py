@@ -209,10 +209,13 @@ def test_flows_after_kill_change_restart_equal_a_fresh_agents(topo, lab,
     assert pings(keep, topo.vms[2].ip)
 
 
-def test_agent_restart_loses_no_packets(topo, lab):
-    net = topo.network('10.21.0.0/24')
-    vm1 = topo.vm(net, 'ch1')
-    vm2 = topo.vm(net, 'ch2')
+@pytest.mark.parametrize('topic', ['', 'tenant-restart'])
+def test_agent_restart_loses_no_packets(topo, lab, topic):
+    """Also with a topic the restarted agent must first find (through its
+    local ports) and read before its first full sync."""
+    net = topo.network('10.21.0.0/24', topic=topic)
+    vm1 = topo.vm(net, 'ch1', topic=topic)
+    vm2 = topo.vm(net, 'ch2', topic=topic)
     assert pings(vm1, vm2.ip)
     ping = subprocess.Popen(['ip', 'netns', 'exec', vm1.ns, 'ping', '-i',
                              '0.1', '-c', '60', '-W', '1', vm2.ip],
