@@ -3,6 +3,8 @@ only the topics of its local ports (and what is shared); plugging a port of
 another topic makes it follow that topic, and removing the last one makes
 it forget it. Ports of different topics on a shared network reach each
 other."""
+import time
+
 from waiting import wait_until
 
 from test_l2 import pings
@@ -48,3 +50,25 @@ def test_tenants_ports_on_a_shared_network_reach_each_other(topo, lab):
     blue2 = topo.vm(blue, 'ch3', topic='tenant-blue')
     assert pings(red1, blue1.ip) and pings(blue1, red1.ip)
     assert knows(ch1, blue1) and not knows(ch1, blue2)
+
+
+def test_a_port_plugged_while_zookeeper_is_down_is_followed_after(
+        topo, lab, lab_nb):
+    """The new topic's feed cannot be read during the outage; the agent
+    follows it once ZooKeeper is back, and the port works."""
+    net = topo.network('10.45.0.0/24', topic='tenant-late')
+    peer = topo.vm(net, 'ch2', topic='tenant-late')
+    port = lab_nb.create('logical_port', {'network_id': net.id,
+                                          'name': 'late',
+                                          'topic': 'tenant-late'})
+    late = lab.add_vm('late', lab.chassis['ch1'], port, plug=False)
+    late.port, late.ip = port, port.ips[0]
+    topo.vms.append(late)
+    lab.zk.kill()
+    try:
+        late.plug()
+        time.sleep(2)
+    finally:
+        lab.zk.start().wait_ready()
+    assert pings(late, peer.ip, timeout=40)
+    assert pings(peer, late.ip)
