@@ -1,7 +1,8 @@
 """Trunk ports (VLAN-aware VMs) with real packets: a VM's VLAN interface
 reaches the subport's network (on its chassis and across chassis), its
 untagged interface stays on the parent's network, subports come and go at
-run time, and port security and security groups apply to the subport."""
+run time, port security and security groups apply to the subport, and DHCP
+answers the subport (not its parent) on its VLAN."""
 from test_l2 import pings
 from waiting import wait_until
 
@@ -60,3 +61,18 @@ def test_security_group_applies_to_the_subport(topo, lab_nb):
     finally:
         topo.cleanup()
         lab_nb.delete('security_group', group.id, cascade=True)
+
+
+def test_dhcp_answers_the_subport_on_its_vlan(topo):
+    """A subport's DHCP request arrives on its parent's interface; the
+    agent tells them apart by the source port key and leases the subport's
+    address on eth<vlan>."""
+    parent_net = topo.network('10.98.0.0/24')
+    child_net = topo.network('10.99.0.0/24')
+    trunk_vm = topo.trunk_vm(parent_net, 'ch1')
+    child = topo.subport(trunk_vm, child_net, 500)
+    peer = topo.vm(child_net, 'ch2')
+    trunk_vm.run('ip', 'addr', 'flush', 'dev', 'eth500')
+    wait_until(lambda: trunk_vm.dhcp(interface='eth500') == child.ips[0], 30,
+               message='the subport leased its address')
+    assert pings(trunk_vm, peer.ip)

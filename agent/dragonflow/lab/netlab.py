@@ -355,8 +355,8 @@ class Vm:
             capture_output=True, text=True, timeout=timeout + 30)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
-    def dhcp(self, timeout=10):
-        """Run udhcpc in the VM; returns the leased IP or None."""
+    def dhcp(self, timeout=10, interface='eth0'):
+        """Run udhcpc on a VM interface; returns the leased IP or None."""
         script = os.path.join(self.lab.dir, 'udhcpc.script')
         if not os.path.exists(script):
             with open(script, 'w') as f:
@@ -367,7 +367,7 @@ class Vm:
             os.unlink(lease)
         env = dict(os.environ, LEASE_FILE=lease)
         subprocess.run(['ip', 'netns', 'exec', self.ns, 'busybox', 'udhcpc',
-                        '-i', 'eth0', '-n', '-q', '-f', '-t', str(timeout),
+                        '-i', interface, '-n', '-q', '-f', '-t', str(timeout),
                         '-T', '1', '-s', script], env=env,
                        capture_output=True, text=True, timeout=timeout + 30)
         try:
