@@ -38,11 +38,11 @@ def arrival_flows(app, state, network):
                                 goto=pl.INGRESS_CT))
     out.append(app.flow(pl.INGRESS_TUNNEL, 50,
                         dict(meta, eth_dst=pl.MULTICAST),
-                        local_outputs(state, local)))
+                        flood_copies(state, local)))
     return out
 
 
-def local_outputs(state, ports):
+def flood_copies(state, ports):
     """Actions copying a packet to each of these local ports through the
     ingress stages, as a unicast packet to the port would go: each copy
     gets the port in reg7 and is resubmitted to the ingress conntrack
@@ -90,7 +90,7 @@ class L2App(apps.App):
     def network_flows(self, state, network):
         meta = {'metadata': network.unique_key}
         out = []
-        local = local_outputs(state, state.local_ports(network.id))
+        local = flood_copies(state, state.local_ports(network.id))
         for port in state.local_ports(network.id) + \
                 state.remote_ports(network.id):
             for mac in port.macs:

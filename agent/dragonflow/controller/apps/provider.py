@@ -80,7 +80,7 @@ class ProviderApp(apps.App):
             self.flow(pl.L2_LOOKUP, 1, meta, goto=pl.EGRESS_PROVIDER),
             # Broadcast: local ports, then out (the tag goes on last).
             self.flow(pl.L2_LOOKUP, 60, dict(meta, eth_dst=pl.MULTICAST),
-                      l2.local_outputs(state, state.local_ports(network.id)) +
+                      l2.flood_copies(state, state.local_ports(network.id)) +
                       _out_actions(network, ofport)),
         ]
         out += l2.arrival_flows(self, state, network)
