@@ -16,7 +16,8 @@ PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	systemd-container debootstrap ansible ansible-lint python3-testinfra \
 	python3-yaml
 
-.PHONY: deps packaging-deps packages test test-pypi test-unit demo bench clean
+.PHONY: deps packaging-deps packages test test-pypi test-unit golden demo bench \
+	clean
 
 deps:
 	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
@@ -48,6 +49,12 @@ test-pypi: deps
 
 test-unit:
 	$(PYTHON) -m pytest -ra tests/unit
+
+# Regenerate the golden flow files after a deliberate change of an app's
+# flows; review the diff like code.
+golden:
+	DF_GOLDEN_UPDATE=1 $(PYTHON) -m pytest -q tests/unit/test_golden_flows.py
+	git status --short -- tests/unit/golden
 
 demo: deps
 	$(PYTHON) -m dragonflow.lab.cli demo $(DEMO_ARGS)

@@ -86,6 +86,12 @@ controller_opts = [
                     'burst'),
     cfg.StrOpt('external_host_ip',
                help='address of this chassis used for distributed SNAT'),
+    cfg.BoolOpt('check_pipeline', default=True,
+                help='hold every new flow against the declared pipeline '
+                     '(its stage exists, the app is one of its writers, it '
+                     'goes on only to declared next stages) and refuse one '
+                     'that breaks it, logging an error that names the app '
+                     'and the stage; cheap (see bench/controller_bench.py)'),
 ]
 
 provider_opts = [
@@ -125,7 +131,7 @@ def bridge_mappings(values):
 
 
 def load(argv, conf=CONF, prog=None, description=None):
-    """Parse argv and the config files; returns the remaining CLI args."""
+    """Parse argv and the config files into conf; returns conf."""
     register_opts(conf)
     files = [DEFAULT_CONFIG_FILE] if os.path.exists(DEFAULT_CONFIG_FILE) \
         else []

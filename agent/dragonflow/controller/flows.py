@@ -13,6 +13,7 @@ Action tuples:
 ``('controller',)``, ``('set_field', field, value)``,
 ``('move', src_field, dst_field, n_bits)``, ``('dec_ttl',)``,
 ``('push_vlan', ethertype)``, ``('pop_vlan',)``,
+``('resubmit', table)`` (a copy goes through table, then the list goes on),
 ``('write_metadata', value)`` (an instruction: applied with the goto),
 ``('ct', zone, table, commit[, nat[, mark]])`` (conntrack in an immediate
 zone; recirculate to table unless it is None; commit the connection if
@@ -43,32 +44,178 @@ class Flow(collections.namedtuple('Flow', 'table priority match actions '
         return self.table, self.priority, self.match
 
 
-class FlowTable:
-    """Installed flows, by owner (app name) and key (e.g. a network id)."""
+Change = collections.namedtuple('Change', 'app key flows')
+Refusal = collections.namedtuple('Refusal', 'app key flow reason')
 
-    def __init__(self):
+
+class FlowChanges(collections.namedtuple('FlowChanges',
+                                         'adds deletes refused')):
+    """What an update sends to the switch: ``adds`` as (app, Flow),
+    ``deletes`` as Flow; ``refused`` lists the flows kept off it."""
+
+    __slots__ = ()
+
+    def raise_refused(self):
+        """For tests and tools: a refusal is an error."""
+        if self.refused:
+            raise FlowRefused('; '.join(r.reason for r in self.refused))
+        return self
+
+
+class FlowRefused(ValueError):
+    pass
+
+
+class FlowTable:
+    """Installed flows, by owner: (app name, key), e.g. a network id.
+
+    One owner per flow: a flow whose identity (table, priority, match) is
+    already held by another owner is refused, and the refusal names both
+    owners. Within one :meth:`update` the flows owners give up are released
+    before new ones are claimed, so a flow moving from one key to another
+    in the same batch (a floating IP moving to a port of another network)
+    is not a conflict. ``check(app, flow)``, when given, vets every new
+    flow (the declared pipeline: :func:`pipeline.check`) and a flow it
+    raises on is refused the same way. A refused flow is not installed and
+    the owner's other flows are; the caller logs or raises the refusals.
+    """
+
+    def __init__(self, check=None):
         self._by_key = {}        # (app, key) -> set(Flow)
+        self._owner = {}         # flow identity -> (app, key)
+        self.check = check
+
+    def flows(self, app, key):
+        return frozenset(self._by_key.get((app, key), ()))
+
+    def owner(self, flow):
+        return self._owner.get(flow.identity())
 
     def replace(self, app, key, flows):
-        """Set the desired flows of (app, key); returns (adds, deletes).
+        """Set the desired flows of one (app, key): see :meth:`update`."""
+        return self.update([Change(app, key, flows)])
+
+    def update(self, changes):
+        """Set the desired flows of each (app, key) in changes (an
+        iterable of :class:`Change` or (app, key, flows)); returns the
+        :class:`FlowChanges` bringing the switch there.
 
         A flow whose identity stays but whose actions change is an add
         (OpenFlow add replaces the flow in place, with no gap).
         """
-        new = set(flows)
-        old = self._by_key.get((app, key), set())
-        if new:
-            self._by_key[(app, key)] = new
-        else:
-            self._by_key.pop((app, key), None)
-        adds = new - old
-        kept = {f.identity() for f in new}
-        deletes = {f for f in old - new if f.identity() not in kept}
-        return sorted(adds, key=_order), sorted(deletes, key=_order)
+        plan = []
+        for app, key, flows in changes:
+            owner = (app, key)
+            new = set(flows)
+            old = self._by_key.get(owner, set())
+            plan.append((owner, new, old))
+            kept = {f.identity() for f in new}
+            for flow in old:
+                identity = flow.identity()
+                if identity not in kept and self._owner.get(identity) == owner:
+                    del self._owner[identity]
+        adds, released, refused = [], [], []
+        for owner, new, old in plan:
+            final = new & old
+            for flow in sorted(new - old, key=_order):
+                reason = self._refusal(owner, flow)
+                if reason is not None:
+                    refused.append(Refusal(*owner, flow, reason))
+                    continue
+                self._owner[flow.identity()] = owner
+                final.add(flow)
+                adds.append((owner[0], flow))
+            if final:
+                self._by_key[owner] = final
+            else:
+                self._by_key.pop(owner, None)
+            ids = {f.identity() for f in final}
+            released += [f for f in old if f.identity() not in ids]
+        # A flow another owner claimed in this batch is replaced by its add.
+        deletes = {f.identity(): f for f in released
+                   if f.identity() not in self._owner}
+        return FlowChanges(sorted(adds, key=lambda a: _order(a[1])),
+                           sorted(deletes.values(), key=_order), refused)
+
+    def _refusal(self, owner, flow):
+        holder = self._owner.get(flow.identity())
+        if holder is not None and holder != owner:
+            return (f'duplicate flow in table {flow.table} priority '
+                    f'{flow.priority} match {dict(flow.match)}: owned by '
+                    f'app {holder[0]} key {holder[1]!r}, also wanted by app '
+                    f'{owner[0]} key {owner[1]!r}')
+        if self.check is not None:
+            try:
+                self.check(owner[0], flow)
+            except ValueError as e:
+                return str(e)
+        return None
 
     def clear(self):
         self._by_key.clear()
+        self._owner.clear()
 
 
 def _order(flow):
     return flow.table, -flow.priority, repr(flow.match)
+
+
+# --- text form, in the spirit of ``ovs-ofctl dump-flows`` -----------------
+HEX_FIELDS = ('metadata', 'reg4', 'reg5', 'reg6', 'reg7', 'ct_mark',
+              'ct_state', 'eth_type', 'vlan_vid', 'tunnel_id',
+              'tun_metadata0')
+
+
+def _value(field, value):
+    if isinstance(value, tuple):
+        return '/'.join(_value(field, v) for v in value)
+    if isinstance(value, int) and field in HEX_FIELDS:
+        return hex(value)
+    return str(value)
+
+
+def _ct_text(zone, table, commit, nat=None, mark=None):
+    parts = [f'zone={zone}']
+    if commit:
+        parts.append('commit')
+    if table is not None:
+        parts.append(f'table={table}')
+    if nat == 'restore':
+        parts.append('nat')
+    elif nat is not None:
+        parts.append(f'nat({nat[0]}={nat[1]})')
+    if mark is not None:
+        parts.append(f'exec(set_field:{hex(mark)}->ct_mark)')
+    return f'ct({",".join(parts)})'
+
+
+def action_text(action):
+    kind, args = action[0], action[1:]
+    if kind in ('in_port', 'normal', 'controller'):
+        return kind.upper()
+    if kind == 'set_field':
+        return f'set_field:{_value(args[0], args[1])}->{args[0]}'
+    if kind == 'move':
+        return f'move:{args[0]}->{args[1]}/{args[2]}'
+    if kind == 'resubmit':
+        return f'resubmit(,{args[0]})'
+    if kind == 'write_metadata':
+        return f'write_metadata:{hex(args[0])}'
+    if kind == 'push_vlan':
+        return f'push_vlan:{hex(args[0])}'
+    if kind == 'ct':
+        return _ct_text(*args)
+    return ':'.join([kind] + [str(a) for a in args])
+
+
+def text(flow, cookie=None):
+    """One line per flow: ``table=55, priority=100, <match>
+    actions=<actions>`` (``cookie=0x..,`` first when given)."""
+    match = ','.join(f'{f}={_value(f, v)}' for f, v in flow.match)
+    actions = [action_text(a) for a in flow.actions]
+    if flow.goto is not None:
+        actions.append(f'goto_table:{flow.goto}')
+    head = f'cookie={hex(cookie)}, ' if cookie is not None else ''
+    return (f'{head}table={flow.table}, priority={flow.priority}'
+            f'{", " + match if match else ""} '
+            f'actions={",".join(actions) or "drop"}')

@@ -1,21 +1,24 @@
-"""The OpenFlow pipeline: table numbers and register conventions.
+"""The OpenFlow pipeline, declared once as data, and its contract check.
 
 Registers: ``reg6`` source port key, ``reg7`` destination port key,
 ``reg5`` router key, ``metadata`` network key (Dragonflow's conventions);
 ``reg4`` marks the copies of a flooded packet.
 Conntrack zone = network key (16 bits).
 
-Egress (from a local port): 0 classify, 5 port security, 10/15 egress
-conntrack + security groups, 20 service function chains, 25 ARP
-responder, 30 DHCP, 45 IPv6 ND
-responder and router advertisements, 55 L2 lookup,
-60 routing (70/71: NAT towards the external network, then 80 out of its
-provider bridge), 75 to the destination port (local: on to ingress;
-remote: one tunnel hop). Ingress (to a local port, from 75, a tunnel or a
-provider bridge): 50/51 NAT from the external network (provider arrivals
-only), 100 destination lookup, 105/110 ingress conntrack + security
-groups, 115 dispatch to the port.
+Every stage (OpenFlow table) is a :class:`Stage` in :data:`STAGES`: its
+number and name, the apps that own it (install its table-miss flow; at
+most one of them is enabled), the apps that may write flows in it, the
+stages its flows may continue to (``goto``, ``resubmit`` or a conntrack
+recirculation), and its purpose. :func:`check` holds a flow against that
+declaration; the controller's flow table calls it for every new flow, so
+a flow into an undeclared table, by an app that is not a writer of the
+stage, or going on to an undeclared stage is refused with a message that
+names the app and the stage (FAUCET's table verification, as data).
+``python3 -m dragonflow.controller.pipeline`` prints the table the README
+shows (a unit test keeps the two equal).
 """
+import collections
+
 CLASSIFIER = 0          # ingress from local ports and tunnels
 PORT_SECURITY = 5       # egress anti-spoofing
 EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
@@ -38,15 +41,183 @@ INGRESS_CT = 105        # ingress: send IP to protected ports to conntrack
 INGRESS_SG = 110        # ingress security group rules
 INGRESS_DISPATCH = 115  # output to the local port in reg7
 
+PASS_THROUGH_APP = 'pipeline'   # installs the optional stages' table-miss
+
+
+class Stage(collections.namedtuple(
+        'Stage', 'id name owners writers next pass_through purpose')):
+    """One table of the pipeline. ``pass_through``: an optional stage's
+    next stage; when no enabled app owns the stage, the controller's
+    ``pipeline`` app installs a table-miss flow going there."""
+
+    __slots__ = ()
+
+    def may_write(self, app):
+        return app in self.writers or (
+            app == PASS_THROUGH_APP and self.pass_through is not None)
+
+
+def _stage(table, name, owners, writers, nxt, purpose, pass_through=None):
+    return Stage(table, name, tuple(owners), frozenset(writers),
+                 frozenset(nxt), pass_through, purpose)
+
+
+STAGES = (
+    _stage(CLASSIFIER, 'classifier', ('classifier', 'l2_normal'),
+           ('classifier', 'l2_normal', 'tunneling', 'provider', 'nat'),
+           (PORT_SECURITY, INGRESS_NAT, L2_LOOKUP, INGRESS_TUNNEL,
+            INGRESS_CT),
+           'local port (or trunk subport: VLAN popped) → reg6 = port key, '
+           'metadata = network key; tunnel + VNI (+ Geneve port key) or '
+           'provider patch → network; L3 flavour: router MACs, else NORMAL'),
+    _stage(PORT_SECURITY, 'port_security', ('port_security',),
+           ('port_security',), (EGRESS_CT,),
+           'source MAC/IP of the port or its allowed pairs (v4, v6, '
+           'link-local, DAD); no DHCP server, RA or DHCPv6 server'),
+    _stage(EGRESS_CT, 'egress_ct', ('security_groups',),
+           ('security_groups',), (EGRESS_SG, SFC),
+           'IP of a port with security groups → conntrack (zone = network '
+           'key); DHCP requests, ND and MLD pass', pass_through=SFC),
+    _stage(EGRESS_SG, 'egress_sg', ('security_groups',),
+           ('security_groups',), (SFC,),
+           'established/related pass; new connections need an egress rule '
+           'and are committed'),
+    _stage(SFC, 'sfc', ('sfc',), ('sfc',), (ARP_RESPONDER, L2_LOOKUP),
+           'a chain\'s classified traffic → MAC of a function of the next '
+           'port pair group', pass_through=ARP_RESPONDER),
+    _stage(ARP_RESPONDER, 'arp_responder', ('arp_responder',),
+           ('arp_responder',), (DHCP, INGRESS_DISPATCH),
+           'ARP requests for addresses the network knows answered on the '
+           'chassis'),
+    _stage(DHCP, 'dhcp', ('dhcp',), ('dhcp', 'dhcpv6'), (ND_RESPONDER,),
+           'DHCP and DHCPv6 → controller (packet-in), answered from NB'),
+    _stage(ND_RESPONDER, 'nd_responder', ('nd_responder',),
+           ('nd_responder', 'router_advertisement'), (L2_LOOKUP,),
+           'IPv6 NS for known addresses → controller → NA; router '
+           'solicitations → RA', pass_through=L2_LOOKUP),
+    _stage(INGRESS_NAT, 'ingress_nat', ('nat',), ('nat',),
+           (INGRESS_NAT_ROUTE, INGRESS_TUNNEL),
+           'from a provider patch: ARP for our external addresses and FIPs '
+           'answered; IP to them → conntrack (NAT zone)',
+           pass_through=INGRESS_TUNNEL),
+    _stage(INGRESS_NAT_ROUTE, 'ingress_nat_route', ('nat',), ('nat',),
+           (INGRESS_NAT_ROUTE, EGRESS),
+           'un-NATed replies and DNATed FIP connections → their port by '
+           'ct_mark'),
+    _stage(L2_LOOKUP, 'l2_lookup', ('l2',), ('l2', 'l3', 'provider'),
+           (L3_LOOKUP, EGRESS, EGRESS_PROVIDER, INGRESS_CT),
+           'destination MAC → reg7; broadcast → local ports (through the '
+           'ingress stages) and chassis; router MAC → reg5 = router key'),
+    _stage(L3_LOOKUP, 'l3_lookup', ('l3',), ('l3', 'nat', 'router_icmp'),
+           (EGRESS_NAT, EGRESS),
+           'router + destination IP → port (TTL − 1, MACs rewritten); '
+           'extra routes; to NAT; unreachable → controller'),
+    _stage(EGRESS_NAT, 'egress_nat', ('nat',), ('nat',), (EGRESS_NAT_OUT,),
+           'routed to the external network → conntrack (NAT zone)'),
+    _stage(EGRESS_NAT_OUT, 'egress_nat_out', ('nat',), ('nat',),
+           (EGRESS_NAT_OUT, EGRESS_PROVIDER),
+           'new connections SNATed to the FIP or chassis address, then to '
+           'the gateway\'s MAC, out through 80'),
+    _stage(EGRESS, 'egress', ('l2', 'l2_normal'),
+           ('l2', 'l2_normal', 'tunneling', 'provider'),
+           (EGRESS_PROVIDER, INGRESS_CT),
+           'reg7 = local port → ingress stages; remote port → tunnel to its '
+           'chassis or out of the provider patch'),
+    _stage(EGRESS_PROVIDER, 'egress_provider', ('provider',),
+           ('provider',), (),
+           'out of a provider network\'s patch (VLAN tag pushed)'),
+    _stage(INGRESS_TUNNEL, 'ingress_lookup', ('tunneling',),
+           ('tunneling', 'provider'), (INGRESS_CT,),
+           'arrivals from a tunnel or provider patch: destination MAC → '
+           'reg7; broadcast → local ports'),
+    _stage(INGRESS_CT, 'ingress_ct', ('security_groups',),
+           ('security_groups',), (INGRESS_SG, INGRESS_DISPATCH),
+           'IP to a port with security groups → conntrack; ND and MLD pass',
+           pass_through=INGRESS_DISPATCH),
+    _stage(INGRESS_SG, 'ingress_sg', ('security_groups',),
+           ('security_groups',), (INGRESS_DISPATCH,),
+           'established/related pass; new connections need an ingress rule'),
+    _stage(INGRESS_DISPATCH, 'ingress_dispatch', ('l2',), ('l2',), (),
+           'output to the local port in reg7 (subport: VLAN pushed); a '
+           'flooded copy for its own sender dropped'),
+)
+BY_ID = {stage.id: stage for stage in STAGES}
 # Optional stages: when no enabled app owns the table, the controller
 # installs a table-miss flow going on to the next stage.
-PASS_THROUGH = {
-    EGRESS_CT: SFC,
-    SFC: ARP_RESPONDER,
-    INGRESS_CT: INGRESS_DISPATCH,
-    INGRESS_NAT: INGRESS_TUNNEL,
-    ND_RESPONDER: L2_LOOKUP,
-}
+PASS_THROUGH = {s.id: s.pass_through for s in STAGES
+                if s.pass_through is not None}
+
+
+class PipelineError(ValueError):
+    """A flow breaks the declared pipeline; the message names the app and
+    the stage."""
+
+
+def _name(table):
+    stage = BY_ID.get(table)
+    return f'{table} ({stage.name})' if stage else str(table)
+
+
+def continuations(flow):
+    """The tables a flow hands packets on to: its goto, resubmits and
+    conntrack recirculations."""
+    out = [] if flow.goto is None else [flow.goto]
+    for action in flow.actions:
+        if action[0] == 'resubmit' or (action[0] == 'ct' and
+                                       action[2] is not None):
+            out.append(action[1] if action[0] == 'resubmit' else action[2])
+    return out
+
+
+def check(app, flow):
+    """Raise PipelineError unless app may write flow where it does."""
+    stage = BY_ID.get(flow.table)
+    if stage is None:
+        raise PipelineError(
+            f'app {app}: flow into table {flow.table}, which the pipeline '
+            f'does not declare (priority {flow.priority}, match '
+            f'{dict(flow.match)})')
+    if not stage.may_write(app):
+        raise PipelineError(
+            f'app {app} may not write flows in stage {_name(stage.id)} '
+            f'(writers: {", ".join(sorted(stage.writers))})')
+    for table in continuations(flow):
+        if table not in stage.next:
+            allowed = ', '.join(_name(t) for t in sorted(stage.next))
+            raise PipelineError(
+                f'app {app}: stage {_name(stage.id)} may not go on to '
+                f'{_name(table)} (declared next: {allowed or "none"})')
+
+
+def owners(app_names):
+    """{table: owning app} among the enabled apps; ValueError if two
+    enabled apps own one stage."""
+    out = {}
+    for stage in STAGES:
+        mine = [a for a in stage.owners if a in app_names]
+        if len(mine) > 1:
+            raise ValueError(f'apps {" and ".join(mine)} both own stage '
+                             f'{_name(stage.id)}')
+        if mine:
+            out[stage.id] = mine[0]
+    return out
+
+
+def markdown():
+    """The pipeline as the README's Markdown table."""
+    lines = ['| table | stage | owner | writers | next | purpose |',
+             '|---|---|---|---|---|---|']
+    for s in STAGES:
+        owner = ' or '.join(s.owners)
+        if s.pass_through is not None:
+            owner += f' (else → {s.pass_through})'
+        nxt = ', '.join(str(t) for t in sorted(s.next)) or 'out'
+        lines.append(f'| {s.id} | {s.name} | {owner} | '
+                     f'{", ".join(sorted(s.writers))} | {nxt} | '
+                     f'{s.purpose} |')
+    return '\n'.join(lines) + '\n'
+
+
 NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
 
 REG_SRC = 'reg6'
@@ -78,3 +249,7 @@ PROVIDER_TYPES = ('flat', 'vlan')
 def patch_names(bridge):
     """(br-int side, provider bridge side) names of a mapping's patch."""
     return f'int-{bridge}'[:15], f'phy-{bridge}'[:15]
+
+
+if __name__ == '__main__':
+    print(markdown(), end='')

@@ -17,7 +17,9 @@ patch under kazoo's threads dropped its connection; keeping the two
 worlds apart avoids both. Only the daemons' modules (and the Inbox they
 share) touch eventlet.
 """
+import collections
 import concurrent.futures
+import itertools
 import logging
 import sys
 
@@ -29,6 +31,7 @@ from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller.packet_in import PacketInRouter
 from dragonflow.controller.selection import Selection
 from dragonflow.controller.state import LocalState
 from dragonflow.inbox import Inbox
@@ -41,6 +44,30 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain']
 TICK = 2.0          # seconds between App.tick calls
+GLOBAL = '_global'  # flow table key of the apps' table defaults
+
+
+class Touched(collections.namedtuple(
+        'Touched', 'networks ports claims moved full')):
+    """What one input touches: ``networks`` whose flows to recompute,
+    local ``ports`` whose per-port flows to recompute, ports to ``claim``
+    if they are local, ports that ``moved`` (claim if local now, release
+    if no longer), and ``full``: resynchronise the whole switch."""
+
+    __slots__ = ()
+
+    def __new__(cls, networks=(), ports=(), claims=(), moved=(),
+                full=False):
+        return super().__new__(cls, frozenset(networks), frozenset(ports),
+                               frozenset(claims), frozenset(moved), full)
+
+    def __or__(self, other):
+        return Touched(self.networks | other.networks,
+                       self.ports | other.ports, self.claims | other.claims,
+                       self.moved | other.moved, self.full or other.full)
+
+
+NOTHING = Touched()
 
 
 class LocalController:
@@ -50,7 +77,11 @@ class LocalController:
         self.ovs = ovs
         self.state = LocalState(chassis_id)
         self.apps = df_apps.load(conf.df.apps_list, self)
-        self.installed = fl.FlowTable()
+        self.cookies = {app.name: app.cookie for app in self.apps}
+        self.packet_ins = PacketInRouter(self.apps)
+        self.installed = fl.FlowTable(
+            check=pl.check if conf.df.check_pipeline else None)
+        self.refused = 0            # flows refused since start
         self.inbox = Inbox()
         self.binding_writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix='df-binding')
@@ -63,11 +94,40 @@ class LocalController:
         # Networks this chassis programs, recomputed once per event batch
         # (before the switch is touched); see LocalState.programmed_networks.
         self.programmed = set()
-        # Local ports whose per-port flows (App.port_flows) are installed,
-        # and those an event made dirty in the current batch.
+        # Local ports whose per-port flows (App.port_flows) are installed.
         self.programmed_ports = set()
-        self.dirty_ports = set()
         self.selection = None       # the NB topics followed (selection.py)
+        # Inputs of the main loop, by event kind; each returns Touched.
+        self.inputs = {
+            'nb': self._handle_nb, 'iface': self._handle_iface,
+            'tick': self._handle_tick, 'neighbour': self._handle_neighbour,
+            'datapath': self._handle_datapath,
+            'datapath_lost': self._handle_datapath_lost,
+        }
+        # What an NB change of each followed table touches.
+        self.touches = {
+            'chassis': self._touched_chassis,
+            'logical_switch': self._touched_logical_switch,
+            'subnet': self._touched_subnet,
+            'logical_port': self._touched_logical_port,
+            'logical_router': self._touched_logical_router,
+            'logical_router_port': self._touched_logical_router_port,
+            # A group's ports and rules carry all its flows need.
+            'security_group': self._touched_nothing,
+            'security_group_rule': self._touched_security_group_rule,
+            'floating_ip': self._touched_floating_ip,
+            # A trunk's subports come as child_port_segmentation objects.
+            'trunk': self._touched_nothing,
+            'child_port_segmentation':
+                self._touched_child_port_segmentation,
+            'port_pair': self._touched_sfc,
+            'port_pair_group': self._touched_sfc,
+            'flow_classifier': self._touched_sfc,
+            'port_chain': self._touched_sfc,
+        }
+        missing = sorted(set(FOLLOWED) - set(self.touches))
+        if missing:
+            raise ValueError(f'no NB change handler for {", ".join(missing)}')
 
     # --- inputs (any thread) ---------------------------------------------
     def post(self, kind, payload):
@@ -83,53 +143,65 @@ class LocalController:
         self.post('iface', (name, iface_id, ofport))
 
     def packet_in(self, msg):
-        send = _sender(msg.datapath)
-        for app in self.apps:
-            try:
-                if app.packet_in(self.state, msg, send):
-                    return
-            except Exception:
-                LOG.exception('%s failed on a packet-in', app.name)
+        """A packet-in, to the one app that asked for it (packet_in.py)."""
+        found = self.packet_ins.route(msg)
+        if found is None:
+            return
+        app, handler = found
+        try:
+            handler(self.state, msg, _sender(msg.datapath))
+        except Exception:
+            LOG.exception('%s failed on a packet-in', app.name)
 
     # --- main loop -------------------------------------------------------
     def run(self):
         while True:
-            dirty = set()
-            full = False
-            batch = [self.inbox.get()] + self.inbox.drain()
-            for kind, payload in batch:
-                try:
-                    result = getattr(self, f'_handle_{kind}')(payload)
-                except Exception:
-                    LOG.exception('error handling %s event', kind)
-                    continue
-                if result is True:
-                    full = True
-                elif result:
-                    dirty |= result
-            # Networks that became (or stopped being) needed here, e.g. the
-            # far side of a router when its first local port appears.
-            programmed = set(self.state.programmed_networks())
-            dirty |= programmed ^ self.programmed
-            self.programmed = programmed
-            ports = self._local_port_ids()
-            dirty_ports = (self.dirty_ports & (ports | self.programmed_ports)
-                           ) | (ports ^ self.programmed_ports)
-            self.programmed_ports = ports
-            self.dirty_ports = set()
+            self.step([self.inbox.get()] + self.inbox.drain())
+
+    def step(self, batch):
+        """Apply a batch of inputs and bring the switch up to date."""
+        touched = self.apply(batch)
+        # Networks that became (or stopped being) needed here, e.g. the
+        # far side of a router when its first local port appears.
+        programmed = set(self.state.programmed_networks())
+        dirty = set(touched.networks) | (programmed ^ self.programmed)
+        self.programmed = programmed
+        ports = self._local_port_ids()
+        dirty_ports = (touched.ports & (ports | self.programmed_ports)) | \
+            (ports ^ self.programmed_ports)
+        self.programmed_ports = ports
+        try:
+            if touched.full:
+                self._full_sync()
+            elif dirty or dirty_ports:
+                self._sync(dirty, dirty_ports)
+            else:
+                return
+        except Exception:
+            LOG.exception('error programming the switch')
+            return
+        # What changed may need announcing or resolving now (a new
+        # router interface, a moved floating IP), not at the next tick.
+        self._handle_tick(None)
+
+    def apply(self, batch):
+        """Apply inputs to the local state; what they touch, with the
+        port bindings they call for written."""
+        touched = NOTHING
+        for kind, payload in batch:
             try:
-                if full:
-                    self._full_sync()
-                elif dirty or dirty_ports:
-                    self._sync(dirty, dirty_ports)
-                else:
-                    continue
+                touched |= self.inputs[kind](payload)
             except Exception:
-                LOG.exception('error programming the switch')
+                LOG.exception('error handling %s event', kind)
+        for port_id in sorted(touched.claims | touched.moved):
+            port = self.state.get('logical_port', port_id)
+            if port is None:
                 continue
-            # What changed may need announcing or resolving now (a new
-            # router interface, a moved floating IP), not at the next tick.
-            self._handle_tick(None)
+            if self.state.is_local(port):
+                self._claim(port)
+            elif port_id in touched.moved:
+                self._release(port)
+        return touched
 
     def _local_port_ids(self):
         state = self.state
@@ -137,32 +209,31 @@ class LocalController:
                 if state.get('logical_port', p) is not None}
 
     def _handle_nb(self, change):
-        """Apply an NB change to the local state; the networks whose flows
-        it may change (per-port policy goes to dirty_ports)."""
+        """Apply an NB change to the local state; what it touches."""
         if change.action == 'delete':
             old = self.state.remove(change.table, change.id)
         else:
             old = self.state.put(change.new)
-        touched = getattr(self, f'_touched_{change.table}', None)
-        if touched is None:
-            return set()
-        return touched(change, change.obj, old)
+        return self.touches[change.table](change, change.obj, old)
 
     # What a change of each table touches (new or deleted obj, old obj).
+    def _touched_nothing(self, change, obj, old):
+        return NOTHING
+
     def _touched_logical_switch(self, change, obj, old):
-        return {change.id}
+        return Touched(networks={change.id})
 
     def _touched_subnet(self, change, obj, old):
-        return {o.network_id for o in (obj, old) if o is not None}
+        return Touched(networks={o.network_id for o in (obj, old)
+                                 if o is not None})
 
     def _touched_logical_port(self, change, obj, old):
-        self._port_policy_changed(obj, old)
-        if change.action != 'delete':
-            self._claim(change.new)
-        return self._touched_subnet(change, obj, old)
+        claims = {obj.id} if change.action != 'delete' else ()
+        return self._port_policy_changed(obj, old) | \
+            self._touched_subnet(change, obj, old) | Touched(claims=claims)
 
     def _touched_chassis(self, change, obj, old):
-        return set(self.programmed)
+        return Touched(networks=self.programmed)
 
     def _touched_logical_router_port(self, change, obj, old):
         nets = set()
@@ -171,13 +242,14 @@ class LocalController:
                 nets.add(rport.network_id)
                 nets |= {p.network_id for p in
                          self.state.router_interfaces(rport.router_id)}
-        return nets
+        return Touched(networks=nets)
 
     def _touched_logical_router(self, change, obj, old):
         state = self.state
         nets = {p.network_id for p in state.router_interfaces(change.id)}
-        return nets | ({state.gateway_network(r) for r in (obj, old)
-                        if r is not None} - {None})
+        return Touched(networks=nets | (
+            {state.gateway_network(r) for r in (obj, old)
+             if r is not None} - {None}))
 
     def _touched_floating_ip(self, change, obj, old):
         nets = set()
@@ -189,40 +261,37 @@ class LocalController:
                 if fip.port_id else None
             if port is not None:
                 nets.add(port.network_id)
-        return nets
+        return Touched(networks=nets)
 
     def _touched_security_group_rule(self, change, obj, old):
-        self._dirty_group_members({obj.security_group_id})
-        return set()
+        return self._group_members({obj.security_group_id})
 
     def _touched_child_port_segmentation(self, change, obj, old):
         parent = self.state.get('logical_port', obj.parent_id)
         nets = {parent.network_id} if parent is not None else set()
-        return nets | self._port_moved(obj.port_id)
+        return Touched(networks=nets) | self._port_moved(obj.port_id)
 
     def _touched_sfc(self, change, obj, old):
         # Chains are few and span networks: recompute what is here.
-        return set(self.programmed)
-
-    _touched_port_pair = _touched_port_pair_group = _touched_sfc
-    _touched_flow_classifier = _touched_port_chain = _touched_sfc
+        return Touched(networks=self.programmed)
 
     def _port_policy_changed(self, port, old):
         """A port changed: its own per-port flows, and those of the local
         ports whose rules name one of its groups as remote group."""
-        self.dirty_ports.add(port.id)
         groups = set(port.security_groups or ())
         if old is not None:
             groups |= set(old.security_groups or ())
+        touched = Touched(ports={port.id})
         if groups:
-            self._dirty_group_members(
+            touched |= self._group_members(
                 self.state.groups_referring_to(groups))
+        return touched
 
-    def _dirty_group_members(self, group_ids):
-        for group_id in group_ids:
-            self.dirty_ports |= {p.id for p in
-                                 self.state.group_ports(group_id)
-                                 if self.state.is_local(p)}
+    def _group_members(self, group_ids):
+        """The local ports of these security groups."""
+        return Touched(ports={p.id for g in group_ids
+                              for p in self.state.group_ports(g)
+                              if self.state.is_local(p)})
 
     def _handle_iface(self, payload):
         name, iface_id, ofport = payload
@@ -238,81 +307,73 @@ class LocalController:
             self.iface_names.pop(name, None)
             if previous and state.ofports.pop(previous, None) is not None:
                 return self._port_moved(previous)
-            return set()
+            return NOTHING
         self.iface_names[name] = iface_id
-        self.dirty_ports.add(iface_id)
-        nets = set()
+        touched = Touched(ports={iface_id})
         if previous and previous != iface_id:
             state.ofports.pop(previous, None)
-            nets |= self._port_moved(previous)
+            touched |= self._port_moved(previous)
         if state.ofports.get(iface_id) == ofport:
-            return nets
+            return touched
         state.ofports[iface_id] = ofport
         # A port not known yet (not in NB, or its topic's feed is still
         # being read) is bound when its NB change arrives.
-        return nets | self._port_moved(iface_id)
+        return touched | self._port_moved(iface_id)
 
     def _port_moved(self, port_id):
         """A port (and so its trunk subports) arrived on or left this
-        chassis: claim or release them; the networks to recompute."""
-        nets = set()
-        for pid in [port_id] + list(self.state.children.get(port_id, ())):
-            port = self.state.get('logical_port', pid)
-            if port is None:
-                continue
-            self.dirty_ports.add(pid)
-            nets.add(port.network_id)
-            if self.state.is_local(port):
-                self._claim(port)
-            else:
-                self._release(port)
-        return nets
+        chassis: its networks, its per-port flows, its binding."""
+        ports = [self.state.get('logical_port', pid) for pid in
+                 [port_id] + list(self.state.children.get(port_id, ()))]
+        ports = [p for p in ports if p is not None]
+        ids = {p.id for p in ports}
+        return Touched(networks={p.network_id for p in ports}, ports=ids,
+                       moved=ids)
 
     def _uplink(self, ofports, key, ofport):
         """A tunnel or provider patch port appeared, moved or went."""
         if ofports.get(key) == ofport:
-            return set()
+            return NOTHING
         if ofport is None:
             ofports.pop(key, None)
         else:
             ofports[key] = ofport
-        return set(self.programmed)
+        return Touched(networks=self.programmed)
 
     def _handle_tick(self, _):
         if self.datapath is None:
-            return set()
+            return NOTHING
         send = _sender(self.datapath)
         for app in self.apps:
             try:
                 app.tick(self.state, send)
             except Exception:
                 LOG.exception('%s failed on a tick', app.name)
-        return set()
+        return NOTHING
 
     def _handle_neighbour(self, payload):
         """An app learned a neighbour's MAC (e.g. the external gateway)."""
         net_id, ip, mac = payload
         if self.state.neighbours.get((net_id, ip)) == mac:
-            return set()
+            return NOTHING
         LOG.info('neighbour %s on network %s is at %s', ip, net_id, mac)
         self.state.neighbours[(net_id, ip)] = mac
-        return set(self.programmed)
+        return Touched(networks=self.programmed)
 
     def _handle_datapath(self, dp):
         self.datapath = dp
         self.writer = flowcodec.FlowWriter(dp)
-        return True
+        return Touched(full=True)
 
     def _handle_datapath_lost(self, dp):
         if self.datapath is dp:
             self.datapath = None
             self.writer = None
-        return set()
+        return NOTHING
 
     # --- port binding ----------------------------------------------------
     def _claim(self, port):
-        if self.state.is_local(port) and \
-                port.binding_chassis != self.state.chassis_id:
+        if port.binding_chassis != self.state.chassis_id:
             self._write_binding(port.id, self.state.chassis_id)
 
     def _release(self, port):
@@ -334,45 +395,44 @@ class LocalController:
         self.binding_writer.submit(write)
 
     # --- programming the switch ------------------------------------------
-    def _network_changes(self, net_ids):
-        """(deletes, adds) bringing the networks' flows to what the apps
-        want now."""
-        deletes, adds = [], []
+    def desired(self, net_ids, port_ids):
+        """The apps' flows now for these networks and local ports, as
+        flow table changes (an unprogrammed one: no flows)."""
+        state = self.state
         for net_id in sorted(net_ids):
-            network = self.state.network(net_id) \
+            network = state.network(net_id) \
                 if net_id in self.programmed else None
             for app in self.apps:
-                flows = app.network_flows(self.state, network) \
-                    if network is not None else []
-                added, removed = self.installed.replace(app.name, net_id,
-                                                        flows)
-                deletes += removed
-                cookie = ofswitch.cookie(self.generation, app.cookie)
-                adds += [(f, cookie) for f in added]
-        return deletes, adds
-
-    def _port_changes(self, port_ids):
-        """(deletes, adds) for the per-port flows of local ports."""
-        deletes, adds = [], []
+                yield fl.Change(app.name, net_id, [] if network is None else
+                                app.network_flows(state, network))
         for port_id in sorted(port_ids):
-            port = self.state.get('logical_port', port_id) \
+            port = state.get('logical_port', port_id) \
                 if port_id in self.programmed_ports else None
             for app in self.apps:
-                flows = app.port_flows(self.state, port) \
-                    if port is not None else []
-                added, removed = self.installed.replace(
-                    app.name, ('port', port_id), flows)
-                deletes += removed
-                cookie = ofswitch.cookie(self.generation, app.cookie)
-                adds += [(f, cookie) for f in added]
-        return deletes, adds
+                yield fl.Change(app.name, ('port', port_id),
+                                [] if port is None else
+                                app.port_flows(state, port))
+
+    def global_flows(self):
+        for app in self.apps:
+            yield fl.Change(app.name, GLOBAL, app.global_flows(self.state))
+
+    def update_flows(self, changes):
+        """Record the desired flows; (deletes, adds with their cookies)
+        for the switch. Refused flows are logged and left out."""
+        result = self.installed.update(changes)
+        for refusal in result.refused:
+            self.refused += 1
+            LOG.error('flow refused: %s', refusal.reason)
+        adds = [(flow, ofswitch.cookie(self.generation, self.cookies[app]))
+                for app, flow in result.adds]
+        return result.deletes, adds
 
     def _sync(self, net_ids, port_ids):
         if self.writer is None:
             return
-        deletes, adds = self._network_changes(net_ids)
-        port_deletes, port_adds = self._port_changes(port_ids)
-        count = self.writer.commit(deletes + port_deletes, adds + port_adds)
+        deletes, adds = self.update_flows(self.desired(net_ids, port_ids))
+        count = self.writer.commit(deletes, adds)
         if count:
             LOG.debug('networks %s, ports %s: %d flow changes',
                       sorted(net_ids), sorted(port_ids), count)
@@ -387,17 +447,11 @@ class LocalController:
         dp = self.datapath
         previous, self.generation = self.ovs.next_generation()
         self.installed.clear()
-        adds = []
-        for app in self.apps:
-            flows = app.global_flows(self.state)
-            self.installed.replace(app.name, '_global', flows)
-            cookie = ofswitch.cookie(self.generation, app.cookie)
-            adds += [(f, cookie) for f in flows]
-        _, network_adds = self._network_changes(self.programmed)
-        _, port_adds = self._port_changes(self.programmed_ports)
+        _, adds = self.update_flows(itertools.chain(
+            self.global_flows(),
+            self.desired(self.programmed, self.programmed_ports)))
         count = self.writer.commit(
-            adds=adds + network_adds + port_adds,
-            messages=[ofswitch.delete_generation(dp, previous)])
+            adds=adds, messages=[ofswitch.delete_generation(dp, previous)])
         LOG.info('full sync done: generation %d, %d flows (%d shapes, %d '
                  'encoded by os-ken)', self.generation, count - 1,
                  self.writer.codec.learned, self.writer.codec.fallbacks)

@@ -1,6 +1,13 @@
-"""Controller apps. Each app is one module with one class: it owns some
-tables of the pipeline and one cookie, and computes its flows from the
-local state as plain data. Apps are enabled by ``[df] apps_list``.
+"""Controller apps. Each app is one module with one class: it has one
+cookie, writes flows only in the stages the pipeline declares it a writer
+of (``controller/pipeline.py``, which also says which stages it owns), and
+computes its flows from the local state as plain data. Apps are enabled by
+``[df] apps_list``.
+
+Packet-ins go to the app whose flow sent them (its cookie) and to the
+handler it declares for that table in ``packet_ins``; packet-ins the
+switch raises by itself (an expired TTL) go to the one app declaring the
+reason in ``switch_packet_ins`` (see ``controller/packet_in.py``).
 
 Two L2 modes: the full set switches itself (``l2`` and the apps around it
 own the whole pipeline); the L3 flavour runs ``l2_normal`` instead, which
@@ -44,7 +51,12 @@ class App:
 
     name = None
     cookie = None          # 1..255, unique per app
-    tables = ()            # the tables whose default flows the app owns
+    # {table: method name}: packet-ins sent by this app's own flows in that
+    # table (controller action), handled as method(state, msg, send_packet)
+    packet_ins = {}
+    # {OpenFlow packet-in reason: method name}: packet-ins the switch
+    # raises itself, whatever flow was running (e.g. an expired TTL)
+    switch_packet_ins = {}
     l2_normal = False      # set by load() for the L3 flavour
 
     def __init__(self, controller=None):
@@ -68,11 +80,6 @@ class App:
         that port's policy changes."""
         return []
 
-    def packet_in(self, state, msg, send_packet):
-        """Handle a packet sent to the controller by this app's flows;
-        return True if handled."""
-        return False
-
     @staticmethod
     def flow(*args, **kwargs):
         return fl.Flow(*args, **kwargs)
@@ -82,7 +89,7 @@ class PassThroughApp(App):
     """Table-miss flows for the optional pipeline stages no enabled app
     owns, so packets go on to the next stage (always loaded)."""
 
-    name = 'pipeline'
+    name = pl.PASS_THROUGH_APP
     cookie = 255
 
     def __init__(self, controller=None, tables=()):
@@ -112,7 +119,7 @@ def load(names, controller=None):
     cookies = [a.cookie for a in apps]
     if len(set(cookies)) != len(cookies):
         raise ValueError('two apps share a cookie')
-    owned = {t for a in apps for t in a.tables}
+    owned = pl.owners(names)
     apps.append(PassThroughApp(controller, sorted(
-        set(pl.PASS_THROUGH) - owned)))
+        set(pl.PASS_THROUGH) - set(owned))))
     return apps

@@ -45,7 +45,6 @@ def reply_actions(ip, mac):
 class ArpResponderApp(apps.App):
     name = 'arp_responder'
     cookie = 3
-    tables = (pl.ARP_RESPONDER,)
 
     def global_flows(self, state):
         return [self.flow(pl.ARP_RESPONDER, 0, goto=pl.DHCP)]

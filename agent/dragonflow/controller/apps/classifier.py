@@ -9,7 +9,6 @@ from dragonflow.controller import pipeline as pl
 class ClassifierApp(apps.App):
     name = 'classifier'
     cookie = 1
-    tables = (pl.CLASSIFIER,)
 
     def global_flows(self, state):
         return [self.flow(pl.CLASSIFIER, 0)]

@@ -65,7 +65,7 @@ def reply_options(state, port, subnet, ip, msg_type):
 class DhcpApp(apps.App):
     name = 'dhcp'
     cookie = 6
-    tables = (pl.DHCP,)
+    packet_ins = {pl.DHCP: 'dhcp_request'}
 
     def global_flows(self, state):
         return [self.flow(pl.DHCP, 0, goto=pl.ND_RESPONDER)]
@@ -80,18 +80,16 @@ class DhcpApp(apps.App):
                            'udp_src': 68, 'udp_dst': 67},
                           [('controller',)])]
 
-    def packet_in(self, state, msg, send_packet):
+    def dhcp_request(self, state, msg, send_packet):
         from os_ken.lib.packet import dhcp, packet
         pkt = packet.Packet(msg.data)
         request = pkt.get_protocol(dhcp.dhcp)
-        if request is None:
-            return False
         port = state.port_from_packet_in(msg)
-        if port is None:
-            return True
+        if request is None or port is None:
+            return
         subnet, ip = dhcp_subnet(state, port)
         if subnet is None:
-            return True
+            return
         msg_type = self._msg_type(request)
         if msg_type == DISCOVER:
             reply = OFFER
@@ -99,12 +97,11 @@ class DhcpApp(apps.App):
             wanted = self._requested_ip(request) or request.ciaddr
             reply = ACK if wanted in (None, '0.0.0.0', ip) else NAK
         else:
-            return True
+            return
         state.send_to(port, self._build(state, port, subnet, ip, request,
                                         reply), send_packet)
         LOG.info('DHCP %s for port %s: %s', 'ACK' if reply == ACK else
                  'OFFER' if reply == OFFER else 'NAK', port.id, ip)
-        return True
 
     @staticmethod
     def _msg_type(request):

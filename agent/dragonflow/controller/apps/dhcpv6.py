@@ -80,6 +80,7 @@ def reply_options(subnet, address, client_options, msg_type):
 class Dhcpv6App(apps.App):
     name = 'dhcpv6'
     cookie = 16
+    packet_ins = {pl.DHCP: 'dhcpv6_request'}
 
     def network_flows(self, state, network):
         if not any(s.network.version == 6 and s.enable_dhcp and
@@ -92,26 +93,24 @@ class Dhcpv6App(apps.App):
                            'udp_src': 546, 'udp_dst': 547},
                           [('controller',)])]
 
-    def packet_in(self, state, msg, send_packet):
-        if msg.table_id != pl.DHCP:
-            return False
+    def dhcpv6_request(self, state, msg, send_packet):
         from os_ken.lib.packet import ethernet, ipv6, packet, udp
         pkt = packet.Packet(msg.data)
         datagram = pkt.get_protocol(udp.udp)
         ip6 = pkt.get_protocol(ipv6.ipv6)
         if datagram is None or ip6 is None or datagram.dst_port != 547:
-            return False
+            return
         # The DHCPv6 message, raw (os-ken's dhcp6 parser is not needed).
         payload = bytes(msg.data[14 + 40 + 8:]) if ip6.nxt == 17 else b''
         if len(payload) < 4:
-            return True
+            return
         msg_type = payload[0]
         port = state.port_from_packet_in(msg)
         if port is None:
-            return True
+            return
         subnet, address = dhcpv6_subnet(state, port)
         if subnet is None:
-            return True
+            return
         client_options = _options(payload[4:])
         stateful = subnet.ipv6_address_mode == 'dhcpv6-stateful'
         if msg_type == SOLICIT and stateful:
@@ -122,7 +121,7 @@ class Dhcpv6App(apps.App):
         elif msg_type == INFORMATION_REQUEST:
             answer = REPLY
         else:
-            return True
+            return
         body = reply_options(subnet, address, client_options, msg_type)
         if answer == REPLY and msg_type == SOLICIT:
             body += _option(OPT_RAPID_COMMIT, b'')
@@ -139,7 +138,6 @@ class Dhcpv6App(apps.App):
         LOG.info('DHCPv6 %s for port %s%s', 'ADVERTISE' if answer ==
                  ADVERTISE else 'REPLY', port.id,
                  f': {address}' if stateful else '')
-        return True
 
 
 APP = Dhcpv6App

@@ -81,7 +81,6 @@ def dispatch_flows(app, state, port):
 class L2App(apps.App):
     name = 'l2'
     cookie = 4
-    tables = (pl.L2_LOOKUP, pl.EGRESS, pl.INGRESS_DISPATCH)
 
     def global_flows(self, state):
         return [self.flow(pl.L2_LOOKUP, 0), self.flow(pl.EGRESS, 0),

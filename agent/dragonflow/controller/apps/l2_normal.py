@@ -20,7 +20,6 @@ from dragonflow.controller.apps import arp_responder
 class L2NormalApp(apps.App):
     name = 'l2_normal'
     cookie = 12
-    tables = (pl.CLASSIFIER, pl.EGRESS)
 
     def global_flows(self, state):
         return [self.flow(pl.CLASSIFIER, 0, actions=[('normal',)]),

@@ -27,7 +27,6 @@ EXTRA_ROUTE = 50
 class L3App(apps.App):
     name = 'l3'
     cookie = 7
-    tables = (pl.L3_LOOKUP,)
 
     def __init__(self, controller=None):
         super().__init__(controller)

@@ -81,8 +81,7 @@ def arp_reply(flow, network, ip, mac):
 class NatApp(apps.App):
     name = 'nat'
     cookie = 10
-    tables = (pl.INGRESS_NAT, pl.INGRESS_NAT_ROUTE, pl.EGRESS_NAT,
-              pl.EGRESS_NAT_OUT)
+    packet_ins = {pl.INGRESS_NAT: 'gateway_arp_reply'}
 
     def __init__(self, controller=None):
         super().__init__(controller)
@@ -251,20 +250,18 @@ class NatApp(apps.App):
             self.asked[key] = time.monotonic()
             send_packet(ofport, _arp_request(network, own, gateway))
 
-    def packet_in(self, state, msg, send_packet):
-        if msg.table_id != pl.INGRESS_NAT:
-            return False
+    def gateway_arp_reply(self, state, msg, send_packet):
+        """The external gateway answered our ARP request."""
         from os_ken.lib.packet import arp as arp_header, packet
         reply = packet.Packet(msg.data).get_protocol(arp_header.arp)
         if reply is None or reply.opcode != arp_header.ARP_REPLY:
-            return True
+            return
         metadata = msg.match.get('metadata')
         for net_id in self.controller.programmed:
             network = state.network(net_id)
             if network is not None and network.unique_key == metadata:
                 self.controller.post('neighbour',
                                      (net_id, reply.src_ip, reply.src_mac))
-        return True
 
 
 def _arp_request(network, own_ip, target_ip):

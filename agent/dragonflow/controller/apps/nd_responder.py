@@ -43,7 +43,7 @@ def icmp6_match(network, kind, **extra):
 class NdResponderApp(apps.App):
     name = 'nd_responder'
     cookie = 13
-    tables = (pl.ND_RESPONDER,)
+    packet_ins = {pl.ND_RESPONDER: 'neighbour_solicitation'}
 
     def global_flows(self, state):
         return [self.flow(pl.ND_RESPONDER, 0, goto=pl.L2_LOOKUP)]
@@ -59,22 +59,18 @@ class NdResponderApp(apps.App):
                 network, pl.ICMPV6_NS, ipv6_nd_target=ip), [('controller',)]))
         return out
 
-    def packet_in(self, state, msg, send_packet):
-        if msg.table_id != pl.ND_RESPONDER:
-            return False
+    def neighbour_solicitation(self, state, msg, send_packet):
         from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
         pkt = packet.Packet(msg.data)
         icmp = pkt.get_protocol(icmpv6.icmpv6)
-        if icmp is None or icmp.type_ != pl.ICMPV6_NS:
-            return False        # e.g. a router solicitation: not ours
         port = state.port_from_packet_in(msg)
-        if port is None:
-            return True
+        if icmp is None or icmp.type_ != pl.ICMPV6_NS or port is None:
+            return
         network = state.network(port.network_id)
         target = str(ipaddress.ip_address(icmp.data.dst))
         mac, is_router = answers(state, network).get(target, (None, False))
         if mac is None:
-            return True
+            return
         eth = pkt.get_protocol(ethernet.ethernet)
         ip6 = pkt.get_protocol(ipv6.ipv6)
         reply = packet.Packet()
@@ -89,7 +85,6 @@ class NdResponderApp(apps.App):
                                                         hw_src=mac))))
         reply.serialize()
         state.send_to(port, reply.data, send_packet)
-        return True
 
 
 APP = NdResponderApp

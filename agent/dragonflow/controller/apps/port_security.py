@@ -45,7 +45,6 @@ def allowed_pairs(port):
 class PortSecurityApp(apps.App):
     name = 'port_security'
     cookie = 2
-    tables = (pl.PORT_SECURITY,)
 
     def global_flows(self, state):
         return [self.flow(pl.PORT_SECURITY, 0)]

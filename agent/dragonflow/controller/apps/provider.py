@@ -54,7 +54,6 @@ def arrival(network, ofport, **match):
 class ProviderApp(apps.App):
     name = 'provider'
     cookie = 9
-    tables = (pl.EGRESS_PROVIDER,)
 
     def global_flows(self, state):
         return [self.flow(pl.EGRESS_PROVIDER, 0)]

@@ -67,6 +67,7 @@ def router_advertisement(network, rport, subnet, eth_dst, ip_dst):
 class RouterAdvertisementApp(apps.App):
     name = 'router_advertisement'
     cookie = 14
+    packet_ins = {pl.ND_RESPONDER: 'router_solicitation'}
 
     def __init__(self, controller=None):
         super().__init__(controller)
@@ -79,17 +80,13 @@ class RouterAdvertisementApp(apps.App):
                           icmp6_match(network, pl.ICMPV6_RS),
                           [('controller',)])]
 
-    def packet_in(self, state, msg, send_packet):
-        if msg.table_id != pl.ND_RESPONDER:
-            return False
+    def router_solicitation(self, state, msg, send_packet):
         from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
         pkt = packet.Packet(msg.data)
         icmp = pkt.get_protocol(icmpv6.icmpv6)
-        if icmp is None or icmp.type_ != pl.ICMPV6_RS:
-            return False
         port = state.port_from_packet_in(msg)
-        if port is None:
-            return True
+        if icmp is None or icmp.type_ != pl.ICMPV6_RS or port is None:
+            return
         network = state.network(port.network_id)
         eth = pkt.get_protocol(ethernet.ethernet)
         ip6 = pkt.get_protocol(ipv6.ipv6)
@@ -97,7 +94,6 @@ class RouterAdvertisementApp(apps.App):
             dst = (eth.src, ip6.src) if ip6.src != '::' else ALL_NODES
             state.send_to(port, router_advertisement(
                 network, rport, subnet, *dst), send_packet)
-        return True
 
     def tick(self, state, send_packet):
         """An advertisement to each local port from each advertising

@@ -21,13 +21,13 @@ import logging
 import time
 
 from dragonflow.controller import apps
+from dragonflow.controller import packet_in
 from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
 RATE = 20.0           # ICMP errors per second, and the burst
 HOST_UNREACHABLE_PRIORITY = 25    # below extra routes (50+), host routes
 NET_UNREACHABLE_PRIORITY = 1      # below the NAT default route (2)
-OFPR_ACTION, OFPR_INVALID_TTL = 1, 2
 TIME_EXCEEDED, DEST_UNREACH = 11, 3
 NET_UNREACHABLE, HOST_UNREACHABLE = 0, 1
 
@@ -53,6 +53,8 @@ class TokenBucket:
 class RouterIcmpApp(apps.App):
     name = 'router_icmp'
     cookie = 11
+    packet_ins = {pl.L3_LOOKUP: 'unreachable'}
+    switch_packet_ins = {packet_in.OFPR_INVALID_TTL: 'time_exceeded'}
 
     def __init__(self, controller=None):
         super().__init__(controller)
@@ -81,34 +83,38 @@ class RouterIcmpApp(apps.App):
                                  [('controller',)]))
         return out
 
-    def packet_in(self, state, msg, send_packet):
-        if msg.table_id != pl.L3_LOOKUP:
-            return False
+    def unreachable(self, state, msg, send_packet):
+        """A routed packet no route or port matched: ICMP host or network
+        unreachable."""
+        self._answer(state, msg, send_packet, None)
+
+    def time_exceeded(self, state, msg, send_packet):
+        """Routing decremented a TTL to zero (the switch's invalid-TTL
+        packet-in, whichever routing flow it was)."""
+        self._answer(state, msg, send_packet, (TIME_EXCEEDED, 0))
+
+    def _answer(self, state, msg, send_packet, kind_code):
         from os_ken.lib.packet import ethernet, ipv4, packet
         pkt = packet.Packet(msg.data)
         eth = pkt.get_protocol(ethernet.ethernet)
         ip = pkt.get_protocol(ipv4.ipv4)
         port = state.port_from_packet_in(msg)
         if eth is None or ip is None or port is None:
-            return True
+            return
         rport = next((r for r in state.router_ports(port.network_id)
                       if r.mac == eth.dst), None)
         if rport is None:
-            return True
-        if msg.reason == OFPR_INVALID_TTL:
-            kind, code = TIME_EXCEEDED, 0
-        else:
-            kind, code = DEST_UNREACH, self._unreachable_code(state, rport,
-                                                              ip.dst)
+            return
+        kind, code = kind_code or (
+            DEST_UNREACH, self._unreachable_code(state, rport, ip.dst))
         if ip.proto == 1 and _is_icmp_error(pkt):
-            return True          # never an error about an error
+            return               # never an error about an error
         if not self.bucket.take():
             self.suppressed += 1
-            return True
+            return
         state.send_to(port, _icmp_error(eth, rport, ip.src, msg.data[14:],
                                         kind, code), send_packet)
         LOG.debug('ICMP %d/%d from %s to %s', kind, code, rport.ip, ip.src)
-        return True
 
     @staticmethod
     def _unreachable_code(state, rport, dst):

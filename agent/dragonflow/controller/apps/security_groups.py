@@ -116,7 +116,6 @@ def is_protected(port):
 class SecurityGroupsApp(apps.App):
     name = 'security_groups'
     cookie = 8
-    tables = (pl.EGRESS_CT, pl.EGRESS_SG, pl.INGRESS_CT, pl.INGRESS_SG)
 
     def global_flows(self, state):
         out = [

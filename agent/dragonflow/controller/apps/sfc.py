@@ -74,7 +74,6 @@ def _buckets(pairs, version):
 class SfcApp(apps.App):
     name = 'sfc'
     cookie = 15
-    tables = (pl.SFC,)
 
     def global_flows(self, state):
         return [self.flow(pl.SFC, 0, goto=pl.PASS_THROUGH[pl.SFC])]

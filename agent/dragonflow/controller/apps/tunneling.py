@@ -15,7 +15,6 @@ from dragonflow.controller.apps import l2
 class TunnelingApp(apps.App):
     name = 'tunneling'
     cookie = 5
-    tables = (pl.INGRESS_TUNNEL,)
 
     def global_flows(self, state):
         return [self.flow(pl.INGRESS_TUNNEL, 0)]

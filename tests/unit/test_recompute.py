@@ -1,0 +1,148 @@
+"""What the controller recomputes for each kind of NB change, without a
+switch: the world of world.py goes in as NB changes and interface
+reports, then one change at a time; each must touch only the networks
+and ports it concerns, and the flows it changes must belong to those."""
+import types
+
+import pytest
+
+import world
+from dragonflow.controller import flows as fl
+from dragonflow.controller import service
+from dragonflow.nb.changes import Change
+
+
+class Writer:
+    def __init__(self):
+        self.commits = []
+
+    def commit(self, deletes=(), adds=(), messages=()):
+        self.commits.append((list(deletes), list(adds)))
+        return len(self.commits[-1][0]) + len(self.commits[-1][1])
+
+
+class Nb:
+    def __init__(self):
+        self.patches = []
+
+    def patch(self, table, obj_id, values):
+        self.patches.append((table, obj_id, values))
+
+
+def change(action, obj, old=None):
+    """An inbox event: an NB change of obj (the new object)."""
+    return ('nb', Change(None, None, obj.table, obj.id, action, old,
+                         None if action == 'delete' else obj))
+
+
+@pytest.fixture
+def controller():
+    conf = types.SimpleNamespace(df=types.SimpleNamespace(
+        apps_list=[n for n in service.df_apps.APP_MODULES
+                   if n != 'l2_normal'], check_pipeline=True))
+    c = service.LocalController(conf, Nb(), None, 'ch1')
+    c.writer = Writer()
+    c.binding_writer.submit = lambda fn: fn()     # bindings at once
+    c.datapath = None                             # no ticks
+    batch = [change('create', o) for o in world.objects()]
+    batch += [('iface', (f'tap-{p}', p, n)) for p, n in
+              world.OFPORTS.items()]
+    batch += [('iface', ('tun-geneve', None, 20)),
+              ('iface', ('tun-vxlan', None, 21))]
+    c.step(batch)
+    # The bindings come back as NB changes, as from ZooKeeper.
+    c.step([change('update', *state_obj(c, table, obj_id, **v))
+            for table, obj_id, v in c.nb.patches])
+    c.recomputed = []
+    desired = c.desired
+
+    def recording(net_ids, port_ids):
+        c.recomputed.append((set(net_ids), set(port_ids)))
+        return desired(net_ids, port_ids)
+    c.desired = recording
+    c.writer.commits.clear()
+    return c
+
+
+def state_obj(c, table, obj_id, **changes):
+    """(the object with changes, the object now)."""
+    old = c.state.get(table, obj_id)
+    return world.obj(table, **dict(old.to_dict(), **changes)), old
+
+
+def changed_owners(c):
+    deletes, adds = c.writer.commits[-1]
+    return {c.installed.owner(f)[1] for f, _ in adds}, deletes
+
+
+def test_the_world_is_programmed_and_local_ports_are_claimed(controller):
+    assert controller.programmed == {'net', 'net2', 'vlan100', 'public'}
+    assert controller.programmed_ports == set(world.LOCAL_PORTS)
+    bound = {obj_id for _, obj_id, v in controller.nb.patches
+             if v == {'binding_chassis': 'ch1'}}
+    assert bound == set(world.LOCAL_PORTS)
+    assert controller.refused == 0
+
+
+def test_a_change_to_one_port_touches_its_network_and_its_own_flows(
+        controller):
+    new, old = state_obj(controller, 'logical_port', 'vm3',
+                         allowed_address_pairs=[{'ip_address': '10.0.1.99'}])
+    controller.step([change('update', new, old)])
+    assert controller.recomputed == [({'net2'}, {'vm3'})]
+    owners, deletes = changed_owners(controller)
+    assert owners == {'net2'} and deletes == []
+
+
+def test_a_remote_port_touches_the_local_members_of_groups_naming_it(
+        controller):
+    new, old = state_obj(controller, 'logical_port', 'vm2',
+                         ips=['10.0.0.66'])
+    controller.step([change('update', new, old)])
+    # vm1's group "web" admits ICMP from the members of "web", vm2 too.
+    assert controller.recomputed == [({'net'}, {'vm1'})]
+    owners, _ = changed_owners(controller)
+    assert owners <= {'net', ('port', 'vm1')}
+
+
+def test_a_security_group_rule_touches_only_its_groups_local_ports(
+        controller):
+    rule = world.obj('security_group_rule', id='web-http',
+                     security_group_id='web', direction='ingress',
+                     protocol='tcp', port_range_min=80, port_range_max=80)
+    controller.step([change('create', rule)])
+    assert controller.recomputed == [(set(), {'vm1'})]
+    deletes, adds = controller.writer.commits[-1]
+    assert deletes == [] and [fl.text(f) for f, _ in adds] == [
+        'table=110, priority=50, ct_state=0x21/0x37,eth_type=0x800,'
+        'ip_proto=6,reg7=0xb,tcp_dst=80 actions=ct(zone=9,commit),'
+        'goto_table:115']
+
+
+def test_a_subnet_change_touches_its_network_only(controller):
+    new, old = state_obj(controller, 'subnet', 'sub2',
+                         dns_nameservers=['10.0.1.53'])
+    controller.step([change('update', new, old)])
+    assert controller.recomputed == [({'net2'}, set())]
+
+
+def test_unplugging_a_port_releases_it_and_removes_its_flows(controller):
+    controller.step([('iface', ('tap-vm3', 'vm3', None))])
+    assert controller.recomputed == [({'net2'}, {'vm3'})]
+    assert ('logical_port', 'vm3', {'binding_chassis': None}) in \
+        controller.nb.patches
+    assert not any(controller.installed.flows(app.name, ('port', 'vm3'))
+                   for app in controller.apps)
+    deletes, _ = controller.writer.commits[-1]
+    assert any(dict(f.match).get('in_port') == 3 for f in deletes)
+
+
+def test_every_followed_table_has_an_explicit_handler(controller):
+    assert set(controller.touches) == set(service.FOLLOWED)
+    service.FOLLOWED.append('tap_flow')
+    try:
+        with pytest.raises(ValueError, match='no NB change handler for '
+                                             'tap_flow'):
+            service.LocalController(controller.conf, Nb(), None, 'ch1')
+    finally:
+        service.FOLLOWED.remove('tap_flow')
