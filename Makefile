@@ -3,7 +3,8 @@
 #   make test   install what is needed, then run the test suite
 PYTHON ?= /usr/bin/python3
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
-export PYTHONPATH := $(CURDIR)/agent
+# The agent's sources, and the lab harness (test tooling, not shipped).
+export PYTHONPATH := $(CURDIR)/agent:$(CURDIR)/tests
 
 DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config \
 	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
@@ -57,7 +58,7 @@ golden:
 	git status --short -- tests/unit/golden
 
 demo: deps
-	$(PYTHON) -m dragonflow.lab.cli demo $(DEMO_ARGS)
+	$(PYTHON) -m lab_harness.cli demo $(DEMO_ARGS)
 
 bench: deps
 	$(PYTHON) bench/nb_bench.py

@@ -23,10 +23,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
+# The lab harness lives with the tests, not in the product.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests'))
 
 from dragonflow.controller import flows as fl  # noqa: E402
 from benchlab import lab_session, write_json  # noqa: E402
-from dragonflow.lab.netlab import sh  # noqa: E402
+from lab_harness.netlab import sh  # noqa: E402
 
 
 def pct(values, q):

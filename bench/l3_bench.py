@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlab import (first_reply, lab_session, network, pct, vm,  # noqa: E402
                       wait, write_json)
-from dragonflow.lab import netlab  # noqa: E402
-from dragonflow.lab.bgplab import BgpLab  # noqa: E402
+from lab_harness import netlab  # noqa: E402
+from lab_harness.bgplab import BgpLab  # noqa: E402
 
 CONNECT_LOOP = """
 import socket, sys, time

@@ -29,8 +29,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'agent'))
+# The lab harness lives with the tests, not in the product.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests'))
 
-from dragonflow.lab.zookeeper import ZkServer  # noqa: E402
+from lab_harness.zookeeper import ZkServer  # noqa: E402
 from dragonflow.nb.api import NbApi  # noqa: E402
 from dragonflow.store import zk  # noqa: E402
 

@@ -16,7 +16,7 @@ AGENT = os.path.join(ROOT, 'agent')
 sys.path.insert(0, AGENT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dragonflow.lab import zookeeper  # noqa: E402
+from lab_harness import zookeeper  # noqa: E402
 
 
 def pytest_report_header(config):

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 import yaml
 
-from dragonflow.lab import nodes
+from lab_harness import nodes
 from waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(

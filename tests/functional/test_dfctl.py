@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dragonflow.lab.zookeeper import free_port
+from lab_harness.zookeeper import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dragonflow.lab import zookeeper
+from lab_harness import zookeeper
 from dragonflow.nb.api import NbApi
 from dragonflow.store import zk
 

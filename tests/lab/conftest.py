@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from dragonflow.lab.netlab import NetLab
+from lab_harness.netlab import NetLab
 from dragonflow.nb.api import NbApi
 from dragonflow.store import zk
 
@@ -53,7 +53,7 @@ def dfctl_lab(lab):
     import subprocess
     import sys
 
-    from dragonflow.lab.netlab import AGENT_DIR
+    from lab_harness.netlab import AGENT_DIR
 
     def run(*args):
         proc = subprocess.run(

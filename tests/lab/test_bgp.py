@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dragonflow.lab.bgplab import BgpLab
-from dragonflow.lab.netlab import EXTERNAL_GATEWAY
+from lab_harness.bgplab import BgpLab
+from lab_harness.netlab import EXTERNAL_GATEWAY
 from waiting import wait_until
 
 if not shutil.which('bird'):

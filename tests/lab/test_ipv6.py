@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from dragonflow.lab.netlab import PHYSNET, kill_pid
+from lab_harness.netlab import PHYSNET, kill_pid
 from test_l2 import pings
 from topology import tunnel_capture
 from waiting import wait_until

@@ -7,7 +7,7 @@ L2/DHCP/ARP-responder flows of ours."""
 import pytest
 
 from dragonflow.controller import apps
-from dragonflow.lab.netlab import PHYSNET
+from lab_harness.netlab import PHYSNET
 from test_l2 import pings
 from test_nat import EXTERNAL_GATEWAY, _source_seen, upstream  # noqa: F401
 from waiting import wait_until

@@ -4,7 +4,7 @@ through their own chassis, translated to that chassis' external address,
 or to their floating IP, which the outside also reaches them by."""
 import pytest
 
-from dragonflow.lab.netlab import EXTERNAL_CIDR, EXTERNAL_GATEWAY, PHYSNET
+from lab_harness.netlab import EXTERNAL_CIDR, EXTERNAL_GATEWAY, PHYSNET
 from test_l2 import pings
 from waiting import wait_until
 

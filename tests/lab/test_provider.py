@@ -5,7 +5,7 @@ network (not a tunnel), and the VLAN keeps its traffic apart from
 untagged traffic."""
 import pytest
 
-from dragonflow.lab.netlab import PHYSNET
+from lab_harness.netlab import PHYSNET
 from test_l2 import pings
 from waiting import wait_until
 

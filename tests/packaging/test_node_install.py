@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from dragonflow.lab import nodes
-from dragonflow.lab.zookeeper import ZkServer
+from lab_harness import nodes
+from lab_harness.zookeeper import ZkServer
 from waiting import wait_until
 
 HOST_IP, NODE_IP = '172.30.201.1', '172.30.201.2'

@@ -25,10 +25,11 @@ import subprocess
 import sys
 import time
 
-from dragonflow.lab import zookeeper
+from lab_harness import zookeeper
 
-AGENT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+# The agent's sources (this harness lives in tests/, beside agent/).
+AGENT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'agent')
 PHYSNET = 'physnet1'          # the lab's provider network
 # The external network on it: the upstream router (an External host) is
 # its gateway; chassis n (underlay .n) has external address .100+n.
@@ -202,6 +203,9 @@ class Chassis:
     def start_controller(self, extra_config=None):
         config = self.write_config(extra_config)
         log = open(os.path.join(self.dir, 'controller.log'), 'ab')
+        # Where this agent's log starts: wait_connected reads from here, so
+        # it waits for this agent's connection, not its predecessor's.
+        self._log_start = log.seek(0, os.SEEK_END)
         env = dict(self.env, PYTHONPATH=AGENT_DIR)
         proc = subprocess.Popen(
             ['ip', 'netns', 'exec', self.ns, sys.executable, '-m',
@@ -215,18 +219,25 @@ class Chassis:
         return proc
 
     def wait_connected(self, timeout=30):
-        """Until br-int exists and its controller is connected."""
+        """Until the agent started last is connected to br-int and has
+        installed its first full flow set. After a restart OVS may still
+        show the old agent's connection as connected, so this waits for
+        the new agent's own "full sync done" log line too."""
         deadline = time.monotonic() + timeout
+        log = os.path.join(self.dir, 'controller.log')
         while time.monotonic() < deadline:
             out = self.vsctl('--columns=is_connected', 'list', 'Controller',
                              check=False)
-            if 'true' in out:
+            with open(log, 'rb') as f:
+                f.seek(getattr(self, '_log_start', 0))
+                synced = b'full sync done' in f.read()
+            if 'true' in out and synced:
                 return self
             if self.controller_pid and not _pid_alive(self.controller_pid):
                 break
             time.sleep(0.2)
         raise RuntimeError(f'{self.name}: controller not connected; see '
-                           f'{self.dir}/controller.log')
+                           f'{log}')
 
     def stop_controller(self, sig=signal.SIGTERM):
         if self.controller_pid:

@@ -1,19 +1,17 @@
-"""dragonflow-lab: the multi-chassis lab on this machine, and its demo.
+"""The multi-chassis lab on this machine, and its demo (``make demo``).
 
-    dragonflow-lab demo     build the lab (ZooKeeper, two chassis with OVS
-                            and df-local-controller), create two networks
-                            and four VMs with dfctl, let the VMs get their
-                            addresses by DHCP, ping across chassis, add a
-                            router and ping between the networks, give it
-                            a gateway on an external VLAN network whose
-                            upstream router runs BIRD: VMs leave by SNAT
-                            through their own chassis, a floating IP is
-                            reached from outside, BIRD learns the tenant
-                            prefixes and the FIP /32 from df-bgp; print the
-                            flow count per chassis, tear down (--keep
-                            leaves it up)
-    dragonflow-lab status   what a kept lab runs
-    dragonflow-lab down     tear a kept lab down (by PID, by name)
+    python3 -m lab_harness.cli demo
+        build the lab (ZooKeeper, two chassis with OVS and
+        df-local-controller), create two networks and four VMs with dfctl,
+        let the VMs get their addresses by DHCP, ping across chassis, add a
+        router and ping between the networks, give it a gateway on an
+        external VLAN network whose upstream router runs BIRD: VMs leave by
+        SNAT through their own chassis, a floating IP is reached from
+        outside, BIRD learns the tenant prefixes and the FIP /32 from
+        df-bgp; print the flow count per chassis, tear down (--keep leaves
+        it up)
+    python3 -m lab_harness.cli status   what a kept lab runs
+    python3 -m lab_harness.cli down     tear a kept lab down (by PID, name)
 
 Needs root (network namespaces) and Open vSwitch, ZooKeeper, busybox.
 """
@@ -24,8 +22,8 @@ import subprocess
 import sys
 import time
 
-from dragonflow.lab import bgplab
-from dragonflow.lab import netlab
+from lab_harness import bgplab
+from lab_harness import netlab
 
 DEFAULT_DIR = '/var/tmp/dragonflow-lab'
 PREFIX = 'dfd'
@@ -189,7 +187,7 @@ def _outside(lab, vms, ports):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='dragonflow-lab', description=__doc__.split('\n\n')[0],
+        prog='python3 -m lab_harness.cli', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1])
     parser.add_argument('--dir', default=DEFAULT_DIR,
@@ -222,7 +220,7 @@ def main(argv=None):
     finally:
         if args.keep:
             print(f'\nlab kept: ZooKeeper at {lab.zk_address}; VMs are '
-                  f'namespaces {PREFIX}-<vm>; dragonflow-lab down removes it')
+                  f'namespaces {PREFIX}-<vm>; python3 -m lab_harness.cli down removes it')
         else:
             lab.destroy()
 

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from dragonflow.lab import netlab
-from dragonflow.lab.netlab import AGENT_DIR, kill_pid, sh
+from lab_harness import netlab
+from lab_harness.netlab import AGENT_DIR, kill_pid, sh
 
 BIRD_CONF = """router id {bird_ip};
 protocol device {{}}
