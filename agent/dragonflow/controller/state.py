@@ -210,14 +210,20 @@ class LocalState:
         return sorted(n for n in out if self.network(n) is not None)
 
     # --- routers and NAT -------------------------------------------------
-    def routers_of(self, net_id):
-        """Enabled routers with an interface on a network."""
+    def enabled_interfaces(self, net_id):
+        """(router port, router) of each interface on a network whose
+        router exists and is enabled."""
         out = []
         for rport in self.router_ports(net_id):
             router = self.get('logical_router', rport.router_id)
             if router is not None and router.enabled:
-                out.append(router)
+                out.append((rport, router))
         return out
+
+    def routers_of(self, net_id):
+        """Enabled routers with an interface on a network (one entry per
+        interface)."""
+        return [router for _, router in self.enabled_interfaces(net_id)]
 
     @staticmethod
     def gateway_network(router):

@@ -7,6 +7,7 @@ import logging
 import struct
 
 from dragonflow.controller import apps
+from dragonflow.controller import packets
 from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class DhcpApp(apps.App):
         return None
 
     def _build(self, state, port, subnet, ip, request, reply):
-        from os_ken.lib.packet import dhcp, ethernet, ipv4, packet, udp
+        from os_ken.lib.packet import dhcp, udp
         server, opts = reply_options(state, port, subnet, ip, reply)
         options = dhcp.options(option_list=[
             dhcp.option(tag=tag, value=value) for tag, value in opts])
@@ -126,16 +127,9 @@ class DhcpApp(apps.App):
                            xid=request.xid, flags=request.flags,
                            yiaddr=ip if reply != NAK else '0.0.0.0',
                            siaddr=server, options=options)
-        pkt = packet.Packet()
-        pkt.add_protocol(ethernet.ethernet(dst=request.chaddr,
-                                           src=SERVER_MAC,
-                                           ethertype=pl.ETH_IP))
-        pkt.add_protocol(ipv4.ipv4(src=server, dst='255.255.255.255',
-                                   proto=17, ttl=64))
-        pkt.add_protocol(udp.udp(src_port=67, dst_port=68))
-        pkt.add_protocol(answer)
-        pkt.serialize()
-        return pkt.data
+        return packets.ipv4_frame(SERVER_MAC, request.chaddr, server,
+                                  '255.255.255.255', 17,
+                                  udp.udp(src_port=67, dst_port=68), answer)
 
 
 APP = DhcpApp

@@ -16,6 +16,7 @@ import logging
 import struct
 
 from dragonflow.controller import apps
+from dragonflow.controller import packets
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps.dhcp import LEASE_SECONDS, SERVER_MAC
 from dragonflow.model.logical_port import link_local
@@ -126,15 +127,10 @@ class Dhcpv6App(apps.App):
         if answer == REPLY and msg_type == SOLICIT:
             body += _option(OPT_RAPID_COMMIT, b'')
         eth = pkt.get_protocol(ethernet.ethernet)
-        reply = packet.Packet()
-        reply.add_protocol(ethernet.ethernet(dst=eth.src, src=SERVER_MAC,
-                                             ethertype=pl.ETH_IPV6))
-        reply.add_protocol(ipv6.ipv6(src=link_local(SERVER_MAC), dst=ip6.src,
-                                     nxt=17, hop_limit=255))
-        reply.add_protocol(udp.udp(src_port=547, dst_port=546))
-        reply.add_protocol(bytes([answer]) + bytes(payload[1:4]) + body)
-        reply.serialize()
-        state.send_to(port, reply.data, send_packet)
+        state.send_to(port, packets.ipv6_frame(
+            SERVER_MAC, eth.src, link_local(SERVER_MAC), ip6.src, 17,
+            udp.udp(src_port=547, dst_port=546),
+            bytes([answer]) + bytes(payload[1:4]) + body), send_packet)
         LOG.info('DHCPv6 %s for port %s%s', 'ADVERTISE' if answer ==
                  ADVERTISE else 'REPLY', port.id,
                  f': {address}' if stateful else '')

@@ -48,10 +48,7 @@ class L3App(apps.App):
 
     def network_flows(self, state, network):
         out = []
-        for rport in state.router_ports(network.id):
-            router = state.get('logical_router', rport.router_id)
-            if router is None or not router.enabled:
-                continue
+        for rport, router in state.enabled_interfaces(network.id):
             # Into the router from this network.
             out.append(self.flow(
                 pl.L2_LOOKUP, 100,

@@ -142,10 +142,7 @@ class NatApp(apps.App):
     # --- a tenant network behind a router with a gateway ----------------
     def _tenant_flows(self, state, network):
         out = []
-        for rport in state.router_ports(network.id):
-            router = state.get('logical_router', rport.router_id)
-            if router is None or not router.enabled:
-                continue
+        for rport, router in state.enabled_interfaces(network.id):
             external = state.network(state.gateway_network(router))
             if external is None or not external.external:
                 continue

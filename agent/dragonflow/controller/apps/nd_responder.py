@@ -9,6 +9,7 @@ unknown addresses are switched as usual."""
 import ipaddress
 
 from dragonflow.controller import apps
+from dragonflow.controller import packets
 from dragonflow.controller import pipeline as pl
 from dragonflow.model.logical_port import link_local
 
@@ -73,18 +74,12 @@ class NdResponderApp(apps.App):
             return
         eth = pkt.get_protocol(ethernet.ethernet)
         ip6 = pkt.get_protocol(ipv6.ipv6)
-        reply = packet.Packet()
-        reply.add_protocol(ethernet.ethernet(dst=eth.src, src=mac,
-                                             ethertype=pl.ETH_IPV6))
-        reply.add_protocol(ipv6.ipv6(src=target, dst=ip6.src,
-                                     nxt=pl.ICMPV6, hop_limit=255))
-        reply.add_protocol(icmpv6.icmpv6(
-            type_=pl.ICMPV6_NA, code=0, data=icmpv6.nd_neighbor(
-                res=(ROUTER if is_router else 0) | SOLICITED | OVERRIDE,
-                dst=target, option=icmpv6.nd_option_tla(length=1,
-                                                        hw_src=mac))))
-        reply.serialize()
-        state.send_to(port, reply.data, send_packet)
+        state.send_to(port, packets.ipv6_frame(
+            mac, eth.src, target, ip6.src, pl.ICMPV6, icmpv6.icmpv6(
+                type_=pl.ICMPV6_NA, code=0, data=icmpv6.nd_neighbor(
+                    res=(ROUTER if is_router else 0) | SOLICITED | OVERRIDE,
+                    dst=target, option=icmpv6.nd_option_tla(
+                        length=1, hw_src=mac)))), send_packet)
 
 
 APP = NdResponderApp

@@ -13,6 +13,7 @@ DHCPv6 itself is the dhcpv6 app's."""
 import time
 
 from dragonflow.controller import apps
+from dragonflow.controller import packets
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps.nd_responder import icmp6_match
 from dragonflow.model.logical_port import link_local
@@ -26,17 +27,16 @@ ALL_NODES = ('33:33:00:00:00:01', 'ff02::1')
 def advertising(state, network):
     """(router port, subnet) pairs of the network that advertise."""
     out = []
-    for rport in state.router_ports(network.id):
+    for rport, _ in state.enabled_interfaces(network.id):
         subnet = state.get('subnet', rport.subnet_id)
-        router = state.get('logical_router', rport.router_id)
-        if subnet is not None and router is not None and router.enabled and \
-                subnet.network.version == 6 and subnet.ipv6_ra_mode:
+        if subnet is not None and subnet.network.version == 6 and \
+                subnet.ipv6_ra_mode:
             out.append((rport, subnet))
     return out
 
 
 def router_advertisement(network, rport, subnet, eth_dst, ip_dst):
-    from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
+    from os_ken.lib.packet import icmpv6
     flags = {'dhcpv6-stateful': MANAGED,
              'dhcpv6-stateless': OTHER}.get(subnet.ipv6_ra_mode, 0)
     prefix_flags = ON_LINK | (AUTONOMOUS if subnet.ipv6_address_mode in (
@@ -51,17 +51,12 @@ def router_advertisement(network, rport, subnet, eth_dst, ip_dst):
                             res1=prefix_flags, val_l=86400, pre_l=14400,
                             prefix=str(subnet.network.network_address)),
     ]
-    pkt = packet.Packet()
-    pkt.add_protocol(ethernet.ethernet(dst=eth_dst, src=rport.mac,
-                                       ethertype=pl.ETH_IPV6))
-    pkt.add_protocol(ipv6.ipv6(src=link_local(rport.mac), dst=ip_dst,
-                               nxt=pl.ICMPV6, hop_limit=255))
-    pkt.add_protocol(icmpv6.icmpv6(
-        type_=pl.ICMPV6_RA, code=0, data=icmpv6.nd_router_advert(
-            ch_l=64, res=flags, rou_l=1800, rea_t=0, ret_t=0,
-            options=options)))
-    pkt.serialize()
-    return pkt.data
+    return packets.ipv6_frame(
+        rport.mac, eth_dst, link_local(rport.mac), ip_dst, pl.ICMPV6,
+        icmpv6.icmpv6(type_=pl.ICMPV6_RA, code=0,
+                      data=icmpv6.nd_router_advert(
+                          ch_l=64, res=flags, rou_l=1800, rea_t=0, ret_t=0,
+                          options=options)))
 
 
 class RouterAdvertisementApp(apps.App):

@@ -21,6 +21,7 @@ import logging
 import time
 
 from dragonflow.controller import apps
+from dragonflow.controller import packets
 from dragonflow.controller import packet_in
 from dragonflow.controller import pipeline as pl
 
@@ -63,11 +64,9 @@ class RouterIcmpApp(apps.App):
 
     def network_flows(self, state, network):
         out = []
-        for rport in state.router_ports(network.id):
-            router = state.get('logical_router', rport.router_id)
+        for rport, router in state.enabled_interfaces(network.id):
             subnet = state.get('subnet', rport.subnet_id)
-            if router is None or not router.enabled or subnet is None or \
-                    subnet.network.version != 4:
+            if subnet is None or subnet.network.version != 4:
                 continue
             key = {pl.REG_ROUTER: router.unique_key, 'eth_type': pl.ETH_IP}
             # Below the host routes of ports (100) and extra routes (50+).
@@ -135,19 +134,13 @@ def _is_icmp_error(pkt):
 def _icmp_error(eth, rport, sender, ip_bytes, kind, code):
     """The ICMP error a router sends back for the IP packet ip_bytes: its
     header and the first 8 bytes of its payload (RFC 792)."""
-    from os_ken.lib.packet import ethernet, icmp, ipv4, packet
+    from os_ken.lib.packet import icmp
     header_len = (ip_bytes[0] & 0x0f) * 4
     original = bytes(ip_bytes[:header_len + 8])
     body = icmp.TimeExceeded(data=original) if kind == TIME_EXCEEDED else \
         icmp.dest_unreach(data=original)
-    pkt = packet.Packet()
-    pkt.add_protocol(ethernet.ethernet(dst=eth.src, src=rport.mac,
-                                       ethertype=pl.ETH_IP))
-    pkt.add_protocol(ipv4.ipv4(src=rport.ip, dst=sender, proto=1,
-                               ttl=64))
-    pkt.add_protocol(icmp.icmp(type_=kind, code=code, data=body))
-    pkt.serialize()
-    return pkt.data
+    return packets.ipv4_frame(rport.mac, eth.src, rport.ip, sender, 1,
+                              icmp.icmp(type_=kind, code=code, data=body))
 
 
 APP = RouterIcmpApp
