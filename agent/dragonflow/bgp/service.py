@@ -24,9 +24,7 @@ import time
 
 from oslo_config import cfg
 
-from dragonflow import conf as df_conf
 from dragonflow import daemon
-from dragonflow import errors
 from dragonflow.bgp import routes
 from dragonflow.inbox import Inbox
 
@@ -224,41 +222,35 @@ def green_bgp_sockets():
         module.socket = green_socket
 
 
+class BgpDaemon(daemon.Daemon):
+    """df-bgp's steps in the daemon bootstrap."""
+
+    binary = BINARY
+    description = 'Dragonflow BGP service'
+
+    def __init__(self):
+        self.service = None
+
+    def register_opts(self, conf):
+        green_bgp_sockets()
+        # Registers os-ken's own CLI options: must happen before parsing.
+        from os_ken.services.protocols.bgp import bgpspeaker  # noqa: F401
+        register_opts(conf)
+
+    def start(self, conf, nb):
+        self.service = BgpService(conf, nb)
+        return nb.subscribe(self.service.on_nb_change, tables=FOLLOWED,
+                            name='bgp')
+
+    def serve(self, conf, nb):
+        from os_ken.lib import hub
+        LOG.info('%s running', BINARY)
+        hub.spawn(self.service.run).wait()
+
+
 def main(argv=None):
-    green_bgp_sockets()
     from os_ken import cfg as osken_cfg
-    from os_ken.lib import hub
-    # Registers os-ken's own CLI options: must happen before parsing.
-    from os_ken.services.protocols.bgp import bgpspeaker  # noqa: F401
-
-    from dragonflow.nb import api as nb_api
-    from dragonflow.nb import health
-
-    conf = osken_cfg.CONF
-    df_conf.register_opts(conf)
-    register_opts(conf)
-    conf.register_cli_opt(cfg.BoolOpt('debug', default=False,
-                                      help='verbose logs'))
-    df_conf.load(sys.argv[1:] if argv is None else argv, conf=conf,
-                 prog=BINARY, description='Dragonflow BGP service')
-    daemon.setup_logging(conf.debug)
-    try:
-        nb = nb_api.NbApi.from_conf(conf)
-    except errors.NbUnavailable as e:
-        LOG.error('%s', e)
-        return 3
-    service = BgpService(conf, nb)
-    subscriber = nb.subscribe(service.on_nb_change, tables=FOLLOWED,
-                              name='bgp')
-    subscriber.wait_synced(60)
-    reporter = health.ServiceReporter(nb, BINARY, conf.df.host,
-                                      conf.df.host,
-                                      conf.df.report_interval).start()
-
-    daemon.exit_on_signals(reporter, nb)
-    LOG.info('%s running', BINARY)
-    hub.spawn(service.run).wait()
-    return 0
+    return daemon.run(BgpDaemon(), argv, osken_cfg.CONF)
 
 
 if __name__ == '__main__':

@@ -464,92 +464,101 @@ def _sender(dp):
     return send
 
 
+class ControllerDaemon(daemon.Daemon):
+    """df-local-controller's steps in the daemon bootstrap."""
+
+    binary = BINARY
+    description = 'Dragonflow local controller'
+    stop_note = ' (flows stay in place)'
+
+    def __init__(self):
+        self.mappings = {}
+        self.ovs = self.chassis_id = self.controller = None
+        self.services = []
+
+    def register_opts(self, conf):
+        import os_ken.controller.controller  # noqa: F401  (its options)
+
+    def check(self, conf):
+        df = conf.df
+        if not df.local_ip:
+            raise daemon.ConfigError('[df] local_ip is required (this '
+                                     'chassis\' tunnel endpoint address)')
+        try:
+            df_apps.load(df.apps_list)
+        except ValueError as e:
+            raise daemon.ConfigError(f'[df] apps_list: {e}') from None
+        try:
+            self.mappings = df_conf.bridge_mappings(
+                conf.df_provider_networks.bridge_mappings)
+        except ValueError as e:
+            raise daemon.ConfigError(f'[df_provider_networks] {e}') from None
+
+    def start(self, conf, nb):
+        """Register the chassis, then complete the local view (local
+        interfaces, then the NB objects of the topics they need) before
+        the switch connects: the first full sync replaces the previous
+        generation's flows, so it must not run on a partial view."""
+        from dragonflow.controller.ovsdb import Ovs
+        df = conf.df
+        self.ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
+        self.chassis_id = df.chassis_id or self.ovs.system_id() or df.host
+        chassis = {'id': self.chassis_id, 'hostname': df.host,
+                   'ip': df.local_ip, 'tunnel_types': df.tunnel_types}
+        if df.external_host_ip:
+            chassis['external_host_ip'] = df.external_host_ip
+        try:
+            nb.patch('chassis', self.chassis_id, chassis)
+        except errors.NotFound:
+            nb.create('chassis', chassis)
+        controller = self.controller = LocalController(
+            conf, nb, self.ovs, self.chassis_id)
+        controller.selection = Selection(nb, controller.on_nb_change,
+                                         FOLLOWED).start()
+        controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
+                                  for physnet, bridge in self.mappings.items()}
+        self.ovs.watch_interfaces(controller.on_interface)
+        return controller.selection
+
+    def prepare(self, conf, nb):
+        """The integration bridge, the provider patches, and the OpenFlow
+        listener the bridge connects to."""
+        from os_ken.base import app_manager
+        df = conf.df
+        self.ovs.setup_bridge(
+            df.datapath_type, f'tcp:{df.of_listen_address}:'
+            f'{df.of_listen_port}', df.local_ip, df.tunnel_types,
+            df.packet_in_rate_limit, df.packet_in_burst_limit)
+        self.ovs.setup_provider_bridges(self.mappings)
+        ofswitch.DfOfApp.controller = self.controller
+        conf.set_override('ofp_listen_host', df.of_listen_address)
+        conf.set_override('ofp_tcp_listen_port', df.of_listen_port)
+        manager = app_manager.AppManager.get_instance()
+        manager.load_apps(['dragonflow.controller.ofswitch'])
+        self.services = manager.instantiate_apps(
+            **manager.create_contexts())
+
+    def health_ids(self, conf):
+        return self.chassis_id, conf.df.host
+
+    def serve(self, conf, nb):
+        from os_ken.lib import hub
+        controller = self.controller
+
+        def ticker():
+            while True:
+                hub.sleep(TICK)
+                controller.post('tick', None)
+        self.services += [hub.spawn(controller.run), hub.spawn(ticker)]
+        LOG.info('%s running on chassis %s (%s), apps: %s', BINARY,
+                 self.chassis_id, conf.df.local_ip,
+                 ', '.join(conf.df.apps_list))
+        hub.joinall(self.services)
+
+
 def main(argv=None):
-    from os_ken.lib import hub
     from os_ken import cfg as osken_cfg
-    from os_ken.base import app_manager
-    import os_ken.controller.controller  # noqa: F401  (registers options)
-
-    from dragonflow.controller.ovsdb import Ovs
-    from dragonflow.nb import api as nb_api
-    from dragonflow.nb import health
-
-    conf = osken_cfg.CONF
-    df_conf.register_opts(conf)
-    conf.register_cli_opt(df_conf.cfg.BoolOpt('debug', default=False,
-                                              help='verbose logs'))
-    df_conf.load(sys.argv[1:] if argv is None else argv, conf=conf,
-                 prog=BINARY, description='Dragonflow local controller')
-    daemon.setup_logging(conf.debug)
-    df = conf.df
-    if not df.local_ip:
-        LOG.error('[df] local_ip is required (this chassis\' tunnel '
-                  'endpoint address)')
-        return 2
-    try:
-        apps_check = df_apps.load(df.apps_list)
-        del apps_check
-    except ValueError as e:
-        LOG.error('[df] apps_list: %s', e)
-        return 2
-    try:
-        mappings = df_conf.bridge_mappings(
-            conf.df_provider_networks.bridge_mappings)
-    except ValueError as e:
-        LOG.error('[df_provider_networks] %s', e)
-        return 2
-
-    ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
-    chassis_id = df.chassis_id or ovs.system_id() or df.host
-    nb = nb_api.NbApi.from_conf(conf)
-    chassis = {'id': chassis_id, 'hostname': df.host, 'ip': df.local_ip,
-               'tunnel_types': df.tunnel_types}
-    if df.external_host_ip:
-        chassis['external_host_ip'] = df.external_host_ip
-    try:
-        nb.patch('chassis', chassis_id, chassis)
-    except errors.NotFound:
-        nb.create('chassis', chassis)
-
-    controller = LocalController(conf, nb, ovs, chassis_id)
-    # Complete the local view (local interfaces, then the NB objects of the
-    # topics they need) before the switch connects: the first full sync
-    # replaces the previous generation's flows, so it must not run on a
-    # partial view.
-    controller.selection = Selection(nb, controller.on_nb_change,
-                                     FOLLOWED).start()
-    controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
-                              for physnet, bridge in mappings.items()}
-    ovs.watch_interfaces(controller.on_interface)
-    if not controller.selection.wait_synced(60):
-        LOG.error('no initial NB sync from ZooKeeper within 60 s')
-        return 1
-    ovs.setup_bridge(df.datapath_type,
-                     f'tcp:{df.of_listen_address}:{df.of_listen_port}',
-                     df.local_ip, df.tunnel_types, df.packet_in_rate_limit,
-                     df.packet_in_burst_limit)
-    ovs.setup_provider_bridges(mappings)
-    ofswitch.DfOfApp.controller = controller
-    conf.set_override('ofp_listen_host', df.of_listen_address)
-    conf.set_override('ofp_tcp_listen_port', df.of_listen_port)
-    manager = app_manager.AppManager.get_instance()
-    manager.load_apps(['dragonflow.controller.ofswitch'])
-    services = manager.instantiate_apps(**manager.create_contexts())
-    reporter = health.ServiceReporter(nb, BINARY, chassis_id, df.host,
-                                      df.report_interval).start()
-
-    daemon.exit_on_signals(reporter, nb, ' (flows stay in place)')
-    services.append(hub.spawn(controller.run))
-
-    def ticker():
-        while True:
-            hub.sleep(TICK)
-            controller.post('tick', None)
-    services.append(hub.spawn(ticker))
-    LOG.info('%s running on chassis %s (%s), apps: %s', BINARY, chassis_id,
-             df.local_ip, ', '.join(df.apps_list))
-    hub.joinall(services)
-    return 0
+    return daemon.run(ControllerDaemon(), argv, osken_cfg.CONF)
 
 
 if __name__ == '__main__':
