@@ -2,9 +2,10 @@
 switch events (connect, packet-in) to the controller.
 
 Cookies are ``generation << 32 | app cookie``. A (re)connected switch gets
-all desired flows under a new generation; identical flows are replaced in
-place (OpenFlow add of the same match and priority), so traffic never
-stops; then, after a barrier, flows of the older generation are deleted.
+all desired flows under a new generation and the deletion of the older
+generation's flows in one atomic bundle (controller/flowcodec.py): an
+identical flow is replaced in place (OpenFlow add of the same match and
+priority), so traffic never stops.
 """
 import logging
 

@@ -188,7 +188,8 @@ class LocalState:
         return [self.chassis(c) for c in ids]
 
     def local_networks(self):
-        """Networks this chassis programs: those of its local ports."""
+        """Networks with a port on this chassis (programmed_networks adds
+        those their routers reach)."""
         nets = set()
         for port_id in self.local_port_ids():
             port = self.get('logical_port', port_id)

@@ -1,6 +1,9 @@
-"""Datapath keys: a small unique integer per object that the OpenFlow
-pipeline uses in registers and tunnel ids (network key in ``metadata``,
-port keys in ``reg6``/``reg7``, router key in ``reg5``)."""
+"""Datapath keys: an NB-wide unique integer per object, drawn at random
+below ``2 ** key_bits`` on create, that the OpenFlow pipeline uses in
+registers and conntrack: network key in ``metadata`` and as conntrack zone
+(16 bits), port keys in ``reg6``/``reg7``, ``ct_mark`` and the Geneve
+port-key option (31 bits), router key in ``reg5``. Tunnels carry the
+network's segmentation id, not its key."""
 import random
 
 from dragonflow.model import base

@@ -356,25 +356,34 @@ class ZkStore:
 
         Raises AlreadyExists, NotFound, StaleVersion, UniqueConflict,
         DanglingReference, StillReferenced or NbUnavailable; in every error
-        case nothing was written.
+        case the object, its references, unique keys, feed membership and
+        log entries are as they were. (The table's directory and the
+        topic's feed are created first when missing, outside the
+        transaction, and stay.)
         """
-        lay = self.layout
         self.ensure_table(ws.table)
-        feed = self.ensure_feed(ws.feed)
-        new_dirs = []
-        for index, key in ws.add_keys:
-            for path in self._missing_dirs(posixpath.dirname(
-                    lay.key(index, key))):
-                if path not in new_dirs:
-                    new_dirs.append(path)
-        txn = self.client.transaction()
-        ops = []   # what each transaction op means, for error mapping
+        ops = self._plan(ws, self.ensure_feed(ws.feed))
+        results = self._run(ws, ops)
+        for (kind, info, _, _, _), result in zip(ops, results):
+            if isinstance(result, Exception) and \
+                    not isinstance(result, kz.RolledBackError):
+                raise self._explain(ws, kind, info, result)
+        position = next(result for (kind, _, method, _, _), result in
+                        zip(ops, results) if kind == 'log' and
+                        method == 'create')
+        return seq_of(posixpath.basename(position))
+
+    def _plan(self, ws, feed):
+        """The transaction's operations, in order, as (kind, info, method,
+        args, kwargs); kind and info say what an operation means, to
+        explain its failure."""
+        lay = self.layout
+        ops = []
 
         def op(kind, info, method, *args, **kwargs):
-            ops.append((kind, info))
-            getattr(txn, method)(*args, **kwargs)
+            ops.append((kind, info, method, args, kwargs))
 
-        for path in new_dirs:
+        for path in self._new_index_dirs(ws):
             op('dir', path, 'create', path)
         obj_path = lay.obj(ws.table, ws.id)
         target = lay.ref_target(ws.table, ws.id)
@@ -399,34 +408,43 @@ class ZkStore:
         for g_table, g_id, version in ws.guards:
             op('guard', (g_table, g_id), 'set_data',
                lay.ref_target(g_table, g_id), b'', version=version)
-        # The object's topic feed, then the global log (kept last: its
-        # sequence is the write's position).
+        # The object's topic feed, then the global log (its sequence is the
+        # write's position); touching each log node bumps its mzxid.
         member = f'{feed.members}/{ws.owner}'
         if ws.action == 'create':
             op('member', None, 'create', member)
         elif ws.action == 'delete':
             op('member', None, 'delete', member)
         entry = ws.log_entry()
-        op('feed', None, 'create', f'{feed.log}/{LOG_PREFIX}', entry,
-           sequence=True)
-        op('feed', None, 'set_data', feed.log, b'')
-        op('log', None, 'create', f'{lay.log}/{LOG_PREFIX}', entry,
-           sequence=True)
-        op('log', None, 'set_data', lay.log, b'')
+        for kind, log in (('feed', feed.log), ('log', lay.log)):
+            op(kind, None, 'create', f'{log}/{LOG_PREFIX}', entry,
+               sequence=True)
+            op(kind, None, 'set_data', log, b'')
+        return ops
 
+    def _new_index_dirs(self, ws):
+        """Missing parent directories of the unique keys ws adds."""
+        out = []
+        for index, key in ws.add_keys:
+            for path in self._missing_dirs(posixpath.dirname(
+                    self.layout.key(index, key))):
+                if path not in out:
+                    out.append(path)
+        return out
+
+    def _run(self, ws, ops):
+        """Commit the operations as one transaction; its results."""
+        txn = self.client.transaction()
+        for _, _, method, args, kwargs in ops:
+            getattr(txn, method)(*args, **kwargs)
         try:
-            results = txn.commit()
+            return txn.commit()
         except (kz.ConnectionLoss, kz.SessionExpiredError,
                 kz.OperationTimeoutError) as e:
             raise errors.NbUnavailable(
                 f'{ws.table} {ws.id}: lost the ZooKeeper connection during '
                 f'the write ({type(e).__name__}); its outcome is unknown, '
                 'read the object to check') from None
-        for (kind, info), result in zip(ops, results):
-            if isinstance(result, Exception) and \
-                    not isinstance(result, kz.RolledBackError):
-                raise self._explain(ws, kind, info, result)
-        return seq_of(posixpath.basename(results[-2]))
 
     def _explain(self, ws, kind, info, exc):
         if isinstance(exc, kz.NoAuthError):
