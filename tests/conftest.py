@@ -96,7 +96,7 @@ def build(tree):
 
 
 def bump_version(tree, new):
-    """Set the version in its three places (package, changelog, spec)."""
+    """Set the version (in the package) and add its changelog entry."""
     init = os.path.join(tree, 'agent', 'dragonflow', '__init__.py')
     with open(init) as f:
         text = f.read()
@@ -112,12 +112,6 @@ def bump_version(tree, new):
                 ' -- Dragonflow lean developers <dragonflow@example.org>  '
                 + time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())
                 + '\n\n' + old)
-    spec = os.path.join(tree, 'packaging', 'rpm', 'dragonflow.spec')
-    with open(spec) as f:
-        text = f.read()
-    with open(spec, 'w') as f:
-        f.write(re.sub(r'^Version: .*$', f'Version:        {new}', text,
-                       flags=re.M))
 
 
 @pytest.fixture(scope='session')

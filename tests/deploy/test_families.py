@@ -52,3 +52,32 @@ def test_roles_resolve_per_family(family, tmp_path):
     classpath = '/usr/share/java/zookeeper' if family == 'RedHat' else \
         '/usr/share/java/zookeeper.jar'
     assert classpath in unit
+
+
+@pytest.mark.parametrize('hosts,message', [
+    ([], 'dragonflow_zookeeper_hosts must list at least one ZooKeeper'),
+    (['zk1:2181', 'zk2:21x'], "got ['zk1:2181', 'zk2:21x']"),
+    (None, 'missing required arguments: dragonflow_zookeeper_hosts'),
+])
+def test_the_role_refuses_bad_zookeeper_hosts_before_any_change(
+        tmp_path, hosts, message):
+    play = tmp_path / 'play.yml'
+    play.write_text(f'''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  check_mode: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: {ROOT}/roles/dragonflow
+''')
+    extra = {'dragonflow_local_ip': '10.1.0.21'}
+    if hosts is not None:
+        extra['dragonflow_zookeeper_hosts'] = hosts
+    proc = subprocess.run(['ansible-playbook', str(play), '-e',
+                           json.dumps(extra)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out
+    # Nothing ran past the checks: no task changed or even got to run.
+    assert 'changed=0' in out and 'Package repository' not in out
