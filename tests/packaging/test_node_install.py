@@ -70,8 +70,10 @@ def test_install_upgrade_purge(node, dist_next):
     assert '/etc/dragonflow/dragonflow.ini' in node.run(
         'dpkg-query', '-W', '-f=${Conffiles}', 'dragonflow-common')
     assert 'dragonflow' in node.run('id', 'dragonflow')
-    assert node.run('stat', '-c', '%U %a', '/var/lib/dragonflow').split() == [
-        'dragonflow', '750']
+    # The config may hold ZooKeeper credentials.
+    assert node.run('stat', '-c', '%U %G %a',
+                    '/etc/dragonflow/dragonflow.ini').split() == [
+        'root', 'dragonflow', '640']
     assert node.run('systemctl', 'is-enabled',
                     'df-local-controller').strip() == 'enabled'
     wait_until(lambda: service(node, 'ActiveState') == 'active',
@@ -83,14 +85,18 @@ def test_install_upgrade_purge(node, dist_next):
                timeout=60, interval=0.5, message='chassis up')
     pid_before = service(node, 'MainPID')
 
-    # Upgrade with an admin-modified conffile: kept, service restarted.
+    # Upgrade with an admin-modified conffile: kept, with the group the
+    # admin gave it; service restarted.
     node.run('sh', '-c', 'echo "# site note" >> /etc/dragonflow/dragonflow.ini')
+    node.run('chgrp', 'adm', '/etc/dragonflow/dragonflow.ini')
     use_repo(node, 'repo-v2')
     node.run('apt-get', 'install', '-y', '-q', '-o',
              'Dpkg::Options::=--force-confold', 'dragonflow-controller')
     assert node.run('dpkg-query', '-W', '-f=${Version}',
                     'dragonflow-controller') == next_version
     assert '# site note' in node.run('cat', '/etc/dragonflow/dragonflow.ini')
+    assert node.run('stat', '-c', '%G', '/etc/dragonflow/dragonflow.ini'
+                    ).strip() == 'adm'
     wait_until(lambda: service(node, 'ActiveState') == 'active',
                timeout=60, interval=0.5, message='active after upgrade')
     assert service(node, 'MainPID') not in (pid_before, '0')

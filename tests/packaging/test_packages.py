@@ -30,6 +30,30 @@ def test_all_packages_are_built(dist):
         assert os.path.exists(rpm(dist, name)), name
 
 
+def test_the_library_ships_no_lab_and_no_test_tooling(dist):
+    files = run('dpkg-deb', '-c', deb(dist, 'python3-dragonflow'))
+    modules = [line.split()[-1] for line in files.splitlines()
+               if line.endswith('.py')]
+    assert any(m.endswith('/dragonflow/controller/pipeline.py')
+               for m in modules)
+    assert not [m for m in modules if '/lab' in m or 'lab_harness' in m]
+    rpm_files = run('rpm', '-qp', '-l', rpm(dist, 'python3-dragonflow'))
+    assert '/dragonflow/lab' not in rpm_files and 'lab_harness' not in \
+        rpm_files
+    for package in ('dragonflow-common', 'dragonflow-controller'):
+        assert 'dragonflow-lab' not in run('dpkg-deb', '-c',
+                                           deb(dist, package))
+
+
+def test_man_pages_and_spec_carry_the_package_version(dist):
+    man = run('sh', '-c', f'dpkg-deb --fsys-tarfile '
+              f'{deb(dist, "dragonflow-common")} | tar -xOf - '
+              './usr/share/man/man1/dfctl.1.gz | zcat | head -1')
+    assert f'"dragonflow {VERSION}"' in man
+    assert run('rpm', '-qp', '--qf', '%{VERSION}',
+               rpm(dist, 'dragonflow-common')) == VERSION
+
+
 def test_lintian_and_rpmlint_report_no_errors(dist):
     with open(os.path.join(dist, 'lintian.txt')) as f:
         assert not [line for line in f if line.startswith('E:')]
@@ -58,16 +82,22 @@ def test_deb_conffile_unit_and_maintainer_scripts(dist):
         with open(os.path.join(tmp, 'postinst')) as f:
             postinst = f.read()
         assert 'adduser --system --group' in postinst
-        with open(os.path.join(tmp, 'postrm')) as f:
-            assert 'rm -rf /var/lib/dragonflow' in f.read()
+        # Config ownership only while it is as dpkg unpacked it.
+        assert 'if [ "$(stat -c %U:%G /etc/dragonflow/dragonflow.ini)" = ' \
+            '"root:root" ]; then' in postinst
+    # No state directory: nothing would use it.
+    assert 'var/lib/dragonflow' not in run(
+        'dpkg-deb', '-c', deb(dist, 'dragonflow-common'))
     with tempfile.TemporaryDirectory() as tmp:
         run('dpkg-deb', '-e', deb(dist, 'dragonflow-controller'), tmp)
         with open(os.path.join(tmp, 'postinst')) as f:
             postinst = f.read()
-        assert 'deb-systemd-helper' in postinst       # enable on install
-        assert 'df-local-controller.service' in postinst
-        with open(os.path.join(tmp, 'postinst')) as f:
-            assert 'restart' in f.read() or 'try-restart' in postinst
+        # Enabled on install, started; restarted on upgrade.
+        assert "deb-systemd-helper enable 'df-local-controller.service'" \
+            in postinst
+        assert '_dh_action=restart' in postinst and \
+            "deb-systemd-invoke $_dh_action 'df-local-controller.service'" \
+            in postinst
     files = run('dpkg-deb', '-c', deb(dist, 'dragonflow-controller'))
     assert './lib/systemd/system/df-local-controller.service' in files
     # The program is shared with the L3 flavour: it lives in common.
