@@ -31,6 +31,39 @@ def lab():
         net.remove_dir()
 
 
+# What an agent logs when the pipeline contract breaks: a refused flow
+# (undeclared stage, not a writer, undeclared next stage, second owner) or
+# a packet-in that no app asked for.
+CONTRACT_BREACHES = (b'flow refused: ', b'packet-in no app asked for')
+
+
+@pytest.fixture(autouse=True)
+def pipeline_contract_holds(request):
+    """Every lab test also checks that no agent refused a flow or dropped
+    an unclaimed packet-in while it ran: the pipeline check is on in the
+    agents (the default) and a breach fails the test that caused it."""
+    if 'lab' not in request.fixturenames:
+        yield
+        return
+    lab = request.getfixturevalue('lab')
+    logs = {name: os.path.join(ch.dir, 'controller.log')
+            for name, ch in lab.chassis.items()}
+    start = {name: os.path.getsize(path) if os.path.exists(path) else 0
+             for name, path in logs.items()}
+    yield
+    breaches = []
+    for name, path in logs.items():
+        if not os.path.exists(path):
+            continue
+        with open(path, 'rb') as f:
+            f.seek(start[name] if os.path.getsize(path) >= start[name]
+                   else 0)
+            breaches += [f'{name}: {line.decode(errors="replace").strip()}'
+                         for line in f if any(b in line for b in
+                                              CONTRACT_BREACHES)]
+    assert not breaches, '\n'.join(breaches)
+
+
 @pytest.fixture(scope='session')
 def lab_nb(lab):
     client = zk.make_client(lab.zk_address)

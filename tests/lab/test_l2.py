@@ -144,10 +144,16 @@ def test_port_security_off_lets_anything_through(topo):
     assert '100% packet loss' not in out
 
 
+def _names_key(flow, key):
+    """The flow line carries the port key as a whole value (0xb, not the
+    start of 0xb1 or the end of 0x1b)."""
+    return re.search(rf'(?<![0-9a-fx]){hex(key)}(?![0-9a-f])', flow) \
+        is not None
+
+
 def _port_flows(chassis, port):
-    key = hex(port.unique_key)
-    return [f for f in chassis.flows() if key in f or
-            any(mac in f for mac in port.macs)]
+    return [f for f in chassis.flows() if _names_key(f, port.unique_key) or
+            any(re.search(rf'\b{mac}\b', f) for mac in port.macs)]
 
 
 def test_deleting_a_port_stops_traffic_and_removes_its_flows(topo, lab,
@@ -196,7 +202,7 @@ def test_flows_after_kill_change_restart_equal_a_fresh_agents(topo, lab,
     lab_nb.delete('logical_port', gone.port_id)          # while it is down
     ch.start_controller()
     ch.wait_connected()
-    wait_until(lambda: not any(hex(gone.port.unique_key) in f
+    wait_until(lambda: not any(_names_key(f, gone.port.unique_key)
                                for f in ch.flows()), message='stale flows gone')
     time.sleep(1)
     restarted = _strip(ch.flows())
