@@ -66,6 +66,7 @@ bench: deps
 	$(PYTHON) bench/l3_bench.py
 	$(PYTHON) bench/trunk_bench.py
 	$(PYTHON) bench/sfc_bench.py
+	$(PYTHON) bench/pipeline_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache
