@@ -30,3 +30,16 @@ def ipv4_frame(eth_src, eth_dst, ip_src, ip_dst, proto, *payload):
     from os_ken.lib.packet import ipv4
     return frame(eth_src, eth_dst, ipv4.ipv4(
         src=ip_src, dst=ip_dst, proto=proto, ttl=64), *payload)
+
+
+def icmpv6_from_port(state, msg, kind):
+    """(packet, ICMPv6 message, local port) of a packet-in that is an
+    ICMPv6 message of type kind from a local port; None for anything
+    else."""
+    from os_ken.lib.packet import icmpv6, packet
+    pkt = packet.Packet(msg.data)
+    message = pkt.get_protocol(icmpv6.icmpv6)
+    port = state.port_from_packet_in(msg)
+    if message is None or message.type_ != kind or port is None:
+        return None
+    return pkt, message, port

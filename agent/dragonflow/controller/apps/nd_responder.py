@@ -61,12 +61,11 @@ class NdResponderApp(apps.App):
         return out
 
     def neighbour_solicitation(self, state, msg, send_packet):
-        from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
-        pkt = packet.Packet(msg.data)
-        icmp = pkt.get_protocol(icmpv6.icmpv6)
-        port = state.port_from_packet_in(msg)
-        if icmp is None or icmp.type_ != pl.ICMPV6_NS or port is None:
+        from os_ken.lib.packet import ethernet, icmpv6, ipv6
+        found = packets.icmpv6_from_port(state, msg, pl.ICMPV6_NS)
+        if found is None:
             return
+        pkt, icmp, port = found
         network = state.network(port.network_id)
         target = str(ipaddress.ip_address(icmp.data.dst))
         mac, is_router = answers(state, network).get(target, (None, False))

@@ -76,12 +76,11 @@ class RouterAdvertisementApp(apps.App):
                           [('controller',)])]
 
     def router_solicitation(self, state, msg, send_packet):
-        from os_ken.lib.packet import ethernet, icmpv6, ipv6, packet
-        pkt = packet.Packet(msg.data)
-        icmp = pkt.get_protocol(icmpv6.icmpv6)
-        port = state.port_from_packet_in(msg)
-        if icmp is None or icmp.type_ != pl.ICMPV6_RS or port is None:
+        from os_ken.lib.packet import ethernet, ipv6
+        found = packets.icmpv6_from_port(state, msg, pl.ICMPV6_RS)
+        if found is None:
             return
+        pkt, _, port = found
         network = state.network(port.network_id)
         eth = pkt.get_protocol(ethernet.ethernet)
         ip6 = pkt.get_protocol(ipv6.ipv6)
