@@ -187,12 +187,20 @@ class LocalController:
     def apply(self, batch):
         """Apply inputs to the local state; what they touch, with the
         port bindings they call for written."""
-        touched = NOTHING
+        # Accumulated in place: a batch may hold thousands of changes (a
+        # resync), and joining immutable values would copy them each time.
+        parts = [set() for _ in Touched._fields[:-1]]
+        full = False
         for kind, payload in batch:
             try:
-                touched |= self.inputs[kind](payload)
+                touched = self.inputs[kind](payload)
             except Exception:
                 LOG.exception('error handling %s event', kind)
+                continue
+            for part, value in zip(parts, touched):
+                part |= value
+            full = full or touched.full
+        touched = Touched(*parts, full=full)
         for port_id in sorted(touched.claims | touched.moved):
             port = self.state.get('logical_port', port_id)
             if port is None:
