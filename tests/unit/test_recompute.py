@@ -146,3 +146,43 @@ def test_every_followed_table_has_an_explicit_handler(controller):
             service.LocalController(controller.conf, Nb(), None, 'ch1')
     finally:
         service.FOLLOWED.remove('tap_flow')
+
+
+ALL = {'net', 'net2', 'vlan100', 'public'}
+
+
+@pytest.mark.parametrize('table,obj_id,changes,networks,ports', [
+    # A router: the networks of its interfaces and its gateway network.
+    ('logical_router', 'r', {'routes': []}, ALL, set()),
+    # An interface: its network and the router's other networks (not the
+    # gateway's: what NAT puts there does not depend on interfaces).
+    ('logical_router_port', 'rp2', {'mac': world.mac(0xb2)},
+     {'net', 'net2', 'vlan100'}, set()),
+    # A floating IP: its external network and its port's network.
+    ('floating_ip', 'fip', {'fixed_ip_address': '10.0.0.200'},
+     {'public', 'net'}, set()),
+    # A chassis (its address): every programmed network.
+    ('chassis', 'ch2', {'ip': '192.0.2.22'}, ALL, set()),
+    ('logical_switch', 'net2', {'mtu': 1400}, {'net2'}, set()),
+    # Chains span networks: what is programmed here.
+    ('port_chain', 'pc', {'flow_classifiers': []}, ALL, set()),
+    ('security_group', 'web', {'name': 'www'}, set(), set()),
+    ('trunk', 't', {'name': 'trunk'}, set(), set()),
+])
+def test_what_each_kind_of_nb_change_recomputes(controller, table, obj_id,
+                                               changes, networks, ports):
+    new, old = state_obj(controller, table, obj_id, **changes)
+    controller.step([change('update', new, old)])
+    if networks or ports:
+        assert controller.recomputed == [(networks, ports)]
+    else:
+        assert controller.recomputed == []
+    assert controller.refused == 0
+
+
+def test_a_subport_segmentation_touches_the_parent_network_and_the_child(
+        controller):
+    new, old = state_obj(controller, 'child_port_segmentation', 't-child',
+                         segmentation_id=11)
+    controller.step([change('update', new, old)])
+    assert controller.recomputed == [({'net', 'net2'}, {'child'})]
