@@ -65,6 +65,8 @@ def test_a_second_owner_of_a_flow_is_refused_and_both_are_named():
     table.replace('l2', 'net1', [flow]).raise_refused()
     other = fl.Flow(pl.EGRESS, 100, {'reg7': 5}, goto=pl.EGRESS_PROVIDER)
     reason = refusal(table, 'provider', 'net2', other)
+    assert reason.startswith('duplicate flow in stage 75 (egress) priority '
+                             '100')
     assert "owned by app l2 key 'net1', also wanted by app provider key " \
         "'net2'" in reason
     # Deleting the second owner's copy cannot remove the first's flow.

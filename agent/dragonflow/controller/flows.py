@@ -23,6 +23,8 @@ An empty action list with no goto drops.
 """
 import collections
 
+from dragonflow.controller import pipeline
+
 
 class Flow(collections.namedtuple('Flow', 'table priority match actions '
                                           'goto')):
@@ -140,10 +142,10 @@ class FlowTable:
     def _refusal(self, owner, flow):
         holder = self._owner.get(flow.identity())
         if holder is not None and holder != owner:
-            return (f'duplicate flow in table {flow.table} priority '
-                    f'{flow.priority} match {dict(flow.match)}: owned by '
-                    f'app {holder[0]} key {holder[1]!r}, also wanted by app '
-                    f'{owner[0]} key {owner[1]!r}')
+            return (f'duplicate flow in stage {pipeline.name(flow.table)} '
+                    f'priority {flow.priority} match {dict(flow.match)}: '
+                    f'owned by app {holder[0]} key {holder[1]!r}, also '
+                    f'wanted by app {owner[0]} key {owner[1]!r}')
         if self.check is not None:
             try:
                 self.check(owner[0], flow)

@@ -153,7 +153,8 @@ class PipelineError(ValueError):
     the stage."""
 
 
-def _name(table):
+def name(table):
+    """``55 (l2_lookup)``: a table as messages name it."""
     stage = BY_ID.get(table)
     return f'{table} ({stage.name})' if stage else str(table)
 
@@ -179,14 +180,14 @@ def check(app, flow):
             f'{dict(flow.match)})')
     if not stage.may_write(app):
         raise PipelineError(
-            f'app {app} may not write flows in stage {_name(stage.id)} '
+            f'app {app} may not write flows in stage {name(stage.id)} '
             f'(writers: {", ".join(sorted(stage.writers))})')
     for table in continuations(flow):
         if table not in stage.next:
-            allowed = ', '.join(_name(t) for t in sorted(stage.next))
+            allowed = ', '.join(name(t) for t in sorted(stage.next))
             raise PipelineError(
-                f'app {app}: stage {_name(stage.id)} may not go on to '
-                f'{_name(table)} (declared next: {allowed or "none"})')
+                f'app {app}: stage {name(stage.id)} may not go on to '
+                f'{name(table)} (declared next: {allowed or "none"})')
 
 
 def owners(app_names):
@@ -197,7 +198,7 @@ def owners(app_names):
         mine = [a for a in stage.owners if a in app_names]
         if len(mine) > 1:
             raise ValueError(f'apps {" and ".join(mine)} both own stage '
-                             f'{_name(stage.id)}')
+                             f'{name(stage.id)}')
         if mine:
             out[stage.id] = mine[0]
     return out
