@@ -91,6 +91,16 @@ def test_values_are_patched_per_flow(dp):
     assert codec.learned == 1
 
 
+def test_a_flow_with_many_values_is_serialised_by_os_ken_not_learned(dp):
+    codec = flowcodec.FlowCodec(dp)
+    copies = [a for key in range(1, 1001)
+              for a in (('set_field', 'reg7', key), ('resubmit', 105))]
+    flood = Flow(55, 50, {'metadata': 9}, [('set_field', 'reg4', 1)] + copies)
+    assert bytes(codec.encode(flood, 'add', 7, 9)) == reference(
+        dp, flood, 'add', 7, 9)
+    assert codec.fallbacks == 1     # one serialisation, not one per value
+
+
 def test_tun_metadata0_is_nxm_1_field_40_of_the_mapped_length():
     from dragonflow.controller import geneve
     geneve.register_field()          # idempotent

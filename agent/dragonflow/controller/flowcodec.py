@@ -7,7 +7,13 @@ same bytes except where their values go. So each shape is serialised once
 with os-ken, the byte range of every value is found by serialising it
 again with that value's bits inverted, and later flows of the shape are
 copies of those bytes with their values packed in. A shape whose values
-cannot be located that way is always serialised by os-ken.
+cannot be located that way is always serialised by os-ken, and so is one
+with more than ``LEARN_MAX`` values: learning costs one serialisation per
+value, and a flow with hundreds of actions (a network's flood list, one
+copy per local port) is usually alone of its shape, which changes with
+every port added, so learning it would cost O(ports^2) on every change
+(seen: 10 s with 1,000 ports, long enough for the switch's inactivity
+probe to drop the connection).
 
 Changes are sent in an ONF bundle (the OpenFlow 1.3 extension OVS
 implements, EXT-230), committed atomically: a switch sees all of a change
@@ -24,6 +30,7 @@ ONF_ET_BUNDLE_ADD_MESSAGE = 2301
 OFPT_EXPERIMENTER = 4
 BUNDLE_ADD = struct.Struct('!BBHIIIIxxH')
 CHUNK = 512 * 1024             # bytes per datapath.send()
+LEARN_MAX = 64                 # values a shape may have to be learned
 
 
 def _variables(flow, command='add'):
@@ -192,7 +199,9 @@ class FlowCodec:
         """FlowMod bytes (a bytearray) for flow."""
         shape = _shape(flow, command)
         if shape not in self._templates:
-            self._templates[shape] = self._learn(flow, command)
+            learnable = len(_variables(flow, command)) <= LEARN_MAX
+            self._templates[shape] = self._learn(flow, command) \
+                if learnable else None
             self.learned += 1
         template = self._templates[shape]
         if template is None:

@@ -109,38 +109,45 @@ class FlowTable:
         for app, key, flows in changes:
             owner = (app, key)
             new = set(flows)
-            old = self._by_key.get(owner, set())
-            plan.append((owner, new, old))
-            kept = {f.identity() for f in new}
-            for flow in old:
+            old = self._by_key.get(owner, frozenset())
+            removed = old - new
+            # Identities only of what changed: a key's unchanged flows
+            # (most of them, usually) cost nothing more here.
+            added = {f: f.identity() for f in new - old}
+            plan.append((owner, new, added, removed))
+            replaced = set(added.values())
+            for flow in removed:
                 identity = flow.identity()
-                if identity not in kept and self._owner.get(identity) == owner:
+                if identity not in replaced and \
+                        self._owner.get(identity) == owner:
                     del self._owner[identity]
         adds, released, refused = [], [], []
-        for owner, new, old in plan:
-            final = new & old
-            for flow in sorted(new - old, key=_order):
-                reason = self._refusal(owner, flow)
+        for owner, new, added, removed in plan:
+            kept = set()
+            for flow, identity in added.items():
+                reason = self._refusal(owner, flow, identity)
                 if reason is not None:
                     refused.append(Refusal(*owner, flow, reason))
+                    new.discard(flow)
+                    if self._owner.get(identity) == owner:
+                        del self._owner[identity]    # its old flow goes
                     continue
-                self._owner[flow.identity()] = owner
-                final.add(flow)
+                self._owner[identity] = owner
+                kept.add(identity)
                 adds.append((owner[0], flow))
-            if final:
-                self._by_key[owner] = final
+            if new:
+                self._by_key[owner] = new
             else:
                 self._by_key.pop(owner, None)
-            ids = {f.identity() for f in final}
-            released += [f for f in old if f.identity() not in ids]
+            released += [f for f in removed if f.identity() not in kept]
         # A flow another owner claimed in this batch is replaced by its add.
         deletes = {f.identity(): f for f in released
                    if f.identity() not in self._owner}
         return FlowChanges(sorted(adds, key=lambda a: _order(a[1])),
                            sorted(deletes.values(), key=_order), refused)
 
-    def _refusal(self, owner, flow):
-        holder = self._owner.get(flow.identity())
+    def _refusal(self, owner, flow, identity):
+        holder = self._owner.get(identity)
         if holder is not None and holder != owner:
             return (f'duplicate flow in stage {pipeline.name(flow.table)} '
                     f'priority {flow.priority} match {dict(flow.match)}: '
