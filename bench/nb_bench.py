@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'tests'))
 
+from kazoo.exceptions import ConnectionClosedError, ConnectionLoss  # noqa: E402,E501
 from lab_harness.zookeeper import ZkServer  # noqa: E402
 from dragonflow.nb.api import NbApi  # noqa: E402
 from dragonflow.store import zk  # noqa: E402
@@ -230,7 +231,10 @@ def _raw_watch_process(hosts, path, count, changes, ready, out):
 
     def arm(k):
         def fired(event):
-            data, _ = clients[k].get(path, watch=fired)
+            try:
+                data, _ = clients[k].get(path, watch=fired)
+            except (ConnectionClosedError, ConnectionLoss):
+                return          # the watch fired as the client closed
             if data:
                 latencies[k].append(time.time() - float(data))
         clients[k].get(path, watch=fired)
