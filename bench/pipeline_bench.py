@@ -77,16 +77,11 @@ def world(ports, networks):
 
 
 def changes(apps, state):
-    out = []
-    for app in apps:
-        out.append(fl.Change(app.name, 'global', app.global_flows(state)))
-        for net_id in state.programmed_networks():
-            out.append(fl.Change(app.name, net_id, app.network_flows(
-                state, state.network(net_id))))
-        for port_id in sorted(state.local_port_ids()):
-            out.append(fl.Change(app.name, ('port', port_id), app.port_flows(
-                state, state.get('logical_port', port_id))))
-    return out
+    return list(df_apps.global_changes(apps, state)) + list(df_apps.changes(
+        apps, state,
+        {n: state.network(n) for n in state.programmed_networks()},
+        {p: state.get('logical_port', p)
+         for p in sorted(state.local_port_ids())}))
 
 
 def timed(fn, repeat):

@@ -33,25 +33,28 @@ def computed(names):
     FlowTable (a pipeline break or a duplicate raises)."""
     state = world.state()
     apps = df_apps.load(names, world.controller(state))
-    changes = []
-    for app in apps:
-        changes.append(fl.Change(app.name, 'global', app.global_flows(state)))
-        for net_id in state.programmed_networks():
-            changes.append(fl.Change(app.name, f'network {net_id}',
-                                     app.network_flows(
-                                         state, state.network(net_id))))
-        for port_id in sorted(state.local_port_ids()):
-            port = state.get('logical_port', port_id)
-            changes.append(fl.Change(app.name, f'port {port_id}',
-                                     app.port_flows(state, port)))
+    changes = list(df_apps.global_changes(apps, state)) + list(
+        df_apps.changes(apps, state, {n: state.network(n) for n in
+                                      state.programmed_networks()},
+                        {p: state.get('logical_port', p) for p in
+                         sorted(state.local_port_ids())}))
     table = fl.FlowTable(check=pl.check)
     table.update(changes).raise_refused()
     out = {}
     for app, key, _ in changes:
         flows = table.flows(app, key)
         if flows:
-            out.setdefault(app, []).append((key, flows))
+            out.setdefault(app, []).append((heading(key), flows))
     return out
+
+
+def heading(key):
+    """A flow table key as the golden files head its flows."""
+    if key == df_apps.GLOBAL:
+        return 'global'
+    if isinstance(key, tuple):
+        return f'{key[0]} {key[1]}'
+    return f'network {key}'
 
 
 _CACHE = {}

@@ -164,9 +164,10 @@ def continuations(flow):
     conntrack recirculations."""
     out = [] if flow.goto is None else [flow.goto]
     for action in flow.actions:
-        if action[0] == 'resubmit' or (action[0] == 'ct' and
-                                       action[2] is not None):
-            out.append(action[1] if action[0] == 'resubmit' else action[2])
+        if action[0] == 'resubmit':
+            out.append(action[1])
+        elif action[0] == 'ct' and action[2] is not None:
+            out.append(action[2])
     return out
 
 

@@ -44,7 +44,6 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain']
 TICK = 2.0          # seconds between App.tick calls
-GLOBAL = '_global'  # flow table key of the apps' table defaults
 
 
 class Touched(collections.namedtuple(
@@ -407,23 +406,13 @@ class LocalController:
         """The apps' flows now for these networks and local ports, as
         flow table changes (an unprogrammed one: no flows)."""
         state = self.state
-        for net_id in sorted(net_ids):
-            network = state.network(net_id) \
-                if net_id in self.programmed else None
-            for app in self.apps:
-                yield fl.Change(app.name, net_id, [] if network is None else
-                                app.network_flows(state, network))
-        for port_id in sorted(port_ids):
-            port = state.get('logical_port', port_id) \
-                if port_id in self.programmed_ports else None
-            for app in self.apps:
-                yield fl.Change(app.name, ('port', port_id),
-                                [] if port is None else
-                                app.port_flows(state, port))
-
-    def global_flows(self):
-        for app in self.apps:
-            yield fl.Change(app.name, GLOBAL, app.global_flows(self.state))
+        return df_apps.changes(
+            self.apps, state,
+            {n: state.network(n) if n in self.programmed else None
+             for n in sorted(net_ids)},
+            {p: state.get('logical_port', p)
+             if p in self.programmed_ports else None
+             for p in sorted(port_ids)})
 
     def update_flows(self, changes):
         """Record the desired flows; (deletes, adds with their cookies)
@@ -456,7 +445,7 @@ class LocalController:
         previous, self.generation = self.ovs.next_generation()
         self.installed.clear()
         _, adds = self.update_flows(itertools.chain(
-            self.global_flows(),
+            df_apps.global_changes(self.apps, self.state),
             self.desired(self.programmed, self.programmed_ports)))
         count = self.writer.commit(
             adds=adds, messages=[ofswitch.delete_generation(dp, previous)])

@@ -101,6 +101,30 @@ class PassThroughApp(App):
                 for table in self.tables]
 
 
+GLOBAL = '_global'      # flow table key of the apps' table defaults
+
+
+def global_changes(apps, state):
+    """Every app's table defaults, as flow table changes."""
+    for app in apps:
+        yield fl.Change(app.name, GLOBAL, app.global_flows(state))
+
+
+def changes(apps, state, networks, ports):
+    """Every app's flows for these networks and local ports, as flow
+    table changes keyed by network id and ('port', port id). networks and
+    ports map ids to objects, or to None for one no longer programmed here
+    (its flows go)."""
+    for net_id, network in networks.items():
+        for app in apps:
+            yield fl.Change(app.name, net_id, [] if network is None else
+                            app.network_flows(state, network))
+    for port_id, port in ports.items():
+        for app in apps:
+            yield fl.Change(app.name, ('port', port_id), [] if port is None
+                            else app.port_flows(state, port))
+
+
 def load(names, controller=None):
     """The apps named in apps_list, plus the pass-through stages."""
     apps = []
