@@ -67,6 +67,7 @@ bench: deps
 	$(PYTHON) bench/trunk_bench.py
 	$(PYTHON) bench/sfc_bench.py
 	$(PYTHON) bench/pipeline_bench.py
+	$(PYTHON) bench/incremental_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

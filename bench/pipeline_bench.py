@@ -81,7 +81,7 @@ def changes(apps, state):
         apps, state,
         {n: state.network(n) for n in state.programmed_networks()},
         {p: state.get('logical_port', p)
-         for p in sorted(state.local_port_ids())}))
+         for p in sorted(state.port_ids(state.programmed_networks()))}))
 
 
 def timed(fn, repeat):

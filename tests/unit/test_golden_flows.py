@@ -36,8 +36,10 @@ def computed(names):
     changes = list(df_apps.global_changes(apps, state)) + list(
         df_apps.changes(apps, state, {n: state.network(n) for n in
                                       state.programmed_networks()},
-                        {p: state.get('logical_port', p) for p in
-                         sorted(state.local_port_ids())}))
+                        {p: state.get('logical_port', p) for p in sorted(
+                            state.port_ids(state.programmed_networks()))},
+                        {k: True for k in sorted(
+                            df_apps.programmed_keys(apps, state))}))
     table = fl.FlowTable(check=pl.check)
     table.update(changes).raise_refused()
     out = {}
@@ -52,6 +54,8 @@ def heading(key):
     """A flow table key as the golden files head its flows."""
     if key == df_apps.GLOBAL:
         return 'global'
+    if isinstance(key, tuple) and len(key) == 3:
+        return f'{key[1]} {key[2]}'
     if isinstance(key, tuple):
         return f'{key[0]} {key[1]}'
     return f'network {key}'

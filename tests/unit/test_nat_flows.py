@@ -47,17 +47,22 @@ def state():
     return s
 
 
+def _flows(app, state):
+    """The tenant network's NAT flows and its port's."""
+    return app.network_flows(state, state.network('net')) + \
+        app.port_flows(state, state.get('logical_port', 'vm'))
+
+
 def test_nat_mac_is_derived_from_the_address():
     assert nat.nat_mac('172.24.4.101') == 'fa:16:3f:18:04:65'
 
 
 def test_snat_waits_for_the_gateway_mac(state):
     app = nat.APP()
-    net = state.network('net')
-    tables = {f.table for f in app.network_flows(state, net)}
+    tables = {f.table for f in _flows(app, state)}
     assert pl.EGRESS_NAT_OUT not in tables        # no way out yet
     state.neighbours[('public', '172.24.4.1')] = 'aa:bb:cc:00:00:01'
-    flows = app.network_flows(state, net)
+    flows = _flows(app, state)
     commit = [f for f in flows if f.table == pl.EGRESS_NAT_OUT and
               f.priority == 50]
     assert commit[0].actions == (('ct', pl.NAT_ZONE, pl.EGRESS_NAT_OUT, True,
@@ -73,7 +78,7 @@ def test_floating_ip_replaces_the_chassis_address(state):
                    floating_ip_address='172.24.4.50', port_id='vm',
                    fixed_ip_address='10.0.0.5'))
     state.neighbours[('public', '172.24.4.1')] = 'aa:bb:cc:00:00:01'
-    flows = nat.APP().network_flows(state, state.network('net'))
+    flows = _flows(nat.APP(), state)
     actions = [a for f in flows for a in f.actions if a[0] == 'ct']
     assert ('ct', pl.NAT_ZONE, pl.EGRESS_NAT_OUT, True,
             ('src', '172.24.4.50'), 11) in actions

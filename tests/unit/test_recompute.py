@@ -54,11 +54,13 @@ def controller():
     c.step([change('update', *state_obj(c, table, obj_id, **v))
             for table, obj_id, v in c.nb.patches])
     c.recomputed = []
+    c.recomputed_keys = []
     desired = c.desired
 
-    def recording(net_ids, port_ids):
+    def recording(net_ids, port_ids, keys=()):
         c.recomputed.append((set(net_ids), set(port_ids)))
-        return desired(net_ids, port_ids)
+        c.recomputed_keys.append(set(keys))
+        return desired(net_ids, port_ids, keys)
     c.desired = recording
     c.writer.commits.clear()
     return c
@@ -77,7 +79,10 @@ def changed_owners(c):
 
 def test_the_world_is_programmed_and_local_ports_are_claimed(controller):
     assert controller.programmed == {'net', 'net2', 'vlan100', 'public'}
-    assert controller.programmed_ports == set(world.LOCAL_PORTS)
+    # Every port of those networks has its own flows (a remote port its
+    # L2 entry, any port its ARP answer).
+    assert controller.programmed_ports == controller.state.port_ids(
+        controller.programmed)
     bound = {obj_id for _, obj_id, v in controller.nb.patches
              if v == {'binding_chassis': 'ch1'}}
     assert bound == set(world.LOCAL_PORTS)
@@ -94,15 +99,20 @@ def test_a_change_to_one_port_touches_its_network_and_its_own_flows(
     assert owners == {'net2'} and deletes == []
 
 
-def test_a_remote_port_touches_the_local_members_of_groups_naming_it(
+def test_a_remote_port_touches_the_address_sets_of_its_groups(
         controller):
     new, old = state_obj(controller, 'logical_port', 'vm2',
                          ips=['10.0.0.66'])
     controller.step([change('update', new, old)])
-    # vm1's group "web" admits ICMP from the members of "web", vm2 too.
-    assert controller.recomputed == [({'net'}, {'vm1'})]
+    # vm1's group "web" admits ICMP from the members of "web", vm2 too:
+    # the address set changes (one address goes, one comes), vm1's own
+    # flows do not.
+    assert controller.recomputed == [({'net'}, {'vm2'})]
+    sg = ('security_groups', 'address')
+    assert controller.recomputed_keys == [{sg + ('10.0.0.6',),
+                                           sg + ('10.0.0.66',)}]
     owners, _ = changed_owners(controller)
-    assert owners <= {'net', ('port', 'vm1')}
+    assert owners <= {'net', ('port', 'vm2'), sg + ('10.0.0.66',)}
 
 
 def test_a_security_group_rule_touches_only_its_groups_local_ports(
@@ -123,7 +133,8 @@ def test_a_subnet_change_touches_its_network_only(controller):
     new, old = state_obj(controller, 'subnet', 'sub2',
                          dns_nameservers=['10.0.1.53'])
     controller.step([change('update', new, old)])
-    assert controller.recomputed == [({'net2'}, set())]
+    assert controller.recomputed == [
+        ({'net2'}, controller.state.port_ids({'net2'}))]
 
 
 def test_unplugging_a_port_releases_it_and_removes_its_flows(controller):
@@ -131,8 +142,11 @@ def test_unplugging_a_port_releases_it_and_removes_its_flows(controller):
     assert controller.recomputed == [({'net2'}, {'vm3'})]
     assert ('logical_port', 'vm3', {'binding_chassis': None}) in \
         controller.nb.patches
-    assert not any(controller.installed.flows(app.name, ('port', 'vm3'))
-                   for app in controller.apps)
+    # Its ARP answer stays (it is still a port of net2); what it had as a
+    # local port goes.
+    assert not any(controller.installed.flows(app, ('port', 'vm3'))
+                   for app in ('classifier', 'port_security',
+                               'security_groups', 'l2', 'tunneling'))
     deletes, _ = controller.writer.commits[-1]
     assert any(dict(f.match).get('in_port') == 3 for f in deletes)
 
@@ -151,30 +165,33 @@ def test_every_followed_table_has_an_explicit_handler(controller):
 ALL = {'net', 'net2', 'vlan100', 'public'}
 
 
-@pytest.mark.parametrize('table,obj_id,changes,networks,ports', [
+@pytest.mark.parametrize('table,obj_id,changes,whole,shared,ports', [
     # A router: the networks of its interfaces and its gateway network.
-    ('logical_router', 'r', {'routes': []}, ALL, set()),
+    ('logical_router', 'r', {'routes': []}, ALL, set(), set()),
     # An interface: its network and the router's other networks (not the
     # gateway's: what NAT puts there does not depend on interfaces).
     ('logical_router_port', 'rp2', {'mac': world.mac(0xb2)},
-     {'net', 'net2', 'vlan100'}, set()),
-    # A floating IP: its external network and its port's network.
+     {'net', 'net2', 'vlan100'}, set(), set()),
+    # A floating IP: its port's own flows, and its external network's.
     ('floating_ip', 'fip', {'fixed_ip_address': '10.0.0.200'},
-     {'public', 'net'}, set()),
+     set(), {'public'}, {'vm1'}),
     # A chassis (its address): every programmed network.
-    ('chassis', 'ch2', {'ip': '192.0.2.22'}, ALL, set()),
-    ('logical_switch', 'net2', {'mtu': 1400}, {'net2'}, set()),
+    ('chassis', 'ch2', {'ip': '192.0.2.22'}, ALL, set(), set()),
+    ('logical_switch', 'net2', {'mtu': 1400}, {'net2'}, set(), set()),
     # Chains span networks: what is programmed here.
-    ('port_chain', 'pc', {'flow_classifiers': []}, ALL, set()),
-    ('security_group', 'web', {'name': 'www'}, set(), set()),
-    ('trunk', 't', {'name': 'trunk'}, set(), set()),
+    ('port_chain', 'pc', {'flow_classifiers': []}, ALL, set(), set()),
+    ('security_group', 'web', {'name': 'www'}, set(), set(), set()),
+    ('trunk', 't', {'name': 'trunk'}, set(), set(), set()),
 ])
-def test_what_each_kind_of_nb_change_recomputes(controller, table, obj_id,
-                                               changes, networks, ports):
+def test_what_each_kind_of_nb_change_recomputes(
+        controller, table, obj_id, changes, whole, shared, ports):
+    """``whole``: networks recomputed with all their ports; ``shared``:
+    networks whose shared flows only are recomputed."""
     new, old = state_obj(controller, table, obj_id, **changes)
     controller.step([change('update', new, old)])
-    if networks or ports:
-        assert controller.recomputed == [(networks, ports)]
+    if whole or shared or ports:
+        assert controller.recomputed == [
+            (whole | shared, ports | controller.state.port_ids(whole))]
     else:
         assert controller.recomputed == []
     assert controller.refused == 0
@@ -185,4 +202,5 @@ def test_a_subport_segmentation_touches_the_parent_network_and_the_child(
     new, old = state_obj(controller, 'child_port_segmentation', 't-child',
                          segmentation_id=11)
     controller.step([change('update', new, old)])
-    assert controller.recomputed == [({'net', 'net2'}, {'child'})]
+    assert controller.recomputed == [
+        ({'net', 'net2'}, controller.state.port_ids({'net2'}) | {'child'})]

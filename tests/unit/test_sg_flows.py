@@ -57,35 +57,73 @@ def test_group_without_rules_only_sends_ip_to_conntrack(state):
     assert all(f.actions[0][:2] == ('ct', 9) for f in flows)
 
 
-def test_rules_expand_to_ranges_and_remote_group_members(state):
+def _keyed(app, state):
+    """{key: flows} of the app's keyed flows."""
+    return {k: app.key_flows(state, k) for k in sorted(app.keys(state))}
+
+
+def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
+    """Flows grow as rules + members: the port gets its service clause,
+    the remote group one flow per member address."""
     state.put(_obj('security_group_rule', id='r1', security_group_id='web',
                    direction='ingress', protocol='tcp', port_range_min=80,
                    port_range_max=81, remote_group_id='db'))
     state.put(_obj('security_group_rule', id='r2', security_group_id='web',
                    direction='egress'))
-    flows = sg.APP().port_flows(state, state.get('logical_port', 'a'))
-    ingress = [f.match_dict for f in flows if f.table == pl.INGRESS_SG]
-    assert {(m['tcp_dst'], m['ipv4_src']) for m in ingress} == {
-        ((80, 0xfffe), '10.0.0.6'), ((80, 0xfffe), '10.0.0.7')}
-    assert all(m['reg7'] == 11 and m['ct_state'] == pl.CT_STATE_NEW
-               for m in ingress)
+    app = sg.APP()
+    flows = app.port_flows(state, state.get('logical_port', 'a'))
+    cid = 2 << 2            # db's key, ingress, IPv4
+    ingress = [f for f in flows if f.table == pl.INGRESS_SG]
+    assert [(f.priority, f.match_dict, f.actions) for f in ingress] == [
+        (sg.CONJ_PRIORITY, {'reg7': 11, 'ct_state': pl.CT_STATE_NEW,
+                            'eth_type': pl.ETH_IP, 'ip_proto': 6,
+                            'tcp_dst': (80, 0xfffe)},
+         (('conjunction', cid, 1, 2),))]
     egress = [f for f in flows if f.table == pl.EGRESS_SG]
     assert len(egress) == 1 and egress[0].actions == (('ct', 9, None, True),)
     assert egress[0].goto == pl.SFC
+    keyed = _keyed(app, state)
+    members = {app.key('address', a) for a in ('10.0.0.6', '10.0.0.7')}
+    assert set(keyed) == members | {app.key('conj', 'db')}
+    for key in members:
+        assert [(f.match_dict['ipv4_src'], f.actions) for f in keyed[key]] \
+            == [(key[2], (('conjunction', cid, 2, 2),))]
+    [commit] = keyed[app.key('conj', 'db')]
+    assert commit.match_dict == {'conj_id': cid, 'metadata': 9,
+                                 'eth_type': pl.ETH_IP}
+    assert commit.actions == (('ct', 9, None, True),) and \
+        commit.goto == pl.INGRESS_DISPATCH
+
+
+def test_a_member_in_two_remote_groups_is_one_flow_with_both(state):
+    state.put(_obj('logical_port', id='b', network_id='net', unique_key=12,
+                   ips=['10.0.0.6'], macs=['fa:16:3e:00:00:12'],
+                   security_groups=['db', 'web']))
+    for rule_id, remote in (('r1', 'db'), ('r2', 'web')):
+        state.put(_obj('security_group_rule', id=rule_id,
+                       security_group_id='web', direction='ingress',
+                       remote_group_id=remote))
+    app = sg.APP()
+    [flow] = app.key_flows(state, app.key('address', '10.0.0.6'))
+    assert flow.actions == (('conjunction', 1 << 2, 2, 2),
+                            ('conjunction', 2 << 2, 2, 2))
 
 
 def test_empty_remote_groups_allow_nothing(state):
     state.put(_obj('security_group', id='empty', unique_key=3))
-    obj = _obj('security_group_rule', id='r', security_group_id='web',
-               direction='ingress', remote_group_id='empty')
-    assert sg.rule_matches(state, obj) == []
+    state.put(_obj('security_group_rule', id='r', security_group_id='web',
+                   direction='ingress', remote_group_id='empty'))
+    app = sg.APP()
+    keyed = _keyed(app, state)
+    # A commit flow waits for a member; no address can complete the match.
+    assert set(keyed) == {app.key('conj', 'empty')}
 
 
 def test_ipv6_rules_match_ipv6(state):
     obj = _obj('security_group_rule', id='r6', security_group_id='web',
                direction='ingress', ethertype='IPv6', protocol='icmpv6',
                port_range_min=128, remote_ip_prefix='2001:db8::/64')
-    assert sg.rule_matches(state, obj) == [{
+    assert sg.rule_matches(obj) == [{
         'eth_type': 0x86dd, 'ip_proto': 58, 'icmpv6_type': 128,
         'ipv6_src': ('2001:db8::', 'ffff:ffff:ffff:ffff::')}]
 

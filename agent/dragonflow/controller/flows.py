@@ -15,6 +15,8 @@ Action tuples:
 ``('push_vlan', ethertype)``, ``('pop_vlan',)``,
 ``('resubmit', table)`` (a copy goes through table, then the list goes on),
 ``('write_metadata', value)`` (an instruction: applied with the goto),
+``('conjunction', id, k, n)`` (clause k of n of conjunctive match id;
+the flow's only kind of action),
 ``('ct', zone, table, commit[, nat[, mark]])`` (conntrack in an immediate
 zone; recirculate to table unless it is None; commit the connection if
 commit is true; nat: ``'restore'`` or ``('src'|'dst', ip)``; mark: a
@@ -212,6 +214,8 @@ def action_text(action):
         return f'write_metadata:{hex(args[0])}'
     if kind == 'push_vlan':
         return f'push_vlan:{hex(args[0])}'
+    if kind == 'conjunction':
+        return f'conjunction({args[0]},{args[1]}/{args[2]})'
     if kind == 'ct':
         return _ct_text(*args)
     return ':'.join([kind] + [str(a) for a in args])

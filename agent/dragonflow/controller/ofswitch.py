@@ -56,6 +56,11 @@ def _actions(dp, flow):
                 in_port=OFPP10_IN_PORT, table_id=action[1]))
         elif kind == 'ct':
             actions.append(_ct(ofp, parser, *action[1:]))
+        elif kind == 'conjunction':
+            # Clauses are 1-based in ovs-ofctl's conjunction(id, k/n) and
+            # in our flows, 0-based on the wire.
+            actions.append(parser.NXActionConjunction(
+                clause=action[2] - 1, n_clauses=action[3], id_=action[1]))
         elif kind == 'write_metadata':
             metadata = action[1]
         else:

@@ -3,9 +3,14 @@ the NB model.
 
 One main loop owns all state: NB changes (from the change stream), local
 interface changes (from OVSDB) and switch connections arrive as events in
-one inbox; each event marks the networks (and local ports, for per-port
-policy such as security groups) it touches dirty, and only their flows are
-recomputed (by every app) and diffed against what is installed.
+one inbox; each batch of events marks what it touches dirty, and only
+those flows are recomputed (by every app) and diffed against what is
+installed: a port's own flows (``App.port_flows``) when the port changes,
+the flows of its network as a whole (``App.network_flows``: the flood
+list, the chassis list) when a port comes, goes or moves, and everything
+of a network only when the network itself (or a subnet, a router
+interface) changes. So the work per change does not grow with the size of
+the network.
 
 Threads: os-ken (OpenFlow) runs its eventlet hub in the main thread; the
 main loop is a green thread there too, so it can talk to the switch. The
@@ -47,23 +52,26 @@ TICK = 2.0          # seconds between App.tick calls
 
 
 class Touched(collections.namedtuple(
-        'Touched', 'networks ports claims moved full')):
-    """What one input touches: ``networks`` whose flows to recompute,
-    local ``ports`` whose per-port flows to recompute, ports to ``claim``
-    if they are local, ports that ``moved`` (claim if local now, release
-    if no longer), and ``full``: resynchronise the whole switch."""
+        'Touched', 'networks shared ports keys claims moved full')):
+    """What one input touches: ``networks`` whose flows to recompute, all
+    of them (the network's and each of its ports'), networks whose
+    ``shared`` flows only (``App.network_flows``) to recompute, ``ports``
+    whose own flows (``App.port_flows``) to recompute, apps' ``keys``
+    whose flows to recompute (``App.key_flows``), ports to ``claim`` if
+    they are local, ports that ``moved`` (claim if local now, release if
+    no longer), and ``full``: resynchronise the whole switch."""
 
     __slots__ = ()
 
-    def __new__(cls, networks=(), ports=(), claims=(), moved=(),
-                full=False):
-        return super().__new__(cls, frozenset(networks), frozenset(ports),
+    def __new__(cls, networks=(), shared=(), ports=(), keys=(), claims=(),
+                moved=(), full=False):
+        return super().__new__(cls, frozenset(networks), frozenset(shared),
+                               frozenset(ports), frozenset(keys),
                                frozenset(claims), frozenset(moved), full)
 
     def __or__(self, other):
-        return Touched(self.networks | other.networks,
-                       self.ports | other.ports, self.claims | other.claims,
-                       self.moved | other.moved, self.full or other.full)
+        return Touched(*(a | b for a, b in zip(self[:-1], other[:-1])),
+                       full=self.full or other.full)
 
 
 NOTHING = Touched()
@@ -93,8 +101,11 @@ class LocalController:
         # Networks this chassis programs, recomputed once per event batch
         # (before the switch is touched); see LocalState.programmed_networks.
         self.programmed = set()
-        # Local ports whose per-port flows (App.port_flows) are installed.
+        # Ports of those networks (on any chassis): their own flows
+        # (App.port_flows) are installed.
         self.programmed_ports = set()
+        # The apps' keys whose flows (App.key_flows) are installed.
+        self.programmed_keys = set()
         self.selection = None       # the NB topics followed (selection.py)
         # Inputs of the main loop, by event kind; each returns Touched.
         self.inputs = {
@@ -160,20 +171,27 @@ class LocalController:
     def step(self, batch):
         """Apply a batch of inputs and bring the switch up to date."""
         touched = self.apply(batch)
+        state = self.state
         # Networks that became (or stopped being) needed here, e.g. the
         # far side of a router when its first local port appears.
-        programmed = set(self.state.programmed_networks())
-        dirty = set(touched.networks) | (programmed ^ self.programmed)
+        programmed = set(state.programmed_networks())
+        whole = set(touched.networks) | (programmed ^ self.programmed)
         self.programmed = programmed
-        ports = self._local_port_ids()
+        ports = state.port_ids(programmed)
+        dirty = whole | (touched.shared & programmed)
         dirty_ports = (touched.ports & (ports | self.programmed_ports)) | \
-            (ports ^ self.programmed_ports)
+            (ports ^ self.programmed_ports) | \
+            state.port_ids(whole & programmed)
         self.programmed_ports = ports
+        keys = df_apps.programmed_keys(self.apps, state)
+        dirty_keys = (touched.keys & (keys | self.programmed_keys)) | \
+            (keys ^ self.programmed_keys)
+        self.programmed_keys = keys
         try:
             if touched.full:
                 self._full_sync()
-            elif dirty or dirty_ports:
-                self._sync(dirty, dirty_ports)
+            elif dirty or dirty_ports or dirty_keys:
+                self._sync(dirty, dirty_ports, dirty_keys)
             else:
                 return
         except Exception:
@@ -210,11 +228,6 @@ class LocalController:
                 self._release(port)
         return touched
 
-    def _local_port_ids(self):
-        state = self.state
-        return {p for p in state.local_port_ids()
-                if state.get('logical_port', p) is not None}
-
     def _handle_nb(self, change):
         """Apply an NB change to the local state; what it touches."""
         if change.action == 'delete':
@@ -235,9 +248,11 @@ class LocalController:
                                  if o is not None})
 
     def _touched_logical_port(self, change, obj, old):
+        # Its own flows, and its network's shared ones (the flood list).
         claims = {obj.id} if change.action != 'delete' else ()
-        return self._port_policy_changed(obj, old) | \
-            self._touched_subnet(change, obj, old) | Touched(claims=claims)
+        return self._port_policy_changed(obj, old) | Touched(
+            shared={o.network_id for o in (obj, old) if o is not None},
+            claims=claims)
 
     def _touched_chassis(self, change, obj, old):
         return Touched(networks=self.programmed)
@@ -259,19 +274,15 @@ class LocalController:
              if r is not None} - {None}))
 
     def _touched_floating_ip(self, change, obj, old):
-        nets = set()
-        for fip in (obj, old):
-            if fip is None:
-                continue
-            nets.add(fip.floating_network_id)
-            port = self.state.get('logical_port', fip.port_id) \
-                if fip.port_id else None
-            if port is not None:
-                nets.add(port.network_id)
-        return Touched(networks=nets)
+        # NAT flows of a floating IP are its port's (nat.port_flows).
+        fips = [fip for fip in (obj, old) if fip is not None]
+        return Touched(shared={fip.floating_network_id for fip in fips},
+                       ports={fip.port_id for fip in fips if fip.port_id})
 
     def _touched_security_group_rule(self, change, obj, old):
-        return self._group_members({obj.security_group_id})
+        return self._group_members({obj.security_group_id}) | Touched(
+            keys=df_apps.touched_keys(self.apps, self.state,
+                                      'security_group_rule', obj, old))
 
     def _touched_child_port_segmentation(self, change, obj, old):
         parent = self.state.get('logical_port', obj.parent_id)
@@ -283,19 +294,14 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _port_policy_changed(self, port, old):
-        """A port changed: its own per-port flows, and those of the local
-        ports whose rules name one of its groups as remote group."""
-        groups = set(port.security_groups or ())
-        if old is not None:
-            groups |= set(old.security_groups or ())
-        touched = Touched(ports={port.id})
-        if groups:
-            touched |= self._group_members(
-                self.state.groups_referring_to(groups))
-        return touched
+        """A port changed: its own flows, and the apps' keyed flows it is
+        part of (e.g. the address sets of its security groups)."""
+        return Touched(ports={port.id}, keys=df_apps.touched_keys(
+            self.apps, self.state, 'logical_port', port, old))
 
     def _group_members(self, group_ids):
-        """The local ports of these security groups."""
+        """The local ports of these security groups (their rules are
+        port_flows of local ports only)."""
         return Touched(ports={p.id for g in group_ids
                               for p in self.state.group_ports(g)
                               if self.state.is_local(p)})
@@ -334,8 +340,12 @@ class LocalController:
                  [port_id] + list(self.state.children.get(port_id, ()))]
         ports = [p for p in ports if p is not None]
         ids = {p.id for p in ports}
-        return Touched(networks={p.network_id for p in ports}, ports=ids,
-                       moved=ids)
+        keys = set()
+        for port in ports:
+            keys |= df_apps.touched_keys(self.apps, self.state,
+                                         'logical_port', port, port)
+        return Touched(shared={p.network_id for p in ports}, ports=ids,
+                       keys=keys, moved=ids)
 
     def _uplink(self, ofports, key, ofport):
         """A tunnel or provider patch port appeared, moved or went."""
@@ -402,8 +412,8 @@ class LocalController:
         self.binding_writer.submit(write)
 
     # --- programming the switch ------------------------------------------
-    def desired(self, net_ids, port_ids):
-        """The apps' flows now for these networks and local ports, as
+    def desired(self, net_ids, port_ids, keys=()):
+        """The apps' flows now for these networks, ports and keys, as
         flow table changes (an unprogrammed one: no flows)."""
         state = self.state
         return df_apps.changes(
@@ -412,7 +422,8 @@ class LocalController:
              for n in sorted(net_ids)},
             {p: state.get('logical_port', p)
              if p in self.programmed_ports else None
-             for p in sorted(port_ids)})
+             for p in sorted(port_ids)},
+            {k: k in self.programmed_keys for k in sorted(keys)})
 
     def update_flows(self, changes):
         """Record the desired flows; (deletes, adds with their cookies)
@@ -425,10 +436,11 @@ class LocalController:
                 for app, flow in result.adds]
         return result.deletes, adds
 
-    def _sync(self, net_ids, port_ids):
+    def _sync(self, net_ids, port_ids, keys=()):
         if self.writer is None:
             return
-        deletes, adds = self.update_flows(self.desired(net_ids, port_ids))
+        deletes, adds = self.update_flows(self.desired(net_ids, port_ids,
+                                                       keys))
         count = self.writer.commit(deletes, adds)
         if count:
             LOG.debug('networks %s, ports %s: %d flow changes',
@@ -446,7 +458,8 @@ class LocalController:
         self.installed.clear()
         _, adds = self.update_flows(itertools.chain(
             df_apps.global_changes(self.apps, self.state),
-            self.desired(self.programmed, self.programmed_ports)))
+            self.desired(self.programmed, self.programmed_ports,
+                         self.programmed_keys)))
         count = self.writer.commit(
             adds=adds, messages=[ofswitch.delete_generation(dp, previous)])
         LOG.info('full sync done: generation %d, %d flows (%d shapes, %d '

@@ -1,8 +1,17 @@
 """The controller's local view: NB objects it follows and local OVS ports.
 
 Only the controller's main loop mutates it; apps read it to compute flows.
+Per-network port lists (sorted, split local/remote) are what nearly every
+app asks for on every recomputation: they are cached, and a mutation
+drops what it can change (a port: its network's lists; a local
+interface: those and the set of local networks; anything that changes
+which networks are programmed here, or where ports are: everything), so
+a batch of changes pays for each list once, not once per app, and one
+port's change does not make the agent rescan every network.
 """
 import collections
+import functools
+import ipaddress
 
 # Objects indexed by the network they sit on.
 NETWORK_TABLES = ('logical_port', 'subnet', 'logical_router_port')
@@ -11,9 +20,46 @@ GROUP_REFS = {'logical_port': 'security_groups',
               'security_group_rule': 'security_group_id'}
 
 
+# Cached lists that depend on which ports are local (dropped with them).
+LOCALITY = ('local_networks', 'local_set', 'programmed')
+# Tables whose objects decide nothing cached here.
+UNCACHED = ('security_group_rule', 'trunk', 'port_pair', 'port_pair_group',
+            'flow_classifier', 'port_chain')
+
+
+class _Watched(dict):
+    """A dict that calls ``changed(key, added)`` before an entry is set
+    (added) or removed (``changed(None, None)``: possibly all of them)."""
+
+    def __init__(self, changed):
+        super().__init__()
+        self.changed = changed
+
+    def __setitem__(self, key, value):
+        self.changed(key, True)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.changed(key, False)
+        super().__delitem__(key)
+
+    def pop(self, key, *default):
+        self.changed(key, False)
+        return super().pop(key, *default)
+
+    def update(self, *args, **kwargs):
+        self.changed(None, None)
+        super().update(*args, **kwargs)
+
+    def clear(self):
+        self.changed(None, None)
+        super().clear()
+
+
 class LocalState:
     def __init__(self, chassis_id):
         self.chassis_id = chassis_id
+        self._cache = {}           # (what, network id) -> derived list
         self.objects = collections.defaultdict(dict)   # table -> id -> obj
         # network id -> table -> id -> obj, for ports and subnets
         self.by_network = collections.defaultdict(
@@ -21,7 +67,12 @@ class LocalState:
         # security group id -> table -> id -> obj (member ports, rules)
         self.by_group = collections.defaultdict(
             lambda: collections.defaultdict(dict))
-        self.ofports = {}          # logical port id -> ofport (local only)
+        # security group id -> rule id -> rule naming it as remote group
+        self.by_remote = collections.defaultdict(dict)
+        # member address -> security group id -> member ports with it
+        self.member_addresses = collections.defaultdict(collections.Counter)
+        # logical port id -> ofport (local only)
+        self.ofports = _Watched(self._plugged)
         # Trunk subports: child port id -> its ChildPortSegmentation, and
         # parent port id -> {child port id: segmentation}.
         self.segments = {}
@@ -33,6 +84,7 @@ class LocalState:
     # --- NB objects ------------------------------------------------------
     def put(self, obj):
         old = self.objects[obj.table].get(obj.id)
+        self._changed(obj, old)
         if old is not None:
             self._unindex(old)
         self.objects[obj.table][obj.id] = obj
@@ -41,6 +93,12 @@ class LocalState:
             self.by_network[net_id][obj.table][obj.id] = obj
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table][obj.id] = obj
+        if obj.table == 'logical_port' and obj.security_groups:
+            for address in self.addresses_of(obj):
+                self.member_addresses[address].update(obj.security_groups)
+        remote = getattr(obj, 'remote_group_id', None)
+        if remote and obj.table == 'security_group_rule':
+            self.by_remote[remote][obj.id] = obj
         if obj.table == 'child_port_segmentation':
             self.segments[obj.port_id] = obj
             self.children[obj.parent_id][obj.port_id] = obj
@@ -49,8 +107,54 @@ class LocalState:
     def remove(self, table, obj_id):
         old = self.objects[table].pop(obj_id, None)
         if old is not None:
+            self._changed(old, None)
             self._unindex(old)
         return old
+
+    # --- the cache -------------------------------------------------------
+    def _drop(self, net_ids=(), keys=()):
+        """Drop the cached lists of these networks and these keys."""
+        if not self._cache:
+            return
+        net_ids = set(net_ids)
+        for key in [k for k in self._cache
+                    if k[1] in net_ids or k[0] in keys]:
+            del self._cache[key]
+
+    def _changed(self, obj, old):
+        """obj (or old, for a removal) is about to be stored/removed."""
+        table = obj.table
+        if table in UNCACHED:
+            return
+        if table == 'floating_ip':
+            self._drop(keys=('fips',))
+        elif table == 'logical_port' and obj.id not in self.children:
+            nets = {o.network_id for o in (obj, old) if o is not None}
+            local = self.wire(obj.id) is not None
+            # A local port coming or going may change which networks are
+            # local; an update in place does not.
+            self._drop(nets, LOCALITY if local and (
+                old is None or len(nets) > 1 or
+                obj.network_id not in self._local_set()) else ())
+        else:
+            # Networks, subnets, routers, chassis, trunk segments: they
+            # may change which networks are programmed or where ports are.
+            self._cache.clear()
+
+    def _plugged(self, port_id, added):
+        """A local interface came (added) or went."""
+        port = self.get('logical_port', port_id) if port_id else None
+        if port is None or port_id in self.children:
+            self._cache.clear()
+        else:
+            # Plugging into a network that is already local changes no
+            # network's locality; unplugging may (the last port).
+            self._drop({port.network_id}, LOCALITY if not added or
+                       port.network_id not in self._local_set() else ())
+
+    def _local_set(self):
+        return self._cached('local_set', None,
+                            lambda _: frozenset(self.local_networks()))
 
     def _unindex(self, obj):
         net_id = getattr(obj, 'network_id', None)
@@ -58,6 +162,20 @@ class LocalState:
             self.by_network[net_id][obj.table].pop(obj.id, None)
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table].pop(obj.id, None)
+        if obj.table == 'logical_port' and obj.security_groups:
+            for address in self.addresses_of(obj):
+                counts = self.member_addresses[address]
+                counts.subtract(obj.security_groups)
+                for group_id in obj.security_groups:
+                    if counts[group_id] <= 0:
+                        del counts[group_id]
+                if not counts:
+                    del self.member_addresses[address]
+        remote = getattr(obj, 'remote_group_id', None)
+        if remote and obj.table == 'security_group_rule':
+            self.by_remote[remote].pop(obj.id, None)
+            if not self.by_remote[remote]:
+                del self.by_remote[remote]
         if obj.table == 'child_port_segmentation':
             self.segments.pop(obj.port_id, None)
             self.children[obj.parent_id].pop(obj.port_id, None)
@@ -75,9 +193,32 @@ class LocalState:
         return sorted(self.by_network[net_id]['subnet'].values(),
                       key=lambda s: s.id)
 
+    def _cached(self, what, net_id, compute):
+        key = (what, net_id)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = compute(net_id)
+        return found
+
     def ports(self, net_id):
-        return sorted(self.by_network[net_id]['logical_port'].values(),
-                      key=lambda p: p.id)
+        """The network's ports, by id (the list is shared: do not
+        modify it)."""
+        return self._cached('ports', net_id, lambda n: sorted(
+            self.by_network[n]['logical_port'].values(), key=lambda p: p.id))
+
+    def port_ids(self, net_ids):
+        """Ids of the ports of these networks (whose port_flows a chassis
+        programming them installs)."""
+        out = set()
+        for net_id in net_ids:
+            out |= self._cached('ids', net_id, lambda n: frozenset(
+                p.id for p in self.ports(n)))
+        return out
+
+    def paired_ports(self, net_id):
+        """The network's ports with allowed address pairs."""
+        return self._cached('paired', net_id, lambda n: [
+            p for p in self.ports(n) if p.allowed_address_pairs])
 
     def router_ports(self, net_id):
         """Router interfaces on a network."""
@@ -107,13 +248,32 @@ class LocalState:
         return sorted(self.by_group[group_id]['security_group_rule'].values(),
                       key=lambda r: r.id)
 
-    def groups_referring_to(self, group_ids):
-        """Groups with a rule whose remote group is one of group_ids."""
-        out = set()
-        for rule in self.objects['security_group_rule'].values():
-            if rule.remote_group_id in group_ids:
-                out.add(rule.security_group_id)
-        return out
+    def rules_naming(self, group_id):
+        """Rules whose remote group is group_id."""
+        return sorted(self.by_remote.get(group_id, {}).values(),
+                      key=lambda r: r.id)
+
+    def remote_groups(self):
+        """Groups some rule names as its remote group."""
+        return set(self.by_remote)
+
+    @staticmethod
+    def addresses_of(port):
+        """A port's addresses and allowed address pairs, normalised (an
+        address, or a prefix when shorter than a host)."""
+        return {_normal(a) for a in port.ips} | {
+            _normal(p['ip_address']) for p in port.allowed_address_pairs}
+
+    def remote_addresses(self):
+        """Member addresses of the remote groups."""
+        remote = self.by_remote
+        return [a for a, groups in self.member_addresses.items()
+                if any(g in remote for g in groups)]
+
+    def remote_groups_with(self, address):
+        """The remote groups with a member that has this address."""
+        return sorted(g for g in self.member_addresses.get(address, ())
+                      if g in self.by_remote)
 
     # --- locality --------------------------------------------------------
     def wire(self, port_id):
@@ -174,14 +334,19 @@ class LocalState:
             (vlan & 0x0fff).to_bytes(2, 'big') + bytes(data[12:])
 
     def local_ports(self, net_id):
-        return [p for p in self.ports(net_id) if self.is_local(p)]
+        return self._cached('local', net_id, lambda n: [
+            p for p in self.ports(n) if self.is_local(p)])
 
     def remote_ports(self, net_id):
         """Ports bound to another known chassis."""
-        return [p for p in self.ports(net_id)
-                if not self.is_local(p) and p.binding_chassis
-                and p.binding_chassis != self.chassis_id
-                and self.chassis(p.binding_chassis) is not None]
+        return self._cached('remote', net_id, lambda n: [
+            p for p in self.ports(n) if self.is_remote(p)])
+
+    def is_remote(self, port):
+        """Bound to another chassis this chassis knows."""
+        return bool(not self.is_local(port) and port.binding_chassis
+                    and port.binding_chassis != self.chassis_id
+                    and self.chassis(port.binding_chassis) is not None)
 
     def remote_chassis(self, net_id):
         ids = sorted({p.binding_chassis for p in self.remote_ports(net_id)})
@@ -190,6 +355,9 @@ class LocalState:
     def local_networks(self):
         """Networks with a port on this chassis (programmed_networks adds
         those their routers reach)."""
+        return self._cached('local_networks', None, self._local_networks)
+
+    def _local_networks(self, _):
         nets = set()
         for port_id in self.local_port_ids():
             port = self.get('logical_port', port_id)
@@ -202,6 +370,9 @@ class LocalState:
         networks their routers reach (routing happens on the source
         chassis, so it needs the destination network's ports) and the
         external networks of those routers (NAT happens there too)."""
+        return self._cached('programmed', None, self._programmed_networks)
+
+    def _programmed_networks(self, _):
         local = set(self.local_networks())
         out = set(local)
         for net_id in local:
@@ -232,16 +403,25 @@ class LocalState:
         return gateway.get('network_id') if gateway else None
 
     def floating_ip_of(self, port_id):
-        for fip in self.objects['floating_ip'].values():
-            if fip.port_id == port_id and fip.fixed_ip_address:
-                return fip
-        return None
+        return self._cached('fips', None, lambda _: {
+            fip.port_id: fip for fip in sorted(
+                self.objects['floating_ip'].values(),
+                key=lambda f: f.id, reverse=True)
+            if fip.port_id and fip.fixed_ip_address}).get(port_id)
 
     def port_by_ofport(self, ofport):
         for port_id, number in self.ofports.items():
             if number == ofport:
                 return self.get('logical_port', port_id)
         return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _normal(address):
+    net = ipaddress.ip_network(address, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
 
 
 def _groups_of(obj):

@@ -74,13 +74,6 @@ class Struct:
             cls._fields = cached
         return cached
 
-    def __getattribute__(self, name):
-        if not name.startswith('_'):
-            values = object.__getattribute__(self, '_values')
-            if name in values:
-                return values[name]
-        return object.__getattribute__(self, name)
-
     def __setattr__(self, name, value):
         if name.startswith('_'):
             object.__setattr__(self, name, value)

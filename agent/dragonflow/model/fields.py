@@ -37,6 +37,13 @@ class Field:
     def __set_name__(self, owner, name):
         self.name = name
 
+    def __get__(self, obj, owner=None):
+        """On a model instance, the field's value (reads are the hot path
+        of flow computation: a plain descriptor, no __getattribute__)."""
+        if obj is None:
+            return self
+        return obj._values[self.name]
+
     def default_value(self):
         return self.default() if callable(self.default) else self.default
 

@@ -67,7 +67,12 @@ class App:
         return []
 
     def network_flows(self, state, network):
-        """Flows for one network this chassis programs."""
+        """Flows for one network this chassis programs that belong to the
+        network as a whole (table defaults per network, the flood flow
+        listing its ports, its router interfaces). A port's own flows go
+        in :meth:`port_flows`: these are recomputed whenever one of the
+        network's ports comes, goes or changes, so they must not build a
+        flow per port (one flow listing them all is fine)."""
         return []
 
     def tick(self, state, send_packet):
@@ -75,10 +80,33 @@ class App:
         neighbour); send_packet(ofport, data) sends a packet out."""
 
     def port_flows(self, state, port):
-        """Flows for one local port that do not belong to its network's
-        flows (e.g. its security group rules): recomputed alone when only
-        that port's policy changes."""
+        """Flows for one port of a network this chassis programs, on this
+        chassis or another (``state.is_local``/``state.is_remote`` tell),
+        that depend only on the port itself, its network and where it is
+        (e.g. its L2 lookup entry, its port security, its security group
+        rules): recomputed alone when only that port changes, so a change
+        costs the same whatever the size of its network."""
         return []
+
+    # Flows keyed by something other than a network or a port (e.g. a
+    # security group's address set), so that what one change touches is
+    # recomputed alone: keys are (app name, kind, id) tuples.
+    def keys(self, state):
+        """The keys of this app's keyed flows a chassis programs now."""
+        return set()
+
+    def key_flows(self, state, key):
+        """The flows of one of this app's keys."""
+        return []
+
+    def touched_keys(self, state, table, obj, old):
+        """This app's keys an NB object change (obj: new or None; old:
+        before or None) touches; for a port, also its arrival on or
+        departure from this chassis (obj and old the port)."""
+        return set()
+
+    def key(self, kind, key_id):
+        return (self.name, kind, key_id)
 
     @staticmethod
     def flow(*args, **kwargs):
@@ -110,11 +138,12 @@ def global_changes(apps, state):
         yield fl.Change(app.name, GLOBAL, app.global_flows(state))
 
 
-def changes(apps, state, networks, ports):
-    """Every app's flows for these networks and local ports, as flow
-    table changes keyed by network id and ('port', port id). networks and
-    ports map ids to objects, or to None for one no longer programmed here
-    (its flows go)."""
+def changes(apps, state, networks, ports, keys=None):
+    """Every app's flows for these networks and ports, and the keyed
+    flows of these keys, as flow table changes keyed by network id,
+    ('port', port id) and the key. networks and ports map ids to objects,
+    or to None for one no longer programmed here (its flows go); keys
+    map keys to whether they are programmed."""
     for net_id, network in networks.items():
         for app in apps:
             yield fl.Change(app.name, net_id, [] if network is None else
@@ -123,6 +152,26 @@ def changes(apps, state, networks, ports):
         for app in apps:
             yield fl.Change(app.name, ('port', port_id), [] if port is None
                             else app.port_flows(state, port))
+    by_name = {app.name: app for app in apps}
+    for key, programmed in (keys or {}).items():
+        app = by_name[key[0]]
+        yield fl.Change(app.name, key, app.key_flows(state, key)
+                        if programmed else [])
+
+
+def programmed_keys(apps, state):
+    """Every app's keys programmed now."""
+    out = set()
+    for app in apps:
+        out |= app.keys(state)
+    return out
+
+
+def touched_keys(apps, state, table, obj, old):
+    out = set()
+    for app in apps:
+        out |= app.touched_keys(state, table, obj, old)
+    return out
 
 
 def load(names, controller=None):

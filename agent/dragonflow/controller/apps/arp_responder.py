@@ -2,31 +2,36 @@
 their allowed address pairs, router interfaces) are answered on the
 chassis, from the NB model, so they never cross a tunnel. The reply goes
 back to the asking port through the dispatch table (115), which tags it
-for a trunk subport."""
+for a trunk subport.
+
+A port's own addresses are its own flows (priority 100); the addresses
+of allowed address pairs, which several ports may share, are the
+network's (90: a port's address wins; the first port by id wins among
+pairs), as are router interfaces (110: they win over everything)."""
 import ipaddress
 
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 
+ROUTER_PRIORITY, PORT_PRIORITY, PAIR_PRIORITY = 110, 100, 90
 
-def answers(state, network):
-    """(ip, mac) of every IPv4 address the network knows."""
+
+def _v4(ip):
+    return ipaddress.ip_address(ip).version == 4
+
+
+def pair_answers(state, network):
+    """(ip, mac) of the IPv4 allowed address pairs of the network's
+    ports (single addresses, first port by id)."""
     out = {}
-    for port in state.ports(network.id):
+    for port in state.paired_ports(network.id):
         if not port.macs:
             continue
-        for ip in port.ips:
-            if ipaddress.ip_address(ip).version == 4:
-                out[ip] = port.macs[0]
         for pair in port.allowed_address_pairs:
             address = pair['ip_address']
-            if '/' not in address and \
-                    ipaddress.ip_address(address).version == 4:
+            if '/' not in address and _v4(address):
                 out.setdefault(address, pair.get('mac_address')
                                or port.macs[0])
-    for rport in state.router_ports(network.id):
-        if ipaddress.ip_address(rport.ip).version == 4:
-            out[rport.ip] = rport.mac
     return sorted(out.items())
 
 
@@ -50,16 +55,27 @@ class ArpResponderApp(apps.App):
         return [self.flow(pl.ARP_RESPONDER, 0, goto=pl.DHCP)]
 
     def network_flows(self, state, network):
-        out = []
-        for ip, mac in answers(state, network):
-            out.append(self.flow(
-                pl.ARP_RESPONDER, 100,
-                {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
-                 'arp_op': 1, 'arp_tpa': ip},
-                reply_actions(ip, mac) +
-                [('move', pl.REG_SRC, pl.REG_DST, 32)],
-                goto=pl.INGRESS_DISPATCH))
-        return out
+        routers = [(r.ip, r.mac) for r in state.router_ports(network.id)
+                   if _v4(r.ip)]
+        return [self._answer(network, ip, mac, ROUTER_PRIORITY)
+                for ip, mac in routers] + \
+            [self._answer(network, ip, mac, PAIR_PRIORITY)
+             for ip, mac in pair_answers(state, network)]
+
+    def port_flows(self, state, port):
+        network = state.network(port.network_id)
+        if network is None or not port.macs:
+            return []
+        return [self._answer(network, ip, port.macs[0], PORT_PRIORITY)
+                for ip in port.ips if _v4(ip)]
+
+    def _answer(self, network, ip, mac, priority):
+        return self.flow(
+            pl.ARP_RESPONDER, priority,
+            {'metadata': network.unique_key, 'eth_type': pl.ETH_ARP,
+             'arp_op': 1, 'arp_tpa': ip},
+            reply_actions(ip, mac) + [('move', pl.REG_SRC, pl.REG_DST, 32)],
+            goto=pl.INGRESS_DISPATCH)
 
 
 APP = ArpResponderApp

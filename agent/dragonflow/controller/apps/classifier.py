@@ -13,19 +13,20 @@ class ClassifierApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.CLASSIFIER, 0)]
 
-    def network_flows(self, state, network):
-        out = []
-        for port in state.local_ports(network.id):
-            ofport, vlan = state.wire(port.id)
-            untag = [] if vlan is None else [('pop_vlan',)]
-            out.append(self.flow(
-                pl.CLASSIFIER, 100, {
-                    'in_port': ofport,
-                    'vlan_vid': 0 if vlan is None else pl.VLAN_PRESENT | vlan},
-                untag + [('set_field', pl.REG_SRC, port.unique_key),
-                         ('write_metadata', network.unique_key)],
-                goto=pl.PORT_SECURITY))
-        return out
+    def port_flows(self, state, port):
+        wire = state.wire(port.id)
+        network = state.network(port.network_id)
+        if wire is None or network is None:
+            return []
+        ofport, vlan = wire
+        untag = [] if vlan is None else [('pop_vlan',)]
+        return [self.flow(
+            pl.CLASSIFIER, 100, {
+                'in_port': ofport,
+                'vlan_vid': 0 if vlan is None else pl.VLAN_PRESENT | vlan},
+            untag + [('set_field', pl.REG_SRC, port.unique_key),
+                     ('write_metadata', network.unique_key)],
+            goto=pl.PORT_SECURITY)]
 
 
 APP = ClassifierApp

@@ -24,22 +24,22 @@ def tunnel_outputs(state, network):
 
 def arrival_flows(app, state, network):
     """Table 100 for packets arriving from outside the chassis (a tunnel
-    or a provider bridge), metadata already set: the local port owning the
-    destination MAC → reg7 → ingress stages; broadcast → every local port
-    of the network; anything else drops (never back out)."""
-    meta = {'metadata': network.unique_key}
-    local = state.local_ports(network.id)
-    out = []
-    for port in local:
-        for mac in port.macs:
-            out.append(app.flow(pl.INGRESS_TUNNEL, 100,
-                                dict(meta, eth_dst=mac),
-                                [('set_field', pl.REG_DST, port.unique_key)],
-                                goto=pl.INGRESS_CT))
-    out.append(app.flow(pl.INGRESS_TUNNEL, 50,
-                        dict(meta, eth_dst=pl.MULTICAST),
-                        flood_copies(state, local)))
-    return out
+    or a provider bridge), metadata already set: broadcast → every local
+    port of the network; anything else drops (never back out), unless
+    :func:`arrival_port_flows` knows the destination."""
+    return [app.flow(pl.INGRESS_TUNNEL, 50,
+                     {'metadata': network.unique_key,
+                      'eth_dst': pl.MULTICAST},
+                     flood_copies(state, state.local_ports(network.id)))]
+
+
+def arrival_port_flows(app, network, port):
+    """Table 100 for a local port: arriving packets for its MACs →
+    reg7 → ingress stages."""
+    return [app.flow(pl.INGRESS_TUNNEL, 100,
+                     {'metadata': network.unique_key, 'eth_dst': mac},
+                     [('set_field', pl.REG_DST, port.unique_key)],
+                     goto=pl.INGRESS_CT) for mac in port.macs]
 
 
 def flood_copies(state, ports):
@@ -87,23 +87,26 @@ class L2App(apps.App):
                 self.flow(pl.INGRESS_DISPATCH, 0)]
 
     def network_flows(self, state, network):
-        meta = {'metadata': network.unique_key}
-        out = []
         local = flood_copies(state, state.local_ports(network.id))
-        for port in state.local_ports(network.id) + \
-                state.remote_ports(network.id):
-            for mac in port.macs:
-                out.append(self.flow(pl.L2_LOOKUP, 100,
-                                     dict(meta, eth_dst=mac),
-                                     [('set_field', pl.REG_DST,
-                                       port.unique_key)], goto=pl.EGRESS))
-        for port in state.local_ports(network.id):
-            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+        return [self.flow(pl.L2_LOOKUP, 50,
+                          {'metadata': network.unique_key,
+                           'eth_dst': pl.MULTICAST},
+                          local + tunnel_outputs(state, network))]
+
+    def port_flows(self, state, port):
+        local = state.is_local(port)
+        network = state.network(port.network_id)
+        if network is None or not (local or state.is_remote(port)):
+            return []
+        out = [self.flow(pl.L2_LOOKUP, 100,
+                         {'metadata': network.unique_key, 'eth_dst': mac},
+                         [('set_field', pl.REG_DST, port.unique_key)],
+                         goto=pl.EGRESS) for mac in port.macs]
+        if local:
+            out.append(self.flow(pl.EGRESS, 100,
+                                 {pl.REG_DST: port.unique_key},
                                  goto=pl.INGRESS_CT))
             out += dispatch_flows(self, state, port)
-        out.append(self.flow(pl.L2_LOOKUP, 50,
-                             dict(meta, eth_dst=pl.MULTICAST),
-                             local + tunnel_outputs(state, network)))
         return out
 
 

@@ -25,29 +25,30 @@ class L2NormalApp(apps.App):
         return [self.flow(pl.CLASSIFIER, 0, actions=[('normal',)]),
                 self.flow(pl.EGRESS, 0)]
 
-    def network_flows(self, state, network):
+    def port_flows(self, state, port):
+        wire = state.wire(port.id)
+        network = state.network(port.network_id)
+        if wire is None or network is None or wire[1] is not None:
+            return []           # trunk subports need the full flavour
+        ofport = wire[0]
         out = []
-        rports = [r for r in state.router_ports(network.id)
-                  if state.get('logical_router', r.router_id) is not None]
-        for port in state.local_ports(network.id):
-            ofport, vlan = state.wire(port.id)
-            if vlan is not None:
-                continue        # trunk subports need the full flavour
-            for rport in rports:
-                out.append(self.flow(
-                    pl.CLASSIFIER, 100, {'in_port': ofport,
-                                         'eth_dst': rport.mac},
-                    [('set_field', pl.REG_SRC, port.unique_key),
-                     ('write_metadata', network.unique_key)],
-                    goto=pl.L2_LOOKUP))
-                out.append(self.flow(
-                    pl.CLASSIFIER, 100, {
-                        'in_port': ofport, 'eth_type': pl.ETH_ARP,
-                        'arp_op': 1, 'arp_tpa': rport.ip},
-                    arp_responder.reply_actions(rport.ip, rport.mac) +
-                    [('in_port',)]))
-            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
-                                 [('output', ofport)]))
+        for rport in state.router_ports(network.id):
+            if state.get('logical_router', rport.router_id) is None:
+                continue
+            out.append(self.flow(
+                pl.CLASSIFIER, 100, {'in_port': ofport,
+                                     'eth_dst': rport.mac},
+                [('set_field', pl.REG_SRC, port.unique_key),
+                 ('write_metadata', network.unique_key)],
+                goto=pl.L2_LOOKUP))
+            out.append(self.flow(
+                pl.CLASSIFIER, 100, {
+                    'in_port': ofport, 'eth_type': pl.ETH_ARP,
+                    'arp_op': 1, 'arp_tpa': rport.ip},
+                arp_responder.reply_actions(rport.ip, rport.mac) +
+                [('in_port',)]))
+        out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                             [('output', ofport)]))
         return out
 
 

@@ -55,34 +55,45 @@ class L3App(apps.App):
                 {'metadata': network.unique_key, 'eth_dst': rport.mac},
                 [('set_field', pl.REG_ROUTER, router.unique_key)],
                 goto=pl.L3_LOOKUP))
-            # Out of the router onto this network, to each of its ports.
+            # Out of the router onto this network: to each of its ports
+            # (port_flows), and extra routes whose next hop is a port here:
+            # to that port, longest prefix first (host routes to ports win
+            # over them).
             subnet = state.get('subnet', rport.subnet_id)
-            if subnet is None:
+            if subnet is None or not router.routes:
                 continue
-            by_ip = {}
-            for port in state.ports(network.id):
-                if not port.macs:
-                    continue
-                for ip in port.ips:
-                    if ipaddress.ip_address(ip) not in subnet.network:
-                        continue
-                    by_ip[ip] = port
-                    out.append(self._to_port(router, rport, network, port,
-                                             subnet.network.version, ip,
-                                             HOST_ROUTE))
-            # Extra routes whose next hop is a port here: to that port,
-            # longest prefix first (host routes to ports win over them).
+            by_ip = {ip: port for port in state.ports(network.id)
+                     if port.macs for ip in port.ips}
             for route in router.routes:
                 nexthop = by_ip.get(route['nexthop'])
                 destination = ipaddress.ip_network(route['destination'])
                 if nexthop is None or \
-                        destination.version != subnet.network.version:
+                        destination.version != subnet.network.version or \
+                        ipaddress.ip_address(route['nexthop']) not in \
+                        subnet.network:
                     continue
                 out.append(self._to_port(
                     router, rport, network, nexthop, destination.version,
                     (str(destination.network_address),
                      str(destination.netmask)),
                     EXTRA_ROUTE + destination.prefixlen))
+        return out
+
+    def port_flows(self, state, port):
+        """Host routes to the port from each router of its network."""
+        if not port.macs:
+            return []
+        network = state.network(port.network_id)
+        out = []
+        for rport, router in state.enabled_interfaces(port.network_id):
+            subnet = state.get('subnet', rport.subnet_id)
+            if subnet is None:
+                continue
+            for ip in port.ips:
+                if ipaddress.ip_address(ip) in subnet.network:
+                    out.append(self._to_port(router, rport, network, port,
+                                             subnet.network.version, ip,
+                                             HOST_ROUTE))
         return out
 
     def _to_port(self, router, rport, network, port, version, destination,

@@ -140,21 +140,34 @@ class NatApp(apps.App):
         ]
 
     # --- a tenant network behind a router with a gateway ----------------
-    def _tenant_flows(self, state, network):
+    @staticmethod
+    def _gateways(state, net_id):
+        """(router port, router, external network) of each enabled
+        interface on net_id whose router has an external gateway."""
         out = []
-        for rport, router in state.enabled_interfaces(network.id):
+        for rport, router in state.enabled_interfaces(net_id):
             external = state.network(state.gateway_network(router))
-            if external is None or not external.external:
-                continue
-            # What the router cannot route inside goes to NAT (above the
-            # network-unreachable flow of router_icmp).
-            out.append(self.flow(pl.L3_LOOKUP, 2, {
-                pl.REG_ROUTER: router.unique_key,
-                'metadata': network.unique_key, 'eth_type': pl.ETH_IP},
-                goto=pl.EGRESS_NAT))
-            for port in state.local_ports(network.id):
-                out += self._port_flows(state, network, rport, external,
-                                        port)
+            if external is not None and external.external:
+                out.append((rport, router, external))
+        return out
+
+    def _tenant_flows(self, state, network):
+        # What the router cannot route inside goes to NAT (above the
+        # network-unreachable flow of router_icmp).
+        return [self.flow(pl.L3_LOOKUP, 2, {
+            pl.REG_ROUTER: router.unique_key,
+            'metadata': network.unique_key, 'eth_type': pl.ETH_IP},
+            goto=pl.EGRESS_NAT)
+            for _, router, _ in self._gateways(state, network.id)]
+
+    def port_flows(self, state, port):
+        """A local port's way out (SNAT or its floating IP) and back."""
+        network = state.network(port.network_id)
+        if network is None or network.external or not state.is_local(port):
+            return []
+        out = []
+        for rport, _, external in self._gateways(state, network.id):
+            out += self._port_flows(state, network, rport, external, port)
         return out
 
     def _port_flows(self, state, network, rport, external, port):

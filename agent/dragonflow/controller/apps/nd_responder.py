@@ -5,7 +5,11 @@ the NB model, so they never cross a tunnel (the IPv6 counterpart of the
 ARP responder; building the advertisement with its options in flows is
 not practical, so it is a packet-in, bounded by the switch's packet-in
 rate limit). Duplicate address detection (from ::) and solicitations for
-unknown addresses are switched as usual."""
+unknown addresses are switched as usual.
+
+As for ARP: a port's own addresses are its own flows (priority 100),
+allowed address pairs (90) and router interfaces (105) the network's;
+duplicate address detection (110) is above them all."""
 import ipaddress
 
 from dragonflow.controller import apps
@@ -14,6 +18,12 @@ from dragonflow.controller import pipeline as pl
 from dragonflow.model.logical_port import link_local
 
 ROUTER, SOLICITED, OVERRIDE = 0b100, 0b010, 0b001
+DAD_PRIORITY, ROUTER_PRIORITY, PORT_PRIORITY, PAIR_PRIORITY = \
+    110, 105, 100, 90
+
+
+def _v6(ip):
+    return ipaddress.ip_address(ip).version == 6
 
 
 def answers(state, network):
@@ -50,15 +60,35 @@ class NdResponderApp(apps.App):
         return [self.flow(pl.ND_RESPONDER, 0, goto=pl.L2_LOOKUP)]
 
     def network_flows(self, state, network):
-        known = answers(state, network)
-        if not known:
+        if not any(s.network.version == 6
+                   for s in state.subnets(network.id)):
             return []
-        out = [self.flow(pl.ND_RESPONDER, 110, icmp6_match(
-            network, pl.ICMPV6_NS, ipv6_src='::'), goto=pl.L2_LOOKUP)]
-        for ip in sorted(known):
-            out.append(self.flow(pl.ND_RESPONDER, 100, icmp6_match(
-                network, pl.ICMPV6_NS, ipv6_nd_target=ip), [('controller',)]))
-        return out
+        routers = set()
+        for rport in state.router_ports(network.id):
+            if _v6(rport.ip):
+                routers |= {str(ipaddress.ip_address(rport.ip)),
+                            link_local(rport.mac)}
+        pairs = {str(ipaddress.ip_address(p['ip_address']))
+                 for port in state.paired_ports(network.id)
+                 for p in port.allowed_address_pairs
+                 if '/' not in p['ip_address'] and _v6(p['ip_address'])}
+        return [self.flow(pl.ND_RESPONDER, DAD_PRIORITY, icmp6_match(
+            network, pl.ICMPV6_NS, ipv6_src='::'), goto=pl.L2_LOOKUP)] + \
+            [self._ask(network, ip, ROUTER_PRIORITY) for ip in
+             sorted(routers)] + \
+            [self._ask(network, ip, PAIR_PRIORITY) for ip in sorted(pairs)]
+
+    def port_flows(self, state, port):
+        network = state.network(port.network_id)
+        if network is None or not port.macs:
+            return []
+        return [self._ask(network, str(ipaddress.ip_address(ip)),
+                          PORT_PRIORITY) for ip in port.ips if _v6(ip)]
+
+    def _ask(self, network, ip, priority):
+        """Solicitations for ip go to the controller (which answers)."""
+        return self.flow(pl.ND_RESPONDER, priority, icmp6_match(
+            network, pl.ICMPV6_NS, ipv6_nd_target=ip), [('controller',)])
 
     def neighbour_solicitation(self, state, msg, send_packet):
         from os_ken.lib.packet import ethernet, icmpv6, ipv6

@@ -49,38 +49,39 @@ class PortSecurityApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.PORT_SECURITY, 0)]
 
-    def network_flows(self, state, network):
-        out = []
-        for port in state.local_ports(network.id):
-            key = {pl.REG_SRC: port.unique_key}
+    def port_flows(self, state, port):
+        if not state.is_local(port):
+            return []
+        key = {pl.REG_SRC: port.unique_key}
+        out = [
             # Never a DHCP server, whatever port security says.
-            out.append(self.flow(pl.PORT_SECURITY, 300, dict(
-                key, eth_type=pl.ETH_IP, ip_proto=17, udp_src=67)))
+            self.flow(pl.PORT_SECURITY, 300, dict(
+                key, eth_type=pl.ETH_IP, ip_proto=17, udp_src=67)),
             # Nor an IPv6 router or DHCPv6 server.
-            out.append(self.flow(pl.PORT_SECURITY, 300, dict(
+            self.flow(pl.PORT_SECURITY, 300, dict(
                 key, eth_type=pl.ETH_IPV6, ip_proto=pl.ICMPV6,
-                icmpv6_type=pl.ICMPV6_RA)))
-            out.append(self.flow(pl.PORT_SECURITY, 300, dict(
-                key, eth_type=pl.ETH_IPV6, ip_proto=17, udp_src=547)))
-            if not port.port_security_enabled:
-                out.append(self.flow(pl.PORT_SECURITY, 100, key, goto=NEXT))
+                icmpv6_type=pl.ICMPV6_RA)),
+            self.flow(pl.PORT_SECURITY, 300, dict(
+                key, eth_type=pl.ETH_IPV6, ip_proto=17, udp_src=547)),
+        ]
+        if not port.port_security_enabled:
+            out.append(self.flow(pl.PORT_SECURITY, 100, key, goto=NEXT))
+            return out
+        for mac, address in allowed_pairs(port):
+            v4 = _v4(address)
+            if v4 is None:
                 continue
-            for mac, address in allowed_pairs(port):
-                v4 = _v4(address)
-                if v4 is None:
-                    continue
-                out.append(self.flow(pl.PORT_SECURITY, 200, dict(
-                    key, eth_src=mac, eth_type=pl.ETH_IP, ipv4_src=v4),
-                    goto=NEXT))
-                out.append(self.flow(pl.PORT_SECURITY, 200, dict(
-                    key, eth_src=mac, eth_type=pl.ETH_ARP, arp_sha=mac,
-                    arp_spa=v4), goto=NEXT))
-            for mac in port.macs[:1]:
-                out.append(self.flow(pl.PORT_SECURITY, 200, dict(
-                    key, eth_src=mac, eth_type=pl.ETH_IP, ip_proto=17,
-                    ipv4_src='0.0.0.0', udp_src=68, udp_dst=67), goto=NEXT))
-            out += self._v6_flows(port, key)
-        return out
+            out.append(self.flow(pl.PORT_SECURITY, 200, dict(
+                key, eth_src=mac, eth_type=pl.ETH_IP, ipv4_src=v4),
+                goto=NEXT))
+            out.append(self.flow(pl.PORT_SECURITY, 200, dict(
+                key, eth_src=mac, eth_type=pl.ETH_ARP, arp_sha=mac,
+                arp_spa=v4), goto=NEXT))
+        for mac in port.macs[:1]:
+            out.append(self.flow(pl.PORT_SECURITY, 200, dict(
+                key, eth_src=mac, eth_type=pl.ETH_IP, ip_proto=17,
+                ipv4_src='0.0.0.0', udp_src=68, udp_dst=67), goto=NEXT))
+        return out + self._v6_flows(port, key)
 
     def _v6_flows(self, port, key):
         mac = port.macs[0]

@@ -67,9 +67,6 @@ class ProviderApp(apps.App):
         meta = {'metadata': network.unique_key}
         out = [self.flow(pl.EGRESS_PROVIDER, 100, meta,
                          _out_actions(network, ofport))]
-        for port in state.remote_ports(network.id):
-            out.append(self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
-                                 goto=pl.EGRESS_PROVIDER))
         if self.l2_normal:
             return out
         out += [
@@ -84,6 +81,19 @@ class ProviderApp(apps.App):
         ]
         out += l2.arrival_flows(self, state, network)
         return out
+
+    def port_flows(self, state, port):
+        network = state.network(port.network_id)
+        if network is None or \
+                network.network_type not in pl.PROVIDER_TYPES or \
+                state.provider_ofports.get(network.physical_network) is None:
+            return []
+        if state.is_remote(port):
+            return [self.flow(pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+                              goto=pl.EGRESS_PROVIDER)]
+        if state.is_local(port) and not self.l2_normal:
+            return l2.arrival_port_flows(self, network, port)
+        return []
 
 
 APP = ProviderApp

@@ -15,8 +15,20 @@ every group). Ports without security groups are not filtered.
 
 A port's rule flows are keyed by the port (``port_flows``): a rule
 change recomputes the flows of the group's local ports and the diff
-touches only the flows derived from that rule. Remote-group rules expand
-to one flow per member address (members on any chassis).
+touches only the flows derived from that rule.
+
+Remote-group rules are conjunctive matches (``conjunction`` in
+ovs-actions(7)), as OVN does with address sets, so flows grow as rules +
+members, not rules x members: each local port gets one flow per
+protocol/port variant of its remote-group rules (clause 1: "to this port,
+this service"), and the remote group gets one flow per member address
+(clause 2: "from a member"), keyed by the address, so a member joining
+adds one flow and touches no port. The conjunction id names the remote
+group, the direction and the IP version; its ``conj_id`` flow (keyed by
+the group), per network with a local port using it, commits the
+connection in the network's zone. A packet both clauses match is a new
+connection the rule allows. These flows sit below the plain rule flows
+(which need no conjunction).
 
 Rules with ethertype IPv6 match IPv6 (icmpv6 types and codes, v6
 prefixes and the v6 addresses of remote groups). Neighbour discovery and
@@ -29,6 +41,7 @@ from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 
 RULE_PRIORITY = 50
+CONJ_PRIORITY = 40      # remote-group rules (clauses and conj_id flows)
 EGRESS_NEXT = pl.PASS_THROUGH[pl.EGRESS_CT]
 INGRESS_NEXT = pl.PASS_THROUGH[pl.INGRESS_CT]
 PROTO_NUMBERS = {'tcp': 6, 'udp': 17, 'icmp': 1, 'icmpv6': 58, 'sctp': 132}
@@ -68,10 +81,10 @@ def member_addresses(state, group_id, version=4):
                   if ipaddress.ip_network(a, strict=False).version == version)
 
 
-def rule_matches(state, rule):
-    """The OpenFlow matches (dicts, without the port register) a rule
-    allows; [] if it allows nothing (e.g. an empty remote group)."""
-    version, eth_type, prefix = VERSIONS[rule.ethertype]
+def service_matches(rule):
+    """The protocol/port part of a rule as OpenFlow matches (dicts with
+    the ethertype, without addresses or the port register)."""
+    _, eth_type, _ = VERSIONS[rule.ethertype]
     base = {'eth_type': eth_type}
     proto = rule.protocol
     if proto is not None:
@@ -90,23 +103,39 @@ def rule_matches(state, rule):
         if rule.port_range_max is not None:
             extra[f'{icmp}_code'] = rule.port_range_max
         variants = [dict(base, **extra)]
-    remote_field = f'{prefix}_dst' if rule.direction == 'egress' else \
+    return variants
+
+
+def remote_field(rule):
+    """The field a rule's peer address is in."""
+    prefix = VERSIONS[rule.ethertype][2]
+    return f'{prefix}_dst' if rule.direction == 'egress' else \
         f'{prefix}_src'
-    if rule.remote_group_id:
-        remotes = [_prefix(a) for a in
-                   member_addresses(state, rule.remote_group_id, version)]
-        if not remotes:
-            return []
-    elif rule.remote_ip_prefix:
-        remotes = [_prefix(rule.remote_ip_prefix)]
-    else:
-        remotes = [None]
-    out = []
-    for variant in variants:
-        for remote in remotes:
-            out.append(variant if remote is None else
-                       dict(variant, **{remote_field: remote}))
-    return out
+
+
+def rule_matches(rule):
+    """The OpenFlow matches (dicts, without the port register) a rule
+    without a remote group allows."""
+    variants = service_matches(rule)
+    if not rule.remote_ip_prefix:
+        return variants
+    remote = _prefix(rule.remote_ip_prefix)
+    if remote is None:
+        return variants
+    return [dict(v, **{remote_field(rule): remote}) for v in variants]
+
+
+def conj_id(group, direction, ethertype):
+    """The conjunction id of a remote group's address set, for rules of
+    one direction and IP version (24-bit group key, 2 bits)."""
+    return group.unique_key << 2 | (direction == 'egress') << 1 | \
+        (ethertype == 'IPv6')
+
+
+def _rule_table(direction):
+    if direction == 'egress':
+        return pl.EGRESS_SG, pl.REG_SRC, EGRESS_NEXT
+    return pl.INGRESS_SG, pl.REG_DST, INGRESS_NEXT
 
 
 def is_protected(port):
@@ -144,7 +173,8 @@ class SecurityGroupsApp(apps.App):
 
     def port_flows(self, state, port):
         network = state.network(port.network_id)
-        if network is None or not is_protected(port):
+        if network is None or not is_protected(port) or \
+                not state.is_local(port):
             return []
         zone = network.unique_key
         key = port.unique_key
@@ -159,18 +189,144 @@ class SecurityGroupsApp(apps.App):
                           [('ct', zone, pl.INGRESS_SG, False)]),
             ]
         commit = [('ct', zone, None, True)]
+        clauses = {}        # (table, match items) -> conjunction actions
         for group_id in port.security_groups:
             for rule in state.group_rules(group_id):
-                if rule.direction == 'egress':
-                    table, reg, nxt = pl.EGRESS_SG, pl.REG_SRC, EGRESS_NEXT
-                else:
-                    table, reg, nxt = pl.INGRESS_SG, pl.REG_DST, \
-                        INGRESS_NEXT
-                for match in rule_matches(state, rule):
+                table, reg, nxt = _rule_table(rule.direction)
+                if rule.remote_group_id:
+                    remote = state.get('security_group',
+                                       rule.remote_group_id)
+                    if remote is None:
+                        continue
+                    action = ('conjunction', conj_id(
+                        remote, rule.direction, rule.ethertype), 1, 2)
+                    for match in service_matches(rule):
+                        match = dict(match, ct_state=pl.CT_STATE_NEW,
+                                     **{reg: key})
+                        actions = clauses.setdefault(
+                            (table, tuple(sorted(match.items()))), [])
+                        if action not in actions:
+                            actions.append(action)
+                    continue
+                for match in rule_matches(rule):
                     out.append(self.flow(
                         table, RULE_PRIORITY,
                         dict(match, ct_state=pl.CT_STATE_NEW, **{reg: key}),
                         commit, goto=nxt))
+        for (table, match), actions in sorted(clauses.items()):
+            out.append(self.flow(table, CONJ_PRIORITY, dict(match),
+                                 sorted(actions)))
+        return out
+
+    # --- keyed flows: remote groups' address sets ------------------------
+    def keys(self, state):
+        return {self.key('address', a) for a in state.remote_addresses()} | \
+            {self.key('conj', g) for g in state.remote_groups()}
+
+    def key_flows(self, state, key):
+        _, kind, key_id = key
+        if kind == 'address':
+            return self._address_flows(state, key_id)
+        return self._conj_flows(state, key_id)
+
+    def touched_keys(self, state, table, obj, old):
+        out = set()
+        objs = [o for o in (obj, old) if o is not None]
+        if table == 'logical_port':
+            for port in objs:
+                out |= {self.key('address', a)
+                        for a in state.addresses_of(port)}
+            if not self._zone_may_change(state, obj, old):
+                return out
+            for port in objs:
+                # Rules of its groups naming a remote group: that group's
+                # conj_id flows depend on where this port is.
+                for group_id in port.security_groups:
+                    out |= {self.key('conj', r.remote_group_id)
+                            for r in state.group_rules(group_id)
+                            if r.remote_group_id}
+        elif table == 'security_group_rule':
+            for rule in objs:
+                if rule.remote_group_id:
+                    out.add(self.key('conj', rule.remote_group_id))
+                    out |= {self.key('address', a) for p in
+                            state.group_ports(rule.remote_group_id)
+                            for a in state.addresses_of(p)}
+        return out
+
+    @staticmethod
+    def _zone_may_change(state, obj, old):
+        """Whether a port change may change the zones where its groups'
+        remote-group rules commit: it arrived or left (obj is old), or a
+        local port came, went or changed its groups or protection."""
+        if obj is old:
+            return True
+        if not any(state.is_local(p) for p in (obj, old) if p is not None):
+            return False
+        return obj is None or old is None or \
+            obj.network_id != old.network_id or \
+            is_protected(obj) != is_protected(old) or \
+            obj.security_groups != old.security_groups
+
+    @staticmethod
+    def _uses(state, group_id):
+        """{(direction, ethertype)} of the rules naming the group."""
+        return {(r.direction, r.ethertype)
+                for r in state.rules_naming(group_id)}
+
+    def _address_flows(self, state, address):
+        """Clause 2: from (ingress) or to (egress) this member address,
+        for every remote group it is in."""
+        version = ipaddress.ip_network(address, strict=False).version
+        actions = {}        # (direction, ethertype) -> conjunctions
+        for group_id in state.remote_groups_with(address):
+            group = state.get('security_group', group_id)
+            if group is None:
+                continue
+            for direction, ethertype in self._uses(state, group_id):
+                if VERSIONS[ethertype][0] != version:
+                    continue
+                actions.setdefault((direction, ethertype), []).append(
+                    ('conjunction', conj_id(group, direction, ethertype),
+                     2, 2))
+        out = []
+        for (direction, ethertype), conjunctions in sorted(actions.items()):
+            _, eth_type, prefix = VERSIONS[ethertype]
+            field = f'{prefix}_dst' if direction == 'egress' else \
+                f'{prefix}_src'
+            remote = _prefix(address)
+            match = {'ct_state': pl.CT_STATE_NEW, 'eth_type': eth_type}
+            if remote is not None:
+                match[field] = remote
+            out.append(self.flow(_rule_table(direction)[0], CONJ_PRIORITY,
+                                 match, sorted(conjunctions)))
+        return out
+
+    def _conj_flows(self, state, group_id):
+        """Per network with a local protected port whose rules name the
+        group: commit what the conjunction allowed, in its zone."""
+        group = state.get('security_group', group_id)
+        if group is None:
+            return []
+        zones = {}          # (direction, ethertype) -> zones
+        for rule in state.rules_naming(group_id):
+            for port in state.group_ports(rule.security_group_id):
+                if not is_protected(port) or not state.is_local(port):
+                    continue
+                network = state.network(port.network_id)
+                if network is not None:
+                    zones.setdefault((rule.direction, rule.ethertype),
+                                     set()).add(network.unique_key)
+        out = []
+        for (direction, ethertype), keys in sorted(zones.items()):
+            table, _, nxt = _rule_table(direction)
+            eth_type = VERSIONS[ethertype][1]
+            for zone in sorted(keys):
+                out.append(self.flow(
+                    table, CONJ_PRIORITY,
+                    {'conj_id': conj_id(group, direction, ethertype),
+                     'metadata': zone, 'eth_type': eth_type},
+                    [('ct', zone, None, True)], goto=nxt))
         return out
 
 

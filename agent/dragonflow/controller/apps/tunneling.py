@@ -19,33 +19,50 @@ class TunnelingApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.INGRESS_TUNNEL, 0)]
 
+    @staticmethod
+    def _tunnel(state, network):
+        """The network's tunnel ofport, or None if it does not tunnel."""
+        if network is None or network.segmentation_id is None:
+            return None
+        return state.tunnel_ofports.get(network.network_type)
+
     def network_flows(self, state, network):
-        ofport = state.tunnel_ofports.get(network.network_type)
-        if ofport is None or network.segmentation_id is None:
+        ofport = self._tunnel(state, network)
+        if ofport is None:
             return []
-        tunnel = {'in_port': ofport, 'tunnel_id': network.segmentation_id}
+        return [self.flow(pl.CLASSIFIER, 100,
+                          {'in_port': ofport,
+                           'tunnel_id': network.segmentation_id},
+                          [('write_metadata', network.unique_key)],
+                          goto=pl.INGRESS_TUNNEL)] + \
+            l2.arrival_flows(self, state, network)
+
+    def port_flows(self, state, port):
+        network = state.network(port.network_id)
+        ofport = self._tunnel(state, network)
+        if ofport is None:
+            return []
         keyed = network.network_type == 'geneve'
-        out = [self.flow(pl.CLASSIFIER, 100, tunnel,
-                         [('write_metadata', network.unique_key)],
-                         goto=pl.INGRESS_TUNNEL)]
-        if keyed:
-            out += [self.flow(pl.CLASSIFIER, 110,
-                              dict(tunnel, **{geneve.FIELD: port.unique_key}),
-                              [('write_metadata', network.unique_key),
-                               ('set_field', pl.REG_DST, port.unique_key)],
-                              goto=pl.INGRESS_CT)
-                    for port in state.local_ports(network.id)]
-        out += l2.arrival_flows(self, state, network)
-        for port in state.remote_ports(network.id):
-            chassis = state.chassis(port.binding_chassis)
-            key = [('set_field', geneve.FIELD, port.unique_key)] \
-                if keyed else []
-            out.append(self.flow(
-                pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
-                [('set_field', 'tunnel_id', network.segmentation_id),
-                 ('set_field', 'tun_ipv4_dst', chassis.ip)] + key +
-                [('output', ofport)]))
-        return out
+        if state.is_local(port):
+            out = l2.arrival_port_flows(self, network, port)
+            if keyed:
+                out.append(self.flow(
+                    pl.CLASSIFIER, 110,
+                    {'in_port': ofport, 'tunnel_id': network.segmentation_id,
+                     geneve.FIELD: port.unique_key},
+                    [('write_metadata', network.unique_key),
+                     ('set_field', pl.REG_DST, port.unique_key)],
+                    goto=pl.INGRESS_CT))
+            return out
+        if not state.is_remote(port):
+            return []
+        chassis = state.chassis(port.binding_chassis)
+        key = [('set_field', geneve.FIELD, port.unique_key)] if keyed else []
+        return [self.flow(
+            pl.EGRESS, 100, {pl.REG_DST: port.unique_key},
+            [('set_field', 'tunnel_id', network.segmentation_id),
+             ('set_field', 'tun_ipv4_dst', chassis.ip)] + key +
+            [('output', ofport)])]
 
 
 APP = TunnelingApp
