@@ -6,6 +6,8 @@ machine is shared and noisy: compare ratios, not absolute times):
 
 1. write throughput of N ports through the NB API, sequential and with
    concurrent writers; baseline: raw kazoo creates of same-sized znodes.
+   The bulk path (NbApi.write_many, as ``dfctl apply`` uses): N ports in
+   few transactions; baseline: raw kazoo transactions of 1,000 creates.
 2. change fan-out: latency commit -> delivery at 1, 10 and 100
    subscribers (p50/p99) and ZooKeeper reads per change per subscriber.
 3. full resync of N ports / N/10 networks by a new subscriber; baseline:
@@ -102,15 +104,51 @@ def bench_writes(hosts, ports, networks, writers):
     for c in clients:
         c.stop()
         c.close()
+    bulk_rate, raw_txn_rate = bench_bulk(hosts, ports, body)
     print(f'writes: raw kazoo create (baseline) {raw_rate:8.0f}/s')
     print(f'writes: NB port create, sequential  {seq_rate:8.0f}/s  '
           f'({seq_n} ports, ratio to raw {seq_rate / raw_rate:.2f})')
     print(f'writes: NB port create, {writers} writers  {conc_rate:8.0f}/s  '
           f'({conc_n} ports, ratio to raw {conc_rate / raw_rate:.2f})')
+    print(f'writes: raw kazoo transactions of 1,000 creates (baseline) '
+          f'{raw_txn_rate:8.0f}/s')
+    print(f'writes: NB port create, bulk (write_many) {bulk_rate:8.0f}/s  '
+          f'({ports} ports, ratio to raw transactions '
+          f'{bulk_rate / raw_txn_rate:.2f}, to sequential '
+          f'{bulk_rate / seq_rate:.1f}x)')
     client.stop()
     client.close()
     return {'raw_per_s': raw_rate, 'sequential_per_s': seq_rate,
-            'concurrent_per_s': conc_rate, 'writers': writers}
+            'concurrent_per_s': conc_rate, 'writers': writers,
+            'bulk_per_s': bulk_rate, 'raw_transaction_per_s': raw_txn_rate}
+
+
+def bench_bulk(hosts, ports, body):
+    """Port creates through NbApi.write_many, in a tree of their own, and
+    raw kazoo transactions of 1,000 creates of the same body size."""
+    root = '/bench-bulk'
+    client = connect(hosts)
+    nb = NbApi(client, root)
+    net = nb.create('logical_switch', {'name': 'bulk'})
+    nb.create('subnet', {'network_id': net.id, 'cidr': '10.128.0.0/12'})
+    t = time.perf_counter()
+    nb.write_many([('create', 'logical_port',
+                    {'network_id': net.id, 'name': f'b{i}'})
+                   for i in range(ports)])
+    bulk_rate = ports / (time.perf_counter() - t)
+    client.ensure_path('/bench-raw-txn')
+    t = time.perf_counter()
+    for start in range(0, ports, 1000):
+        txn = client.transaction()
+        for i in range(start, min(ports, start + 1000)):
+            txn.create(f'/bench-raw-txn/{i}', body)
+        txn.commit()
+    raw_txn_rate = ports / (time.perf_counter() - t)
+    client.delete('/bench-raw-txn', recursive=True)
+    client.delete(root, recursive=True)
+    client.stop()
+    client.close()
+    return bulk_rate, raw_txn_rate
 
 
 def bench_resync(hosts, expected_ports):

@@ -1,4 +1,5 @@
 import ipaddress
+import itertools
 import random
 
 from dragonflow.model import base
@@ -42,14 +43,26 @@ def subnet_for(subnets, address):
 
 
 def allocate_ip(view, network_id, subnets, version=4):
-    """First free host address of the network's first subnet of a version."""
-    used = set(view.index_keys('ip', network_id))
+    """First free host address of the network's subnets of a version
+    (after the last one this view allocated there: a bulk write of many
+    ports does not rescan the addresses it just took)."""
+    used = view.index_keys('ip', network_id)
+    cursors = view.cursors
     for subnet in subnets:
-        if subnet.network.version != version:
+        net = subnet.network
+        if net.version != version:
             continue
-        for host in subnet.network.hosts():
-            ip = str(host)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        if net.num_addresses > 2 and version == 4:
+            first, last = first + 1, last - 1       # not network/broadcast
+        elif version == 6:
+            first += 1                              # not the anycast one
+        start = max(first, cursors.get((network_id, subnet.id), first))
+        for value in itertools.chain(range(start, last + 1),
+                                     range(first, start)):
+            ip = str(ipaddress.ip_address(value))
             if ip != subnet.gateway_ip and ip not in used:
+                cursors[(network_id, subnet.id)] = value + 1
                 return ip
     return None
 

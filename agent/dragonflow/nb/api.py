@@ -23,6 +23,9 @@ from dragonflow.store import zk
 
 LOG = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+# Bytes of object bodies and log entries per bulk transaction: well under
+# ZooKeeper's request limit (jute.maxbuffer, 1 MB by default).
+BULK_BYTES = 400 * 1024
 
 
 def _backoff(attempt):
@@ -36,6 +39,8 @@ class View:
     def __init__(self, nb):
         self._nb = nb
         self._cache = {}
+        self.cursors = {}       # allocation cursors (model.allocate_ip)
+        self._referrers = {}
 
     def get(self, table, obj_id):
         key = (table, obj_id)
@@ -47,12 +52,16 @@ class View:
         return self._cache[key]
 
     def referrers(self, table, obj_id, of_table):
+        key = (table, obj_id)
+        if key not in self._referrers:
+            self._referrers[key] = self._nb.referrer_ids(table, obj_id)
         return [obj for obj in (self.get(t, i) for t, i in
-                                self._nb.referrer_ids(table, obj_id)
+                                self._referrers[key]
                                 if t == of_table) if obj is not None]
 
     def index_keys(self, index, prefix):
-        return self._nb.store.index_keys(index, prefix)
+        """The keys under prefix of a unique index, as a set."""
+        return set(self._nb.store.index_keys(index, prefix))
 
     def check_references(self, obj):
         """Name the field of a reference to a missing object (the store
@@ -71,6 +80,36 @@ class View:
                          f'{target.topic!r}; an object of topic '
                          f'{obj.topic!r} may refer only to its own topic or '
                          'to shared objects (empty topic)')
+
+
+class BatchView(View):
+    """A View shared by the writes of one bulk commit: reads and index
+    listings are cached, and the unique keys earlier writes of the batch
+    claim count as taken (so allocations do not collide)."""
+
+    def __init__(self, nb):
+        super().__init__(nb)
+        self._index = {}
+        self.claimed = {}        # (index, key) -> owner in the batch
+
+    def index_keys(self, index, prefix):
+        if (index, prefix) not in self._index:
+            self._index[(index, prefix)] = super().index_keys(index, prefix)
+        return self._index[(index, prefix)]
+
+    def claim(self, obj, keys):
+        """Record keys claimed by obj; UniqueConflict if another write of
+        the batch claimed one."""
+        for index, key in keys:
+            owner = self.claimed.get((index, key))
+            if owner is not None and owner != f'{obj.table}:{obj.id}':
+                raise errors.UniqueConflict(index, key.split('/')[-1],
+                                            owner, obj.table)
+        for index, key in keys:
+            self.claimed[(index, key)] = f'{obj.table}:{obj.id}'
+            prefix, _, leaf = key.rpartition('/')
+            if (index, prefix) in self._index:
+                self._index[(index, prefix)].add(leaf)
 
 
 def _enforced_refs(obj):
@@ -195,6 +234,12 @@ class NbApi:
                              f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
     def _update(self, old, data):
+        return self._write(type(old), self._update_data(old, data), old)
+
+    @staticmethod
+    def _update_data(old, data):
+        """data for an update of old: immutable fields left unset are
+        kept, changed ones refused."""
         cls = type(old)
         table = cls.table
         for name, field in cls.fields().items():
@@ -207,35 +252,14 @@ class NbApi:
                         raise errors.ValidationError(
                             f'{table}.{name}: cannot be changed '
                             f'(is {old.to_dict().get(name)!r})')
-        return self._write(cls, data, old)
+        return data
 
     def _write(self, cls, data, old=None):
         """Validate and commit a create (old is None) or an update of old
         (compare-and-set on its version). A collision on a value the model
         allocated itself, or a lost guard race, makes it start over."""
-        table = cls.table
-        action = 'create' if old is None else 'update'
-        old_refs = set(_enforced_refs(old)) if old else set()
-        old_keys = set(old.unique_keys()) if old else set()
         for _ in range(MAX_ATTEMPTS):
-            obj = cls.from_dict(dict(data), table)
-            obj._version = old.version if old else None
-            guards = self.store.guard_versions(obj.guards())
-            view = View(self)
-            obj.prepare(view)
-            obj.validate()
-            view.check_references(obj)
-            obj.check_in_store(view, old)
-            ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
-                             version=old.version if old else -1,
-                             topic=obj.topic, feed=obj.feed_topic(view))
-            ws.log_object = obj.to_dict()
-            new_refs, new_keys = set(_enforced_refs(obj)), set(obj.unique_keys())
-            ws.add_refs = sorted(new_refs - old_refs)
-            ws.del_refs = sorted(old_refs - new_refs)
-            ws.add_keys = sorted(new_keys - old_keys)
-            ws.del_keys = sorted(old_keys - new_keys)
-            ws.guards = guards
+            obj, ws = self._write_set(cls, data, old, View(self))
             try:
                 self._commit(ws)
             except errors.UniqueConflict as e:
@@ -246,8 +270,162 @@ class NbApi:
                 continue
             obj._version = ws.new_version()
             return obj
-        raise errors.NbError(f'{table}: gave up after {MAX_ATTEMPTS} attempts '
-                             '(allocation or concurrency conflicts)')
+        raise errors.NbError(f'{cls.table}: gave up after {MAX_ATTEMPTS} '
+                             'attempts (allocation or concurrency conflicts)')
+
+    def _write_set(self, cls, data, old, view):
+        """Validate a create (old is None) or an update of old; the object
+        and the WriteSet committing it."""
+        table = cls.table
+        action = 'create' if old is None else 'update'
+        old_refs = set(_enforced_refs(old)) if old else set()
+        old_keys = set(old.unique_keys()) if old else set()
+        obj = cls.from_dict(dict(data), table)
+        obj._version = old.version if old else None
+        guards = self.store.guard_versions(obj.guards())
+        obj.prepare(view)
+        obj.validate()
+        view.check_references(obj)
+        obj.check_in_store(view, old)
+        ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
+                         version=old.version if old else -1,
+                         topic=obj.topic, feed=obj.feed_topic(view))
+        ws.log_object = obj.to_dict()
+        new_refs, new_keys = set(_enforced_refs(obj)), set(obj.unique_keys())
+        ws.add_refs = sorted(new_refs - old_refs)
+        ws.del_refs = sorted(old_refs - new_refs)
+        ws.add_keys = sorted(new_keys - old_keys)
+        ws.del_keys = sorted(old_keys - new_keys)
+        ws.guards = guards
+        return obj, ws
+
+    # --- bulk writes -----------------------------------------------------
+    def write_many(self, writes, max_bytes=BULK_BYTES):
+        """Create and update many objects in few ZooKeeper transactions.
+
+        ``writes``: ``('create', table, data)`` and ``('patch', table, id,
+        changes)`` (``changes`` a dict of fields; a patch of a missing
+        object raises NotFound). Every write is validated as by
+        create/patch, all of them before anything is sent (a bad one
+        raises, naming it, with nothing written); then they are committed
+        in transactions of up to ``max_bytes``, in order, each atomic.
+        Unique keys are checked across the batch too (two new ports never
+        get one address). A transaction that loses a race (a concurrent
+        write of the same object, or an allocation taken meanwhile) is
+        written again one object at a time, with the usual retries; a
+        transaction refused for another reason raises its error, the
+        earlier transactions staying committed (so a batch that failed
+        half-way can be sent again: creates that went through will then
+        be refused as existing, which ``dfctl apply`` skips). Returns the
+        objects written, in order."""
+        writes = list(writes)
+        olds = self._read_for_patches(writes)
+        view = BatchView(self)
+        planned = []            # (write, obj, ws)
+        for write in writes:
+            action, table = write[0], write[1]
+            cls = base.model_for(table)
+            try:
+                if action == 'create':
+                    data = write[2]
+                    if isinstance(data, base.Model):
+                        data = data.to_dict()
+                    old = None
+                elif action == 'patch':
+                    old = olds[(table, write[2])]
+                    data = old.to_dict()
+                    data.update(write[3])
+                    data = self._update_data(old, data)
+                else:
+                    raise ValueError(f'unknown bulk action {action!r}')
+                for _ in range(MAX_ATTEMPTS):
+                    obj, ws = self._write_set(cls, data, old, view)
+                    try:
+                        view.claim(obj, ws.add_keys)
+                        break
+                    except errors.UniqueConflict as e:
+                        if e.index not in obj.allocated():
+                            raise
+                else:
+                    raise errors.NbError(f'{table}: could not allocate '
+                                         'unique values in the batch')
+            except errors.NbError as e:
+                # Which write, for callers mapping it back to their input.
+                e.index, e.detail = len(planned), str(e)
+                e.args = (f'write {len(planned) + 1} of {len(writes)} '
+                          f'({action} {table}): {e}',)
+                raise
+            planned.append((write, obj, ws))
+        out = []
+        for chunk in self._chunks(planned, max_bytes):
+            out += self._commit_chunk(chunk)
+        return out
+
+    def _read_for_patches(self, writes):
+        """The current objects of the patches, read in one pipeline per
+        table."""
+        wanted = {}
+        for write in writes:
+            if write[0] == 'patch':
+                wanted.setdefault(write[1], []).append(write[2])
+        olds = {}
+        for table, ids in wanted.items():
+            cls = base.model_for(table)
+            for obj_id, data, stat in self.store.get_many_raw(table, ids):
+                try:
+                    olds[(table, obj_id)] = cls.from_json(data, stat.version)
+                except errors.ValidationError as e:
+                    raise errors.CorruptObject(f'{table} {obj_id}: {e}') \
+                        from None
+            for obj_id in ids:
+                if (table, obj_id) not in olds:
+                    raise errors.NotFound(table, obj_id)
+        return olds
+
+    @staticmethod
+    def _chunks(planned, max_bytes):
+        """Transactions of up to max_bytes, each writing an object at most
+        once (its entries would share one zxid, and subscribers apply one
+        write per object and zxid)."""
+        chunk, size, owners = [], 0, set()
+        for item in planned:
+            ws = item[2]
+            # The body, twice the log entry (global log and feed), paths.
+            cost = len(ws.body or b'') * 3 + 512
+            if chunk and (size + cost > max_bytes or ws.owner in owners):
+                yield chunk
+                chunk, size, owners = [], 0, set()
+            chunk.append(item)
+            owners.add(ws.owner)
+            size += cost
+        if chunk:
+            yield chunk
+
+    def _commit_chunk(self, chunk):
+        try:
+            self.store.commit_many([ws for _, _, ws in chunk])
+        except (errors.Contention, errors.StaleVersion,
+                errors.UniqueConflict) as e:
+            if isinstance(e, errors.UniqueConflict) and e.index not in \
+                    next(obj for _, obj, ws in chunk
+                         if ws is getattr(e, 'write', None)).allocated():
+                raise
+            LOG.info('bulk write of %d objects lost a race (%s); writing '
+                     'them one at a time', len(chunk), e)
+            return [self._write_one(write) for write, _, _ in chunk]
+        self._writes += len(chunk)
+        if self._writes % self.trim_every < len(chunk):
+            self._maybe_trim(chunk[-1][2].feed)
+        out = []
+        for _, obj, ws in chunk:
+            obj._version = ws.new_version()
+            out.append(obj)
+        return out
+
+    def _write_one(self, write):
+        if write[0] == 'create':
+            return self.create(write[1], write[2])
+        return self.patch(write[1], write[2], write[3])
 
     def delete(self, table, obj_id, version=None, cascade=False):
         """Delete an object. Refused while other objects refer to it, unless

@@ -26,7 +26,9 @@ of entries already reflected in the snapshot harmless).
 So after any sequence of writes, ZooKeeper leader changes, connection
 losses, session expiry and log trimming, a subscriber's replica converges to
 exactly the store's state for its tables and topics. The cost per change
-and subscriber is two small reads, whatever the length of the log.
+and subscriber is two small reads, whatever the length of the log. A bulk
+write commits many entries in one transaction, all with one zxid; the log
+node's version (one increment per write) tells how many to read.
 
 Failure cases covered
 ---------------------
@@ -281,10 +283,14 @@ class Subscriber:
         if stat.mzxid <= self._last_zxid:
             return
         # Writes committed after this read fire the watch just armed and
-        # are read by the next round.
-        window = max(1, min(64, stat.version - self._last_version))
+        # are read by the next round. Every write touches the log node once,
+        # so its version says how many entries to read: one transaction of
+        # many writes (a bulk write) has one zxid for all its entries.
+        needed = stat.version - self._last_version
+        window = max(1, min(64, needed))
         self._last_version = stat.version
-        while self._last_zxid < stat.mzxid:
+        applied = 0
+        while self._last_zxid < stat.mzxid or applied < needed:
             first = self.position + 1
             pending = [(seq, self.client.get_async(
                 entry_path(self.paths, seq)))
@@ -296,6 +302,7 @@ class Subscriber:
                 except kz.NoNodeError:
                     break
                 self._apply_entry(seq, data, entry_stat)
+                applied += 1
             else:
                 window = min(window * 2, 1024)
                 continue

@@ -262,12 +262,13 @@ class ZkStore:
         self._ensure_dir(self.layout.table(table))
         self._ensure_dir(f'{self.layout.refs}/{table}')
 
-    def _missing_dirs(self, path):
+    def _missing_dirs(self, path, planned=()):
         """Index directories (below the index root) that do not exist yet,
         parents first; they are created inside the write's transaction so
         a refused write leaves nothing behind."""
         missing = []
-        while path != self.layout.index and path not in self._ready_paths:
+        while path != self.layout.index and path not in self._ready_paths \
+                and path not in planned:
             if self._retry(self.client.exists, path) is not None:
                 self._ready_paths.add(path)
                 break
@@ -373,17 +374,53 @@ class ZkStore:
                         method == 'create')
         return seq_of(posixpath.basename(position))
 
-    def _plan(self, ws, feed):
+    def commit_many(self, wss):
+        """Commit several WriteSets in one transaction (all or none);
+        returns their change-log positions. Errors as :meth:`commit`,
+        explained for the first write that failed (``.write`` on the
+        error names its WriteSet). The caller keeps the transaction under
+        ZooKeeper's request size (jute.maxbuffer, 1 MB by default)."""
+        feeds = {}
+        for ws in wss:
+            self.ensure_table(ws.table)
+            if ws.feed not in feeds:
+                feeds[ws.feed] = self.ensure_feed(ws.feed)
+        ops, owners, dirs, guards = [], [], set(), {}
+        for ws in wss:
+            # One guard update per node per transaction: a second one
+            # would fail on the version the first one bumped.
+            ws_guards, ws.guards = ws.guards, [
+                g for g in ws.guards if (g[0], g[1]) not in guards]
+            guards.update({(g[0], g[1]): g for g in ws_guards})
+            planned = self._plan(ws, feeds[ws.feed], dirs)
+            ws.guards = ws_guards
+            ops += planned
+            owners += [ws] * len(planned)
+        results = self._run(wss[0], ops)
+        for (kind, info, _, _, _), ws, result in zip(ops, owners, results):
+            if isinstance(result, Exception) and \
+                    not isinstance(result, kz.RolledBackError):
+                error = self._explain(ws, kind, info, result)
+                error.write = ws
+                raise error
+        return [seq_of(posixpath.basename(result)) for
+                (kind, _, method, _, _), result in zip(ops, results)
+                if kind == 'log' and method == 'create']
+
+    def _plan(self, ws, feed, dirs=None):
         """The transaction's operations, in order, as (kind, info, method,
         args, kwargs); kind and info say what an operation means, to
-        explain its failure."""
+        explain its failure. ``dirs``: index directories an earlier write
+        of the same transaction creates (updated)."""
         lay = self.layout
         ops = []
+        dirs = set() if dirs is None else dirs
 
         def op(kind, info, method, *args, **kwargs):
             ops.append((kind, info, method, args, kwargs))
 
-        for path in self._new_index_dirs(ws):
+        for path in self._new_index_dirs(ws, dirs):
+            dirs.add(path)
             op('dir', path, 'create', path)
         obj_path = lay.obj(ws.table, ws.id)
         target = lay.ref_target(ws.table, ws.id)
@@ -422,12 +459,13 @@ class ZkStore:
             op(kind, None, 'set_data', log, b'')
         return ops
 
-    def _new_index_dirs(self, ws):
-        """Missing parent directories of the unique keys ws adds."""
+    def _new_index_dirs(self, ws, planned=()):
+        """Missing parent directories of the unique keys ws adds (those
+        in planned are created by an earlier write of the transaction)."""
         out = []
         for index, key in ws.add_keys:
             for path in self._missing_dirs(posixpath.dirname(
-                    self.layout.key(index, key))):
+                    self.layout.key(index, key)), planned):
                 if path not in out:
                     out.append(path)
         return out
