@@ -59,6 +59,10 @@ class RecordingNb:
     def patch(self, table, obj_id, values):
         self.patches.append((table, obj_id, values))
 
+    def write_many(self, writes):
+        for _, table, obj_id, values in writes:
+            self.patch(table, obj_id, values)
+
 
 def event(action, new, old=None):
     return ('nb', Change(None, None, new.table, new.id, action, old,

@@ -28,6 +28,10 @@ class Nb:
     def patch(self, table, obj_id, values):
         self.patches.append((table, obj_id, values))
 
+    def write_many(self, writes):
+        for _, table, obj_id, values in writes:
+            self.patch(table, obj_id, values)
+
 
 def change(action, obj, old=None):
     """An inbox event: an NB change of obj (the new object)."""

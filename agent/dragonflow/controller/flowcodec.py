@@ -224,10 +224,13 @@ class FlowWriter:
 
     FLAGS = 1 | 2          # ONF_BF_ATOMIC | ONF_BF_ORDERED
 
-    def __init__(self, dp):
+    def __init__(self, dp, pause=None):
         self.dp = dp
         self.codec = FlowCodec(dp)
         self._bundle_id = 0
+        # Called after each chunk sent: lets the connection's other work
+        # (echo replies, the send loop itself) run during a big bundle.
+        self.pause = pause or (lambda: None)
 
     def _xid(self):
         dp = self.dp
@@ -289,3 +292,4 @@ class FlowWriter:
         if chunks:
             self.dp.send(b''.join(chunks))
             chunks.clear()
+            self.pause()

@@ -49,6 +49,7 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain']
 TICK = 2.0          # seconds between App.tick calls
+PACE = 500          # flow table changes computed between two pauses
 
 
 class Touched(collections.namedtuple(
@@ -94,6 +95,11 @@ class LocalController:
             max_workers=1, thread_name_prefix='df-binding')
         self.datapath = None
         self.writer = None          # FlowWriter of the connected switch
+        # Called every PACE changes of a long computation, and between the
+        # chunks of a big bundle: the daemon lets the OpenFlow connection
+        # answer the switch's echo requests there (a full sync of 65k
+        # flows must not look like a dead controller to its probe).
+        self.pause = lambda: None
         self.generation = 0
         self.iface_names = {}       # interface name -> iface-id
         # br-int patch port name -> physnet (from bridge_mappings)
@@ -218,14 +224,20 @@ class LocalController:
                 part |= value
             full = full or touched.full
         touched = Touched(*parts, full=full)
+        bindings = {}
         for port_id in sorted(touched.claims | touched.moved):
             port = self.state.get('logical_port', port_id)
             if port is None:
                 continue
+            chassis = self.state.chassis_id
             if self.state.is_local(port):
-                self._claim(port)
-            elif port_id in touched.moved:
-                self._release(port)
+                if port.binding_chassis != chassis:
+                    bindings[port_id] = chassis
+            elif port_id in touched.moved and \
+                    port.binding_chassis == chassis:
+                bindings[port_id] = None
+        if bindings:
+            self._write_bindings(bindings)
         return touched
 
     def _handle_nb(self, change):
@@ -379,7 +391,7 @@ class LocalController:
 
     def _handle_datapath(self, dp):
         self.datapath = dp
-        self.writer = flowcodec.FlowWriter(dp)
+        self.writer = flowcodec.FlowWriter(dp, self.pause)
         return Touched(full=True)
 
     def _handle_datapath_lost(self, dp):
@@ -389,26 +401,39 @@ class LocalController:
         return NOTHING
 
     # --- port binding ----------------------------------------------------
-    def _claim(self, port):
-        if port.binding_chassis != self.state.chassis_id:
-            self._write_binding(port.id, self.state.chassis_id)
+    def _write_bindings(self, bindings):
+        """Write port bindings ({port id: chassis or None}) off the main
+        loop: the ports of one batch of events (a burst of plugs) in few NB
+        transactions (NbApi.write_many), one port at a time if that fails
+        (a port deleted meanwhile)."""
+        def written(port_id, chassis):
+            LOG.info('port %s %s', port_id,
+                     f'bound to {chassis}' if chassis else 'unbound')
 
-    def _release(self, port):
-        if port.binding_chassis == self.state.chassis_id:
-            self._write_binding(port.id, None)
-
-    def _write_binding(self, port_id, chassis):
         def write():
             try:
-                self.nb.patch('logical_port', port_id,
-                              {'binding_chassis': chassis})
-                LOG.info('port %s %s', port_id,
-                         f'bound to {chassis}' if chassis else 'unbound')
-            except errors.NotFound:
-                pass
+                self.nb.write_many([
+                    ('patch', 'logical_port', port_id,
+                     {'binding_chassis': chassis})
+                    for port_id, chassis in bindings.items()])
             except Exception as e:
-                LOG.warning('could not write binding of port %s: %s',
-                            port_id, e)
+                if len(bindings) > 1:
+                    LOG.info('binding %d ports together failed (%s); one '
+                             'at a time', len(bindings), e)
+            else:
+                for port_id, chassis in bindings.items():
+                    written(port_id, chassis)
+                return
+            for port_id, chassis in bindings.items():
+                try:
+                    self.nb.patch('logical_port', port_id,
+                                  {'binding_chassis': chassis})
+                    written(port_id, chassis)
+                except errors.NotFound:
+                    pass
+                except Exception as e:
+                    LOG.warning('could not write binding of port %s: %s',
+                                port_id, e)
         self.binding_writer.submit(write)
 
     # --- programming the switch ------------------------------------------
@@ -428,13 +453,19 @@ class LocalController:
     def update_flows(self, changes):
         """Record the desired flows; (deletes, adds with their cookies)
         for the switch. Refused flows are logged and left out."""
-        result = self.installed.update(changes)
+        result = self.installed.update(self._paced(changes))
         for refusal in result.refused:
             self.refused += 1
             LOG.error('flow refused: %s', refusal.reason)
         adds = [(flow, ofswitch.cookie(self.generation, self.cookies[app]))
                 for app, flow in result.adds]
         return result.deletes, adds
+
+    def _paced(self, items):
+        for i, item in enumerate(items, 1):
+            if i % PACE == 0:
+                self.pause()
+            yield item
 
     def _sync(self, net_ids, port_ids, keys=()):
         if self.writer is None:
@@ -554,6 +585,7 @@ class ControllerDaemon(daemon.Daemon):
     def serve(self, conf, nb):
         from os_ken.lib import hub
         controller = self.controller
+        controller.pause = lambda: hub.sleep(0)
 
         def ticker():
             while True:
