@@ -3,7 +3,8 @@
 Resources and their options are generated from the NB models: every model
 with a ``cli_name`` gets ``create``, ``show``, ``list``, ``update`` and
 ``delete``, with one option per field. References accept an id or a unique
-name. Exit codes: 0 ok, 1 refused (invalid input, missing reference,
+name. ``dfctl apply -f FILE`` creates or updates many objects from a YAML or
+JSON file in bulk (see ``dragonflow.cli.apply``). Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
 import argparse
@@ -17,6 +18,7 @@ from kazoo.retry import RetryFailedError
 
 from dragonflow import conf as df_conf
 from dragonflow import errors
+from dragonflow.cli import apply as df_apply
 from dragonflow.model import base
 from dragonflow.model import fields as f
 from dragonflow.nb import api as nb_api
@@ -81,6 +83,15 @@ def build_parser():
     bgp_verbs.required = True
     bgp_verbs.add_parser('status', help='peers, session state and '
                          'advertised routes of every speaker')
+    apply = resources.add_parser(
+        'apply', help='create or update many objects from a file',
+        description=df_apply.__doc__.split('\n\n', 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    apply.add_argument('-f', '--file', required=True, metavar='FILE',
+                       help='YAML (.yaml/.yml) or JSON file of objects')
+    apply.add_argument('--dry-run', action='store_true',
+                       help='check the file and say what would change, '
+                       'writing nothing')
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -135,7 +146,24 @@ class Cli:
     def run(self):
         if self.args.resource == 'bgp':
             return self.do_bgp_status()
+        if self.args.resource == 'apply':
+            return self.do_apply()
         return getattr(self, f'do_{self.args.verb}')()
+
+    def do_apply(self):
+        items = df_apply.load(self.args.file)
+        applier = df_apply.Applier(self.nb)
+        if self.args.dry_run:
+            counts = applier.plan(items)[1]
+        else:
+            counts = applier.apply(items)
+        if self.args.json:
+            print(json.dumps(dict(counts, dry_run=self.args.dry_run)),
+                  file=self.out)
+        else:
+            print(f'{"would create" if self.args.dry_run else "created"} '
+                  f'{counts["created"]}, updated {counts["updated"]}, '
+                  f'unchanged {counts["unchanged"]}', file=self.out)
 
     def do_bgp_status(self):
         """What each df-bgp speaker reported (peers, state, routes)."""
