@@ -12,6 +12,15 @@ from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
 GENERATION_KEY = 'df-flow-generation'
+# What the agent reads and writes, and nothing more: the IDL keeps a copy
+# of every monitored column and vswitchd updates Interface statistics and
+# status every few seconds, so monitoring all of it (register_all) cost
+# 1.2 s at start and steady CPU with 1,000 interfaces. None: all columns.
+MONITORED = {
+    'Open_vSwitch': None, 'Bridge': None, 'Port': None, 'Controller': None,
+    'Interface': ['name', 'type', 'options', 'external_ids', 'ofport',
+                  'ofport_request'],
+}
 
 
 class InterfaceEvent(row_event.RowEvent):
@@ -49,7 +58,11 @@ class Ovs:
         self.bridge = bridge
         handler = row_event.RowEventHandler()
         helper = idlutils.get_schema_helper(remote, 'Open_vSwitch')
-        helper.register_all()
+        for table, columns in MONITORED.items():
+            if columns is None:
+                helper.register_table(table)
+            else:
+                helper.register_columns(table, columns)
         self.idl = _Idl(remote, helper, handler)
         self.handler = handler
         self.api = impl_idl.OvsdbIdl(connection.Connection(self.idl, timeout))

@@ -12,9 +12,12 @@ ports' topics hold everything the local ports need. The chassis reads
 nothing about other topics (Dragonflow's "selective topology
 distribution").
 
-The topic of a local port is read from its znode through a data watch
-(kazoo's DataWatch, re-armed across reconnects), which also says when a
-port named by an interface's iface-id is created later. When the first
+The topic of a local port is read from its znode with a watch (an exists
+watch while it does not exist), which also says when a port named by an
+interface's iface-id is created later. The reads of many new local ports
+(an agent starting with 1,000 of them) go in one pipeline, not one round
+trip each; a fired watch, or a reconnect after the session was lost (its
+watches with it), reads the port again. When the first
 local port of a topic appears, a Subscriber of that topic's feed starts (its
 first sync reads the topic's members); when the last one goes, the
 subscriber is released and the topic's objects leave the local view.
@@ -28,7 +31,8 @@ import logging
 import threading
 import time
 
-from kazoo.recipe.watchers import DataWatch
+from kazoo import exceptions as kz
+from kazoo.protocol.states import KazooState
 
 LOG = logging.getLogger(__name__)
 UNKNOWN = object()
@@ -57,6 +61,8 @@ class Selection:
         self._ifaces = {}           # interface name -> iface-id
         self._topics = {}           # local port id -> topic | None
         self._watches = {}          # local port id -> token of its watch
+        self._stale = set()         # local port ids to read again
+        self._session_lost = False
         self._missing_logged = set()
         self._lock = threading.Lock()
         self._kick = threading.Event()
@@ -66,6 +72,7 @@ class Selection:
 
     # --- life cycle --------------------------------------------------------
     def start(self):
+        self.nb.client.add_listener(self._on_state)
         self.subscribers[''] = self._subscribe('')
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f'df-{self.name}-selection')
@@ -76,6 +83,7 @@ class Selection:
     def stop(self):
         self._stopped.set()
         self._kick.set()
+        self.nb.client.remove_listener(self._on_state)
         if self._thread is not None:
             self._thread.join(timeout=10)
         for subscriber in list(self.subscribers.values()):
@@ -117,6 +125,17 @@ class Selection:
             self._settled.clear()
             self._kick.set()
 
+    def _on_state(self, state):
+        """kazoo's connection listener (its thread: no blocking)."""
+        if state == KazooState.LOST:
+            self._session_lost = True
+        elif state == KazooState.CONNECTED and self._session_lost:
+            # The watches went with the session: read every port again.
+            self._session_lost = False
+            with self._lock:
+                self._stale |= set(self._watches)
+            self._wake()
+
     # --- worker ------------------------------------------------------------
     def _run(self):
         while not self._stopped.is_set():
@@ -139,8 +158,9 @@ class Selection:
     def _round(self):
         with self._lock:
             ports = set(self._ifaces.values())
-        for port_id in sorted(ports - set(self._watches)):
-            self._watch(port_id)
+            stale, self._stale = self._stale, set()
+        self._watch(sorted((ports - set(self._watches)) |
+                           (stale & ports)))
         for port_id in set(self._watches) - ports:
             del self._watches[port_id]
             with self._lock:
@@ -162,25 +182,73 @@ class Selection:
                                  name=f'{self.name}[{topic or "shared"}]',
                                  feed=topic)
 
-    def _watch(self, port_id):
-        """Watch a local port's znode for its topic (and its creation)."""
-        token = object()
-        self._watches[port_id] = token
+    def _watch(self, port_ids):
+        """Read local ports' znodes for their topic, with a watch that
+        reads them again when they change (or are created: an exists
+        watch while missing), in one pipeline."""
+        client = self.nb.client
+        pending = []
+        for port_id in port_ids:
+            token = self._watches[port_id] = object()
+            path = self.nb.store.layout.obj('logical_port', port_id)
+            watch = self._watcher(port_id, token)
+            pending.append((port_id, token, path, watch,
+                            client.get_async(path, watch=watch)))
+        missing, failed = [], set()
+        for port_id, token, path, watch, result in pending:
+            try:
+                data, _ = result.get()
+            except kz.NoNodeError:
+                missing.append((port_id, token, client.exists_async(
+                    path, watch=watch)))
+                continue
+            except kz.KazooException:
+                failed.add(port_id)
+                continue
+            self._seen(port_id, data)
+        for port_id, token, result in missing:
+            try:
+                stat = result.get()
+            except kz.KazooException:
+                failed.add(port_id)
+                continue
+            if stat is not None:
+                # Created between the two reads: read it (its watch fired
+                # too, harmlessly: the token check drops one of the two).
+                self._watches[port_id] = object()
+                with self._lock:
+                    self._stale.add(port_id)
+                self._wake()
+            else:
+                self._seen(port_id, None)
+        if failed:
+            # The connection went meanwhile: read them again shortly.
+            LOG.info('%s: could not read %d local ports; retrying',
+                     self.name, len(failed))
+            with self._lock:
+                self._stale |= failed
+            self._stopped.wait(0.5)
+            self._wake()
 
-        def changed(data, stat):
+    def _watcher(self, port_id, token):
+        def fired(event):
             if self._watches.get(port_id) is not token or \
                     self._stopped.is_set():
-                return False            # unplugged: drop this watch
-            topic = _topic_of(data)
-            if topic is None and port_id not in self._missing_logged:
-                self._missing_logged.add(port_id)
-                LOG.warning('iface-id %s is not an NB port; left unbound '
-                            'until it appears', port_id)
+                return              # unplugged or read again since
             with self._lock:
-                old = self._topics.get(port_id, UNKNOWN)
-                self._topics[port_id] = topic
-            if topic != old:
-                self._wake()
-            return None
-        DataWatch(self.nb.client, self.nb.store.layout.obj('logical_port',
-                                                           port_id), changed)
+                self._stale.add(port_id)
+            self._wake()
+        return fired
+
+    def _seen(self, port_id, data):
+        """A local port's znode read (data None: it does not exist)."""
+        topic = _topic_of(data)
+        if topic is None and port_id not in self._missing_logged:
+            self._missing_logged.add(port_id)
+            LOG.warning('iface-id %s is not an NB port; left unbound '
+                        'until it appears', port_id)
+        with self._lock:
+            old = self._topics.get(port_id, UNKNOWN)
+            self._topics[port_id] = topic
+        if topic != old:
+            self._wake()
