@@ -168,7 +168,9 @@ class FlowTable:
 
 
 def _order(flow):
-    return flow.table, -flow.priority, repr(flow.match)
+    """Tables in order, higher priorities first (a bundle is atomic, so
+    this is for readable dumps and logs, not correctness)."""
+    return flow.table, -flow.priority
 
 
 # --- text form, in the spirit of ``ovs-ofctl dump-flows`` -----------------

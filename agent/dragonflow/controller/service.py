@@ -457,8 +457,9 @@ class LocalController:
         for refusal in result.refused:
             self.refused += 1
             LOG.error('flow refused: %s', refusal.reason)
-        adds = [(flow, ofswitch.cookie(self.generation, self.cookies[app]))
-                for app, flow in result.adds]
+        cookies = {app: ofswitch.cookie(self.generation, cookie)
+                   for app, cookie in self.cookies.items()}
+        adds = [(flow, cookies[app]) for app, flow in result.adds]
         return result.deletes, adds
 
     def _paced(self, items):

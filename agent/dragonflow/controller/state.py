@@ -23,8 +23,8 @@ GROUP_REFS = {'logical_port': 'security_groups',
 # Cached lists that depend on which ports are local (dropped with them).
 LOCALITY = ('local_networks', 'local_set', 'programmed')
 # Tables whose objects decide nothing cached here.
-UNCACHED = ('security_group_rule', 'trunk', 'port_pair', 'port_pair_group',
-            'flow_classifier', 'port_chain')
+UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
+            'port_chain')
 
 
 class _Watched(dict):
@@ -128,6 +128,8 @@ class LocalState:
             return
         if table == 'floating_ip':
             self._drop(keys=('fips',))
+        elif table == 'security_group_rule':
+            self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:
             nets = {o.network_id for o in (obj, old) if o is not None}
             local = self.wire(obj.id) is not None
@@ -245,8 +247,10 @@ class LocalState:
                       key=lambda p: p.id)
 
     def group_rules(self, group_id):
-        return sorted(self.by_group[group_id]['security_group_rule'].values(),
-                      key=lambda r: r.id)
+        """A group's rules, by id (the list is shared: do not modify)."""
+        return self._cached('rules', group_id, lambda g: sorted(
+            self.by_group[g]['security_group_rule'].values(),
+            key=lambda r: r.id))
 
     def rules_naming(self, group_id):
         """Rules whose remote group is group_id."""

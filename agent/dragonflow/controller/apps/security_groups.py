@@ -42,6 +42,7 @@ from dragonflow.controller import pipeline as pl
 
 RULE_PRIORITY = 50
 CONJ_PRIORITY = 40      # remote-group rules (clauses and conj_id flows)
+MATCH_CACHE = 10000     # rules whose matches are kept (x4 before a reset)
 EGRESS_NEXT = pl.PASS_THROUGH[pl.EGRESS_CT]
 INGRESS_NEXT = pl.PASS_THROUGH[pl.INGRESS_CT]
 PROTO_NUMBERS = {'tcp': 6, 'udp': 17, 'icmp': 1, 'icmpv6': 58, 'sctp': 132}
@@ -146,6 +147,10 @@ class SecurityGroupsApp(apps.App):
     name = 'security_groups'
     cookie = 8
 
+    def __init__(self, controller=None):
+        super().__init__(controller)
+        self._matches = {}      # rule id -> (rule, its plain matches)
+
     def global_flows(self, state):
         out = [
             # Unprotected ports, and non-IP traffic: on to the next stage.
@@ -208,15 +213,25 @@ class SecurityGroupsApp(apps.App):
                         if action not in actions:
                             actions.append(action)
                     continue
-                for match in rule_matches(rule):
-                    out.append(self.flow(
-                        table, RULE_PRIORITY,
-                        dict(match, ct_state=pl.CT_STATE_NEW, **{reg: key}),
-                        commit, goto=nxt))
+                for match in self._plain_matches(rule):
+                    out.append(self.flow(table, RULE_PRIORITY,
+                                         dict(match, **{reg: key}), commit,
+                                         goto=nxt))
         for (table, match), actions in sorted(clauses.items()):
             out.append(self.flow(table, CONJ_PRIORITY, dict(match),
                                  sorted(actions)))
         return out
+
+    def _plain_matches(self, rule):
+        """rule_matches of a new connection, computed once per rule (rules
+        are immutable; a group's rules apply to each of its ports)."""
+        found = self._matches.get(rule.id)
+        if found is None or found[0] is not rule:
+            found = self._matches[rule.id] = (rule, [
+                dict(m, ct_state=pl.CT_STATE_NEW) for m in rule_matches(rule)])
+            if len(self._matches) > 4 * MATCH_CACHE:
+                self._matches.clear()       # deleted rules: start afresh
+        return found[1]
 
     # --- keyed flows: remote groups' address sets ------------------------
     def keys(self, state):
