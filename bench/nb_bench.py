@@ -16,6 +16,9 @@ machine is shared and noisy: compare ratios, not absolute times):
    with ports in one topic reads (the shared feed and that topic's) to sync
    and to follow writes spread over all topics; baseline: a subscriber of
    the global log, same run.
+5. observers: a 3-voter ensemble with 2 observers; fan-out to 300
+   subscribers on the voters, then on the observers (writes on the
+   voters).
 
 Targets (ARCHITECTURE/issue): fan-out p99 < 100 ms at 100 subscribers,
 resync of 10,000 ports < 5 s.
@@ -36,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'tests'))
 
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss  # noqa: E402,E501
-from lab_harness.zookeeper import ZkServer  # noqa: E402
+from lab_harness.zookeeper import ZkEnsemble, ZkServer  # noqa: E402
 from dragonflow.nb.api import NbApi  # noqa: E402
 from dragonflow.store import zk  # noqa: E402
 
@@ -329,12 +332,17 @@ def bench_raw_fanout(hosts, subscribers, changes, rate, procs):
     return pct(lat, 50) * 1000, pct(lat, 99) * 1000
 
 
-def bench_fanout(hosts, subscribers, changes, rate, procs):
+def bench_fanout(hosts, subscribers, changes, rate, procs, sub_hosts=None,
+                 label=''):
+    """NB subscribers' fan-out; sub_hosts: the servers subscribers connect
+    to (default: hosts, where the writer writes)."""
+    sub_hosts = sub_hosts or hosts
     root = f'/bench-fanout-{subscribers}'
     client = connect(hosts)
     nb = NbApi(client, root)
-    raw50, raw99 = bench_raw_fanout(hosts, subscribers, changes, rate, procs)
-    workers, out = _spread(_subscriber_process, (hosts, root, changes),
+    raw50, raw99 = bench_raw_fanout(sub_hosts, subscribers, changes, rate,
+                                    procs)
+    workers, out = _spread(_subscriber_process, (sub_hosts, root, changes),
                            subscribers, procs)
     # Subscribers' initial sync reads are not part of the per-change cost.
     time.sleep(0.5)
@@ -349,8 +357,8 @@ def bench_fanout(hosts, subscribers, changes, rate, procs):
     # reads includes each subscriber's initial sync (2 + tables listing).
     per_change = reads / (subscribers * changes)
     p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
-    print(f'fan-out: {subscribers:3d} subscribers, {changes} changes at '
-          f'{rate}/s: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  '
+    print(f'fan-out{label}: {subscribers:3d} subscribers, {changes} changes '
+          f'at {rate}/s: p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  '
           f'reads/change/subscriber {per_change:.2f}  '
           f'(deliveries {len(lat)}/{subscribers * changes})\n'
           f'         baseline raw watch+read: p50 {raw50:6.1f} ms  p99 '
@@ -362,6 +370,30 @@ def bench_fanout(hosts, subscribers, changes, rate, procs):
             'raw_p50_ms': raw50, 'raw_p99_ms': raw99,
             'reads_per_change_per_subscriber': per_change,
             'deliveries': len(lat)}
+
+
+def bench_observers(workdir, subscribers, changes, rate, procs, observers=2):
+    """Subscribers on the quorum's voters against subscribers spread over
+    observers (non-voting members), same ensemble, same run: what
+    observers take off the quorum. Writes go to the voters."""
+    ens = ZkEnsemble(os.path.join(workdir, 'observed'), size=3,
+                     observers=observers, heap_mb=256)
+    try:
+        ens.start()
+        ens.wait_leader()
+        voters = bench_fanout(ens.voter_hosts, subscribers, changes, rate,
+                              procs, label=' (on voters)')
+        on_observers = bench_fanout(
+            ens.voter_hosts, subscribers, changes, rate, procs,
+            sub_hosts=','.join(s.address for s in ens.observers),
+            label=f' (on {observers} observers)')
+    finally:
+        ens.stop()
+    print(f'observers: p99 with subscribers on {observers} observers / on '
+          f'the 3 voters: {on_observers["p99_ms"] / voters["p99_ms"]:.2f} '
+          '(one machine: the servers share its cores; the gain in a cloud '
+          'is the quorum\'s load, which this does not show)')
+    return {'voters': voters, 'observers': on_observers}
 
 
 def main():
@@ -376,6 +408,9 @@ def main():
     parser.add_argument('--topics', type=int, default=100)
     parser.add_argument('--ports-per-topic', type=int, default=20)
     parser.add_argument('--topic-writes', type=int, default=1000)
+    parser.add_argument('--observer-subscribers', type=int, default=300,
+                        help='subscribers in the observers comparison '
+                        '(0: skip it)')
     parser.add_argument('--json', help='also write the figures to this file')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='df-bench-')
@@ -395,6 +430,10 @@ def main():
             for n in args.subscribers.split(',')]
     finally:
         server.kill()
+    if args.observer_subscribers:
+        results['observers'] = bench_observers(
+            workdir, args.observer_subscribers, args.changes, args.rate,
+            procs=4)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)

@@ -15,6 +15,13 @@ DEFAULT_CONFIG_DIR = '/etc/dragonflow/dragonflow.ini.d'
 df_opts = [
     cfg.ListOpt('remote_db_hosts', default=['127.0.0.1:2181'],
                 help='ZooKeeper servers, host:port, comma separated'),
+    cfg.BoolOpt('remote_db_hosts_in_order', default=False,
+                help='Connect to remote_db_hosts in the order given (the '
+                     'next one only when the previous is unreachable) '
+                     'instead of a random one: put this chassis\' nearest '
+                     'ZooKeeper server (typically an observer) first, so '
+                     'that reads and watches spread over the observers '
+                     'and not over the quorum.'),
     cfg.StrOpt('nb_root', default='/dragonflow',
                help='ZooKeeper path under which all Dragonflow data lives; '
                     'objects are at <nb_root>/nb/<table>/<id>'),

@@ -58,12 +58,14 @@ class ZkServer:
     """One ZooKeeper server process (standalone, or a quorum peer)."""
 
     def __init__(self, workdir, port=None, host='127.0.0.1', myid=None,
-                 peers=None, heap_mb=128, extra_config=None, netns=None):
+                 peers=None, heap_mb=128, extra_config=None, netns=None,
+                 observers=()):
         self.workdir = os.path.abspath(workdir)
         self.host = host
         self.port = port or free_port(host)
         self.myid = myid
         self.peers = peers or {}     # myid -> (peer port, election port)
+        self.observers = set(observers)     # myids of non-voting peers
         self.heap_mb = heap_mb
         self.extra_config = extra_config or {}
         self.netns = netns
@@ -83,10 +85,13 @@ class ZkServer:
             'admin.enableServer': 'false', '4lw.commands.whitelist': '*',
             'maxClientCnxns': 0, 'minSessionTimeout': 1000,
         }
+        if self.myid in self.observers:
+            lines['peerType'] = 'observer'
         lines.update(self.extra_config)
         text = ''.join(f'{k}={v}\n' for k, v in lines.items())
         for sid, (peer, election) in sorted(self.peers.items()):
-            text += f'server.{sid}={self.host}:{peer}:{election}\n'
+            role = ':observer' if sid in self.observers else ''
+            text += f'server.{sid}={self.host}:{peer}:{election}{role}\n'
         if self.myid is not None:
             with open(os.path.join(data, 'myid'), 'w') as f:
                 f.write(f'{self.myid}\n')
@@ -121,7 +126,7 @@ class ZkServer:
                 raise RuntimeError(f'ZooKeeper {self.address} exited; see '
                                    f'{self.workdir}/zookeeper.log')
             if mode(self.host, self.port) in ('standalone', 'leader',
-                                              'follower'):
+                                              'follower', 'observer'):
                 return self
             time.sleep(0.1)
         raise TimeoutError(f'ZooKeeper {self.address} not ready in {timeout}s')
@@ -142,16 +147,27 @@ class ZkServer:
 
 
 class ZkEnsemble:
-    """N ZooKeeper peers on loopback forming one quorum."""
+    """N ZooKeeper peers on loopback forming one quorum, and optionally
+    observers: non-voting members that serve reads and watches (and
+    forward writes to the leader) without weighing on the quorum."""
 
-    def __init__(self, workdir, size=3):
-        peers = {i: (free_port(), free_port()) for i in range(1, size + 1)}
+    def __init__(self, workdir, size=3, observers=0, heap_mb=128):
+        ids = range(1, size + observers + 1)
+        peers = {i: (free_port(), free_port()) for i in ids}
+        watching = set(ids[size:])
         self.servers = [ZkServer(os.path.join(workdir, f'zk{i}'), myid=i,
-                                 peers=peers) for i in peers]
+                                 peers=peers, observers=watching,
+                                 heap_mb=heap_mb) for i in peers]
+        self.voters = [s for s in self.servers if s.myid not in watching]
+        self.observers = [s for s in self.servers if s.myid in watching]
 
     @property
     def hosts(self):
         return ','.join(s.address for s in self.servers)
+
+    @property
+    def voter_hosts(self):
+        return ','.join(s.address for s in self.voters)
 
     def start(self, timeout=60):
         for s in self.servers:

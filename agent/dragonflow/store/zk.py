@@ -72,9 +72,10 @@ def _cap_connect_timeout(handler):
 
 def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
                 use_ssl=False, ca=None, certfile=None, keyfile=None,
-                handler=None):
-    """A KazooClient with Dragonflow's connection, auth and ACL settings."""
-    kwargs = {}
+                handler=None, in_order=False):
+    """A KazooClient with Dragonflow's connection, auth and ACL settings
+    (in_order: try the hosts in the order given, nearest first)."""
+    kwargs = {'randomize_hosts': not in_order}
     if auth:
         user, _, password = auth.partition(':')
         acl = [security.make_digest_acl(user, password, all=True)]
@@ -106,7 +107,7 @@ def client_from_conf(conf, handler=None):
                        auth=df.zk_auth, world_readable=df.zk_world_readable,
                        use_ssl=df.zk_use_ssl, ca=df.zk_ca,
                        certfile=df.zk_certfile, keyfile=df.zk_keyfile,
-                       handler=handler)
+                       handler=handler, in_order=df.remote_db_hosts_in_order)
 
 
 def start_client(client, connect_timeout, hosts='ZooKeeper'):
