@@ -68,6 +68,7 @@ bench: deps
 	$(PYTHON) bench/sfc_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
+	$(PYTHON) bench/scale_bench.py
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -197,13 +197,18 @@ class FlowCodec:
 
     def encode(self, flow, command='add', cookie=0, xid=0):
         """FlowMod bytes (a bytearray) for flow."""
-        shape = _shape(flow, command)
-        if shape not in self._templates:
-            learnable = len(_variables(flow, command)) <= LEARN_MAX
-            self._templates[shape] = self._learn(flow, command) \
-                if learnable else None
-            self.learned += 1
-        template = self._templates[shape]
+        if len(flow.match) + len(flow.actions) > LEARN_MAX:
+            # Not learned, and not remembered either: a flood list's shape
+            # changes with every port, so its shapes would pile up.
+            template = None
+        else:
+            shape = _shape(flow, command)
+            if shape not in self._templates:
+                learnable = len(_variables(flow, command)) <= LEARN_MAX
+                self._templates[shape] = self._learn(flow, command) \
+                    if learnable else None
+                self.learned += 1
+            template = self._templates[shape]
         if template is None:
             self.fallbacks += 1
             buf = bytearray(self._serialize(flow, command, cookie))
