@@ -69,6 +69,7 @@ bench: deps
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
 	$(PYTHON) bench/scale_bench.py
+	$(PYTHON) bench/scale.py
 
 clean:
 	rm -rf build dist .pytest_cache
