@@ -338,13 +338,24 @@ class LocalState:
             (vlan & 0x0fff).to_bytes(2, 'big') + bytes(data[12:])
 
     def local_ports(self, net_id):
-        return self._cached('local', net_id, lambda n: [
-            p for p in self.ports(n) if self.is_local(p)])
+        return self._cached('local', net_id, self._local_ports)
+
+    def _local_ports(self, net_id):
+        local = self.local_port_ids()
+        return [p for p in self.ports(net_id) if p.id in local]
 
     def remote_ports(self, net_id):
         """Ports bound to another known chassis."""
-        return self._cached('remote', net_id, lambda n: [
-            p for p in self.ports(n) if self.is_remote(p)])
+        return self._cached('remote', net_id, self._remote_ports)
+
+    def _remote_ports(self, net_id):
+        # is_remote, unrolled: this runs over every port of a network
+        # each time one of them changes.
+        me, known = self.chassis_id, self.objects['chassis']
+        local = self.local_port_ids()
+        return [p for p in self.ports(net_id)
+                if p.binding_chassis and p.binding_chassis != me and
+                p.binding_chassis in known and p.id not in local]
 
     def is_remote(self, port):
         """Bound to another chassis this chassis knows."""
