@@ -10,8 +10,10 @@ change of that network concerns every chassis. The bench starts a 3-node
 ZooKeeper ensemble and reports, for N chassis:
 
 - change -> flows computed on all N chassis: p50/p99 over the changes
-  (a new port on that network each time), and the CPU the N chassis used
-  per change;
+  (a new port on that network each time; the next change is written once
+  every chassis has computed the previous one, and at most ``--rate`` per
+  second, so the figure is the latency of one change, not a backlog), and
+  the CPU the N chassis used per change;
 - the resync after the ZooKeeper leader is killed: time from the kill
   until a change written once the new leader serves has been computed by
   all N chassis.
@@ -57,7 +59,7 @@ class Counter:
         return len(deletes) + len(adds)
 
 
-def _chassis_process(hosts, names, ports, ready, out, stop):
+def _chassis_process(hosts, names, ports, ready, out, stop, counted):
     """Simulated chassis names[i] with local port ports[i]; reports, per
     probe port seen, when each chassis had computed its flows."""
     logging.basicConfig(level=logging.ERROR)
@@ -110,8 +112,11 @@ def _chassis_process(hosts, names, ports, ready, out, stop):
                 for c in changes:
                     obj = c.obj
                     if c.table == 'logical_port' and obj is not None and \
-                            (obj.name or '').startswith('probe'):
-                        seen[obj.name].setdefault(name, now)
+                            (obj.name or '').startswith('probe') and \
+                            name not in seen[obj.name]:
+                        seen[obj.name][name] = now
+                        with counted.get_lock():
+                            counted.value += 1
     worker = threading.Thread(target=work, daemon=True)
     worker.start()
     # Everything read and computed once before the clock starts.
@@ -153,26 +158,36 @@ def run(ens, n, changes, rate, procs):
     ctx = multiprocessing.get_context('spawn')
     out = ctx.Queue()
     stop = ctx.Event()
+    counted = ctx.Value('i', 0)
     procs = max(1, min(procs, n))
     workers, events = [], []
     for k in range(procs):
         ready = ctx.Event()
         w = ctx.Process(target=_chassis_process, args=(
-            ens.hosts, names[k::procs], ports[k::procs], ready, out, stop))
+            ens.hosts, names[k::procs], ports[k::procs], ready, out, stop,
+            counted))
         w.start()
         workers.append(w)
         events.append(ready)
     for ev in events:
         ev.wait(900)
+
+    def computed_by_all(count, timeout):
+        deadline = time.monotonic() + timeout
+        while counted.value < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return counted.value >= count
+
     started = time.time()
     probes = []
     for i in range(changes):
+        sent = time.monotonic()
         port = nb.create('logical_port', {'network_id': net.id,
                                           'name': f'probe{i}',
                                           'binding_chassis': names[0]})
         probes.append((port.name, time.time()))
-        time.sleep(1.0 / rate)
-    time.sleep(3)
+        computed_by_all(n * (i + 1), 120)
+        time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - sent)))
     # The leader dies; a change written once a new leader serves.
     leader = ens.wait_leader()
     killed = time.time()
@@ -186,7 +201,7 @@ def run(ens, n, changes, rate, procs):
         except Exception:
             time.sleep(0.05)
     written = time.time()
-    time.sleep(5)
+    computed_by_all(n * (changes + 1), 300)
     elapsed = time.time() - started
     stop.set()
     results = [out.get(timeout=600) for _ in workers]
