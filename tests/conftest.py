@@ -78,6 +78,19 @@ def dfctl_env(zk_server, nb_root):
     return env
 
 
+@pytest.fixture
+def dfctl(dfctl_env):
+    """dfctl as an operator runs it: a subprocess; fails unless it exits
+    with expect."""
+    def run(*args, expect=0):
+        proc = subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
+                               *args], env=dfctl_env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == expect, (proc.stdout, proc.stderr)
+        return proc
+    return run
+
+
 # --- packages built from this tree (packaging and deployment tests) ------
 BUILD_TOOLS = ('dpkg-buildpackage', 'lintian', 'rpmbuild', 'rpmlint',
                'createrepo_c', 'apt-ftparchive', 'git')

@@ -1,8 +1,6 @@
 """``dfctl apply -f``: a file of objects applied in bulk, idempotently, as
 an operator runs it (a subprocess against a real ZooKeeper)."""
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -20,17 +18,6 @@ YAML = '''
 - kind: security-group
   name: apply-web
 '''
-
-
-@pytest.fixture
-def dfctl(dfctl_env):
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
-                               *args], env=dfctl_env, capture_output=True,
-                              text=True, timeout=120)
-        assert proc.returncode == expect, (proc.stdout, proc.stderr)
-        return proc
-    return run
 
 
 @pytest.fixture

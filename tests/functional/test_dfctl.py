@@ -14,16 +14,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SAMPLE_CONFIG = os.path.join(ROOT, 'packaging', 'etc', 'dragonflow.ini')
 
 
-@pytest.fixture
-def dfctl(dfctl_env):
-    def run(*args, expect=0):
-        proc = subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
-                               *args], env=dfctl_env, capture_output=True,
-                              text=True, timeout=60)
-        assert proc.returncode == expect, (proc.stdout, proc.stderr)
-        return proc
-    return run
-
 
 def as_json(proc):
     return json.loads(proc.stdout)
