@@ -177,6 +177,8 @@ class LocalController:
     def step(self, batch):
         """Apply a batch of inputs and bring the switch up to date."""
         touched = self.apply(batch)
+        if touched == NOTHING:
+            return          # a tick, or nothing flows depend on: no work
         state = self.state
         # Networks that became (or stopped being) needed here, e.g. the
         # far side of a router when its first local port appears.
