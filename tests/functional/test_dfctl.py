@@ -14,7 +14,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 SAMPLE_CONFIG = os.path.join(ROOT, 'packaging', 'etc', 'dragonflow.ini')
 
 
-
 def as_json(proc):
     return json.loads(proc.stdout)
 
@@ -145,3 +144,16 @@ def test_service_and_chassis_lists_show_state(dfctl, nb):
                                         'geneve', 'up']
     finally:
         reporter.stop()
+
+
+def test_a_huge_name_and_a_bad_prefix_get_short_clear_errors(dfctl):
+    proc = dfctl('network', 'create', '--name', 'n' * 100000, expect=1)
+    assert len(proc.stderr) < 300 and '(100000 characters)' in proc.stderr
+    proc = dfctl('network', 'create', '--name', 'two\nlines', expect=1)
+    assert 'control characters' in proc.stderr
+    assert proc.stderr.count('\n') == 1
+    dfctl('network', 'create', '--name', 'p')
+    proc = dfctl('subnet', 'create', '--network-id', 'p', '--cidr',
+                 '10.0.0.0/33', expect=1)
+    assert 'prefix length 33 is out of range for IPv4' in proc.stderr
+    assert 'host bits' not in proc.stderr

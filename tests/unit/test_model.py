@@ -147,3 +147,30 @@ def test_cli_parsing_of_lists_and_structs():
         '10.0.0.1', '10.0.0.2']
     refused(r'has a duplicate item', LogicalPort.fields()['ips'].parse,
             '10.0.0.1,10.0.0.1', 'p')
+
+
+@pytest.mark.parametrize('cidr,message', [
+    ('10.0.0.0/33', 'prefix length 33 is out of range for IPv4: 0-32'),
+    ('2001:db8::/129', 'prefix length 129 is out of range for IPv6: 0-128'),
+    ('10.0.0.1/24', 'host bits set: the network is 10.0.0.0/24'),
+    ('10.0.0.0/x', 'the prefix length is not a number'),
+    ('nonsense/24', 'the address part is not an address'),
+])
+def test_a_bad_cidr_says_what_is_wrong_with_it(cidr, message):
+    with pytest.raises(ValidationError) as e:
+        base.model_for('subnet').from_dict({'network_id': 'n', 'cidr': cidr})
+    assert message in str(e.value)
+
+
+def test_a_huge_value_is_not_echoed_back_whole():
+    with pytest.raises(ValidationError) as e:
+        base.model_for('logical_switch').from_dict({'name': 'x' * 10 ** 7})
+    assert len(str(e.value)) < 200
+    assert str(e.value).endswith("... (10000000 characters)")
+
+
+@pytest.mark.parametrize('name', ['two\nlines', 'tab\there', 'bell\x07'])
+def test_control_characters_in_names_are_refused(name):
+    with pytest.raises(ValidationError,
+                       match='must not contain control characters'):
+        base.model_for('logical_switch').from_dict({'name': name})

@@ -15,6 +15,7 @@ from dragonflow.errors import ValidationError  # noqa: F401  (re-exported)
 
 _MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 _ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$')
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def new_id():
@@ -69,7 +70,22 @@ class Field:
         return ()
 
     def fail(self, where, what, value):
-        raise ValidationError(f'{where}: {what}, got {value!r}')
+        raise ValidationError(f'{where}: {what}, got {shown(value)}')
+
+
+SHOWN_MAX = 60      # characters of a bad value an error message repeats
+
+
+def shown(value):
+    """A value as an error message quotes it: its repr, cut after
+    SHOWN_MAX characters with its length said (a 10 MB name must not come
+    back as a 10 MB error line)."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    size = f'{len(value)} characters' if isinstance(value, str) else \
+        f'{len(text)} characters as text'
+    return f'{text[:SHOWN_MAX]}... ({size})'
 
 
 class String(Field):
@@ -86,6 +102,10 @@ class String(Field):
         if len(value) > self.max_length:
             self.fail(where, f'longer than {self.max_length} characters',
                       value)
+        if _CONTROL_RE.search(value):
+            # A newline would split a row of `dfctl ... list`.
+            self.fail(where, 'must not contain control characters '
+                      '(newline, tab, ...)', value)
         if self.pattern and not self.pattern.match(value):
             self.fail(where, f'does not match {self.pattern.pattern}', value)
         return value
@@ -211,11 +231,31 @@ class IpNetwork(Field):
         try:
             net = ipaddress.ip_network(value, strict=self.strict)
         except (TypeError, ValueError):
-            self.fail(where, 'is not a valid CIDR (host bits set?)'
-                      if self.strict else 'is not a valid CIDR', value)
+            self.fail(where, _cidr_problem(value), value)
         if self.version and net.version != self.version:
             self.fail(where, f'must be an IPv{self.version} CIDR', value)
         return str(net)
+
+
+def _cidr_problem(value):
+    """What is wrong with a CIDR ipaddress refused, in words."""
+    if not isinstance(value, str):
+        return 'is not a valid CIDR'
+    address, slash, prefix = value.partition('/')
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return 'is not a valid CIDR (the address part is not an address)'
+    if slash and not prefix.isdigit():
+        return 'is not a valid CIDR (the prefix length is not a number)'
+    if slash and int(prefix) > addr.max_prefixlen:
+        return (f'is not a valid CIDR (prefix length {int(prefix)} is out of '
+                f'range for IPv{addr.version}: 0-{addr.max_prefixlen})')
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return 'is not a valid CIDR'
+    return f'is not a valid CIDR (host bits set: the network is {net})'
 
 
 class IpAddressOrNetwork(Field):
