@@ -263,7 +263,7 @@ class ZkStore:
         self._ensure_dir(self.layout.table(table))
         self._ensure_dir(f'{self.layout.refs}/{table}')
 
-    def _missing_dirs(self, path, planned=()):
+    def _missing_dirs(self, path, planned):
         """Index directories (below the index root) that do not exist yet,
         parents first; they are created inside the write's transaction so
         a refused write leaves nothing behind."""
@@ -363,17 +363,7 @@ class ZkStore:
         topic's feed are created first when missing, outside the
         transaction, and stay.)
         """
-        self.ensure_table(ws.table)
-        ops = self._plan(ws, self.ensure_feed(ws.feed))
-        results = self._run(ws, ops)
-        for (kind, info, _, _, _), result in zip(ops, results):
-            if isinstance(result, Exception) and \
-                    not isinstance(result, kz.RolledBackError):
-                raise self._explain(ws, kind, info, result)
-        position = next(result for (kind, _, method, _, _), result in
-                        zip(ops, results) if kind == 'log' and
-                        method == 'create')
-        return seq_of(posixpath.basename(position))
+        return self._commit([ws])[0]
 
     def commit_many(self, wss):
         """Commit several WriteSets in one transaction (all or none);
@@ -381,20 +371,18 @@ class ZkStore:
         explained for the first write that failed (``.write`` on the
         error names its WriteSet). The caller keeps the transaction under
         ZooKeeper's request size (jute.maxbuffer, 1 MB by default)."""
+        return self._commit(wss)
+
+    def _commit(self, wss):
+        """One transaction for these WriteSets (commit and commit_many)."""
         feeds = {}
         for ws in wss:
             self.ensure_table(ws.table)
             if ws.feed not in feeds:
                 feeds[ws.feed] = self.ensure_feed(ws.feed)
-        ops, owners, dirs, guards = [], [], set(), {}
+        ops, owners, dirs, guards = [], [], set(), set()
         for ws in wss:
-            # One guard update per node per transaction: a second one
-            # would fail on the version the first one bumped.
-            ws_guards, ws.guards = ws.guards, [
-                g for g in ws.guards if (g[0], g[1]) not in guards]
-            guards.update({(g[0], g[1]): g for g in ws_guards})
-            planned = self._plan(ws, feeds[ws.feed], dirs)
-            ws.guards = ws_guards
+            planned = self._plan(ws, feeds[ws.feed], dirs, guards)
             ops += planned
             owners += [ws] * len(planned)
         results = self._run(wss[0], ops)
@@ -408,14 +396,15 @@ class ZkStore:
                 (kind, _, method, _, _), result in zip(ops, results)
                 if kind == 'log' and method == 'create']
 
-    def _plan(self, ws, feed, dirs=None):
+    def _plan(self, ws, feed, dirs, guards):
         """The transaction's operations, in order, as (kind, info, method,
         args, kwargs); kind and info say what an operation means, to
-        explain its failure. ``dirs``: index directories an earlier write
-        of the same transaction creates (updated)."""
+        explain its failure. ``dirs``, ``guards``: index directories and
+        guard nodes an earlier write of the same transaction creates or
+        updates (updated): each once per transaction (a second update of a
+        guard would fail on the version the first one bumped)."""
         lay = self.layout
         ops = []
-        dirs = set() if dirs is None else dirs
 
         def op(kind, info, method, *args, **kwargs):
             ops.append((kind, info, method, args, kwargs))
@@ -444,6 +433,9 @@ class ZkStore:
         for index, key in ws.del_keys:
             op('unkey', (index, key), 'delete', lay.key(index, key))
         for g_table, g_id, version in ws.guards:
+            if (g_table, g_id) in guards:
+                continue
+            guards.add((g_table, g_id))
             op('guard', (g_table, g_id), 'set_data',
                lay.ref_target(g_table, g_id), b'', version=version)
         # The object's topic feed, then the global log (its sequence is the
@@ -460,7 +452,7 @@ class ZkStore:
             op(kind, None, 'set_data', log, b'')
         return ops
 
-    def _new_index_dirs(self, ws, planned=()):
+    def _new_index_dirs(self, ws, planned):
         """Missing parent directories of the unique keys ws adds (those
         in planned are created by an earlier write of the transaction)."""
         out = []
