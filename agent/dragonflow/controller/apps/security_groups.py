@@ -72,16 +72,6 @@ def _prefix(cidr):
     return str(net.network_address), str(net.netmask)
 
 
-def member_addresses(state, group_id, version=4):
-    """Addresses (and allowed pair prefixes) of a group's ports."""
-    out = set()
-    for port in state.group_ports(group_id):
-        out.update(port.ips)
-        out.update(p['ip_address'] for p in port.allowed_address_pairs)
-    return sorted(a for a in out
-                  if ipaddress.ip_network(a, strict=False).version == version)
-
-
 def service_matches(rule):
     """The protocol/port part of a rule as OpenFlow matches (dicts with
     the ethertype, without addresses or the port register)."""
@@ -107,11 +97,11 @@ def service_matches(rule):
     return variants
 
 
-def remote_field(rule):
-    """The field a rule's peer address is in."""
-    prefix = VERSIONS[rule.ethertype][2]
-    return f'{prefix}_dst' if rule.direction == 'egress' else \
-        f'{prefix}_src'
+def peer_field(direction, ethertype):
+    """The field the peer's address is in, for rules of a direction and
+    IP version."""
+    prefix = VERSIONS[ethertype][2]
+    return f'{prefix}_dst' if direction == 'egress' else f'{prefix}_src'
 
 
 def rule_matches(rule):
@@ -123,7 +113,8 @@ def rule_matches(rule):
     remote = _prefix(rule.remote_ip_prefix)
     if remote is None:
         return variants
-    return [dict(v, **{remote_field(rule): remote}) for v in variants]
+    field = peer_field(rule.direction, rule.ethertype)
+    return [dict(v, **{field: remote}) for v in variants]
 
 
 def conj_id(group, direction, ethertype):
@@ -305,14 +296,12 @@ class SecurityGroupsApp(apps.App):
                     ('conjunction', conj_id(group, direction, ethertype),
                      2, 2))
         out = []
+        remote = _prefix(address)
         for (direction, ethertype), conjunctions in sorted(actions.items()):
-            _, eth_type, prefix = VERSIONS[ethertype]
-            field = f'{prefix}_dst' if direction == 'egress' else \
-                f'{prefix}_src'
-            remote = _prefix(address)
-            match = {'ct_state': pl.CT_STATE_NEW, 'eth_type': eth_type}
+            match = {'ct_state': pl.CT_STATE_NEW,
+                     'eth_type': VERSIONS[ethertype][1]}
             if remote is not None:
-                match[field] = remote
+                match[peer_field(direction, ethertype)] = remote
             out.append(self.flow(_rule_table(direction)[0], CONJ_PRIORITY,
                                  match, sorted(conjunctions)))
         return out
@@ -323,15 +312,19 @@ class SecurityGroupsApp(apps.App):
         group = state.get('security_group', group_id)
         if group is None:
             return []
-        zones = {}          # (direction, ethertype) -> zones
+        kinds = {}          # group with such rules -> their kinds
         for rule in state.rules_naming(group_id):
-            for port in state.group_ports(rule.security_group_id):
-                if not is_protected(port) or not state.is_local(port):
-                    continue
-                network = state.network(port.network_id)
-                if network is not None:
-                    zones.setdefault((rule.direction, rule.ethertype),
-                                     set()).add(network.unique_key)
+            kinds.setdefault(rule.security_group_id, set()).add(
+                (rule.direction, rule.ethertype))
+        zones = {}          # (direction, ethertype) -> zones
+        for user, user_kinds in kinds.items():
+            # One pass over each group's ports, whatever its rule count.
+            nets = {p.network_id for p in state.group_ports(user)
+                    if is_protected(p) and state.is_local(p)}
+            used = {state.network(n).unique_key for n in nets
+                    if state.network(n) is not None}
+            for kind in user_kinds:
+                zones.setdefault(kind, set()).update(used)
         out = []
         for (direction, ethertype), keys in sorted(zones.items()):
             table, _, nxt = _rule_table(direction)
