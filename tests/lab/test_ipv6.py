@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from lab_harness.netlab import PHYSNET, kill_pid
+from lab_harness.netlab import PHYSNET, kill_pid, read_pidfile
 from test_l2 import pings
 from topology import tunnel_capture
 from waiting import wait_until
@@ -157,12 +157,13 @@ def dhclient6(vm, *flags):
          '-lf', f'{base}.lease6', '-pf', f'{base}.pid6', '-sf', f'{base}.sh',
          'eth0'], capture_output=True, text=True, timeout=60)
     out = proc.stderr
-    # With a lease dhclient stays behind to renew it: stop it (by its PID).
-    try:
-        with open(f'{base}.pid6') as f:
-            kill_pid(int(f.read().strip()))
-    except (FileNotFoundError, ValueError):
-        pass
+    # With a lease dhclient stays behind to renew it: stop it (by its PID,
+    # which its daemonized child writes a moment after the command returns).
+    if proc.returncode == 0:
+        try:
+            kill_pid(read_pidfile(f'{base}.pid6', timeout=3))
+        except RuntimeError:
+            pass
     for suffix in ('lease6', 'env6'):
         try:
             with open(f'{base}.{suffix}') as f:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from lab_harness import netlab
-from lab_harness.netlab import AGENT_DIR, kill_pid, sh
+from lab_harness.netlab import AGENT_DIR, kill_pid, read_pidfile, sh
 
 BIRD_CONF = """router id {bird_ip};
 protocol device {{}}
@@ -68,8 +68,7 @@ class BgpLab:
         sh('bird', '-c', f'{self.dir}/bird.conf', '-s',
            f'{self.dir}/bird.ctl', '-P', f'{self.dir}/bird.pid',
            ns=self.upstream.ns)
-        with open(os.path.join(self.dir, 'bird.pid')) as f:
-            lab.track('bird', int(f.read().strip()))
+        lab.track('bird', read_pidfile(os.path.join(self.dir, 'bird.pid')))
         config = os.path.join(self.dir, 'df-bgp.ini')
         with open(config, 'w') as f:
             f.write(f'[df]\nremote_db_hosts = {lab.zk_address}\n'

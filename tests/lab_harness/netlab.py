@@ -74,6 +74,24 @@ def _pid_alive(pid):
     return False
 
 
+def read_pidfile(path, timeout=10):
+    """The pid a daemon wrote to path. A daemon may create the file before
+    it forks and write the pid only from the child (BIRD does), so an empty
+    file right after the command returned means: not written yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            text = ''
+        if text:
+            return int(text)
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f'{path}: no pid written within {timeout} s')
+        time.sleep(0.05)
+
+
 def kill_pid(pid, sig=signal.SIGTERM, timeout=10):
     try:
         os.kill(pid, sig)
@@ -131,8 +149,8 @@ class Chassis:
 
     def restart_vswitchd(self):
         """Kill ovs-vswitchd (flows are lost with it) and start it again."""
-        with open(os.path.join(self.dir, 'ovs-vswitchd.pid')) as f:
-            kill_pid(int(f.read().strip()), signal.SIGKILL)
+        kill_pid(read_pidfile(os.path.join(self.dir, 'ovs-vswitchd.pid')),
+                 signal.SIGKILL)
         self.start_vswitchd()
 
     def _start_ovs(self):
