@@ -258,10 +258,11 @@ class FlowWriter:
                                ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE,
                                bundle_id, self.FLAGS) + inner
 
-    def commit(self, deletes=(), adds=(), messages=()):
-        """One atomic change: deletes (Flows), adds ((Flow, cookie)) and
-        other os-ken messages (e.g. a generation delete), in that order."""
-        if not (deletes or adds or messages):
+    def commit(self, deletes=(), adds=(), messages=(), prelude=()):
+        """One atomic change: other os-ken messages first (prelude, e.g.
+        delete everything), deletes (Flows), adds ((Flow, cookie)), other
+        os-ken messages (messages), in that order."""
+        if not (deletes or adds or messages or prelude):
             return 0
         ofp = self.dp.ofproto
         self._bundle_id = (self._bundle_id + 1) & 0xffffffff
@@ -278,17 +279,21 @@ class FlowWriter:
                 self._flush(chunks)
                 size = 0
 
+        def push_messages(messages):
+            for msg in messages:
+                msg.set_xid(0)
+                msg.serialize()
+                push(self._add(bid, bytearray(msg.buf)))
+            return len(messages)
+
+        count = push_messages(prelude)
         for flow in deletes:
             push(self._add(bid, self.codec.encode(flow, 'delete')))
             count += 1
         for flow, cookie in adds:
             push(self._add(bid, self.codec.encode(flow, 'add', cookie)))
             count += 1
-        for msg in messages:
-            msg.set_xid(0)
-            msg.serialize()
-            push(self._add(bid, bytearray(msg.buf)))
-            count += 1
+        count += push_messages(messages)
         push(self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST))
         self._flush(chunks)
         return count

@@ -117,14 +117,16 @@ def flow_delete(dp, flow):
         out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 
-def delete_generation(dp, generation):
-    """Delete every flow whose cookie carries ``generation``."""
+def delete_all(dp):
+    """Delete every flow of every table. A full sync starts its bundle
+    with it: whatever generation a flow carries (also one whose full sync
+    never reached the switch, its agent killed or its connection lost
+    before the commit), only the new set is left, atomically."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     return parser.OFPFlowMod(
-        dp, cookie=cookie(generation, 0), cookie_mask=GENERATION_MASK,
-        table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
-        out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-        match=parser.OFPMatch())
+        dp, cookie=0, cookie_mask=0, table_id=ofp.OFPTT_ALL,
+        command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
 
 
 def async_config(dp):
@@ -199,6 +201,10 @@ class DfOfApp(app_manager.OSKenApp):
         if ev.datapath is not None and ev.datapath.id is not None:
             LOG.warning('switch %016x disconnected', ev.datapath.id)
             self.controller.post('datapath_lost', ev.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply(self, ev):
+        self.controller.post('barrier', (ev.msg.datapath, ev.msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev):

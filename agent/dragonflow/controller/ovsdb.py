@@ -106,9 +106,13 @@ class Ovs:
             # when it differs, so a restarted agent keeps the traffic going.
             self.api.set_controller(self.bridge, [controller]).execute(
                 check_error=True)
+        # max_backoff: vswitchd retries a lost controller at most 1 s
+        # apart (its default doubles up to 8 s), so a restarted agent is
+        # reconnected about when it listens, not up to 8 s later.
         self.api.db_set('Controller', self.bridge_controller_uuid(),
                         ('connection_mode', 'out-of-band'),
                         ('inactivity_probe', 10000),
+                        ('max_backoff', 1000),
                         ('controller_rate_limit', rate_limit),
                         ('controller_burst_limit', burst_limit)).execute(
                             check_error=True)

@@ -119,7 +119,11 @@ class LocalController:
             'tick': self._handle_tick, 'neighbour': self._handle_neighbour,
             'datapath': self._handle_datapath,
             'datapath_lost': self._handle_datapath_lost,
+            'barrier': self._handle_barrier,
         }
+        # The full sync sent but not yet confirmed by the switch: (datapath,
+        # barrier xid, what to log when its reply comes).
+        self.sync_pending = None
         # What an NB change of each followed table touches.
         self.touches = {
             'chassis': self._touched_chassis,
@@ -488,17 +492,29 @@ class LocalController:
         if self.writer is None:
             return
         dp = self.datapath
-        previous, self.generation = self.ovs.next_generation()
+        _, self.generation = self.ovs.next_generation()
         self.installed.clear()
         _, adds = self.update_flows(itertools.chain(
             df_apps.global_changes(self.apps, self.state),
             self.desired(self.programmed, self.programmed_ports,
                          self.programmed_keys)))
-        count = self.writer.commit(
-            adds=adds, messages=[ofswitch.delete_generation(dp, previous)])
-        LOG.info('full sync done: generation %d, %d flows (%d shapes, %d '
-                 'encoded by os-ken)', self.generation, count - 1,
-                 self.writer.codec.learned, self.writer.codec.fallbacks)
+        count = self.writer.commit(adds=adds,
+                                   prelude=[ofswitch.delete_all(dp)])
+        # Done when the switch says so: a barrier behind the bundle's
+        # commit (an agent killed, or a connection lost, before that has
+        # not synced anything).
+        request = ofswitch.barrier(dp)
+        ofswitch.send_all(dp, [request])
+        self.sync_pending = (dp, request.xid, (
+            'full sync done: generation %d, %d flows (%d shapes, %d '
+            'encoded by os-ken)', self.generation, count - 1,
+            self.writer.codec.learned, self.writer.codec.fallbacks))
+
+    def _handle_barrier(self, payload):
+        if self.sync_pending and self.sync_pending[:2] == payload:
+            LOG.info(*self.sync_pending[2])
+            self.sync_pending = None
+        return NOTHING
 
 
 def _sender(dp):
@@ -577,6 +593,11 @@ class ControllerDaemon(daemon.Daemon):
         ofswitch.DfOfApp.controller = self.controller
         conf.set_override('ofp_listen_host', df.of_listen_address)
         conf.set_override('ofp_tcp_listen_port', df.of_listen_port)
+        # A busy vswitchd (deleting a thousand interfaces) may not read a
+        # big bundle for seconds; os-ken's 5 s send timeout would drop the
+        # connection and force a full sync. vswitchd's own inactivity
+        # probe (10 s) still notices an agent that really stopped.
+        conf.set_override('socket_timeout', 30.0)
         manager = app_manager.AppManager.get_instance()
         manager.load_apps(['dragonflow.controller.ofswitch'])
         self.services = manager.instantiate_apps(
