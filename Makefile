@@ -68,7 +68,7 @@ bench: deps
 	$(PYTHON) bench/sfc_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
-	$(PYTHON) bench/scale_bench.py
+	$(PYTHON) bench/vs_ovn.py
 	$(PYTHON) bench/scale.py
 
 clean:

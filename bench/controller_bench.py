@@ -28,13 +28,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'tests'))
 
 from dragonflow.controller import flows as fl  # noqa: E402
-from benchlab import lab_session, write_json  # noqa: E402
+from benchlab import lab_session, pct, write_json  # noqa: E402
 from lab_harness.netlab import sh  # noqa: E402
-
-
-def pct(values, q):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q / 100 * len(values)))]
+from sides import Dragonflow  # noqa: E402
+import scale_bench  # noqa: E402
 
 
 def bench_flows(n):
@@ -218,52 +215,13 @@ def bench_propagation(lab, nb, n_chassis, samples):
             'delete_p99_ms': pct(ok_d, 99) * 1000}
 
 
-# --- 3: port create -> first ping ----------------------------------------
-def bench_first_ping(lab, nb, samples):
-    net = nb.create('logical_switch', {'name': 'firstping'})
-    nb.create('subnet', {'network_id': net.id, 'cidr': '10.60.0.0/24'})
-    target_port = nb.create('logical_port', {'network_id': net.id})
-    target = lab.add_vm('fptarget', lab.chassis['ch2'], target_port)
-    times = []
-    for i in range(samples):
-        port_data = {'network_id': net.id, 'ips': [f'10.60.0.{100 + i}'],
-                     'id': f'fp-{i}-{int(time.time())}'}
-
-        class Port:
-            id = port_data['id']
-            macs = ['fa:16:3e:60:00:%02x' % i]
-            ips = port_data['ips']
-        port_data['macs'] = Port.macs
-        vm = lab.add_vm(f'fp{i}', lab.chassis['ch1'], Port, plug=False)
-        vm.run('sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=50')
-        # One ping every 20 ms from before the port exists: the first
-        # reply's time is the figure (one-shot pings would quantise it to
-        # their 1 s timeout).
-        pinger = subprocess.Popen(
-            ['ip', 'netns', 'exec', vm.ns, 'ping', '-i', '0.02', '-c', '1500',
-             '-W', '1', target_port.ips[0]], stdout=subprocess.PIPE,
-            text=True)
-        start = time.monotonic()
-        nb.create('logical_port', port_data)
-        vm.plug()
-        for line in pinger.stdout:
-            if 'bytes from' in line:
-                times.append(time.monotonic() - start)
-                break
-            if time.monotonic() - start > 30:
-                break
-        pinger.kill()
-        pinger.wait()
-        vm.unplug()
-        vm.destroy()
-        nb.delete('logical_port', port_data['id'])
-    target.unplug()
-    target.destroy()
-    nb.delete('logical_switch', net.id, cascade=True)
-    print(f'first ping: port create + plug -> first reply across chassis: '
-          f'p50 {pct(times, 50):.2f} s, max {max(times):.2f} s '
-          f'({len(times)}/{samples})')
-    return {'p50_s': pct(times, 50), 'max_s': max(times)}
+# --- 3: port create -> first ping: scale_bench's (shared with vs_ovn) ----
+def bench_first_ping(lab, samples):
+    side = Dragonflow(lab)
+    try:
+        return scale_bench.bench_first_ping(lab, side, samples)
+    finally:
+        side.close()
 
 
 # --- 4: cold start with many local ports ----------------------------------
@@ -373,7 +331,7 @@ def main():
             results['propagation'] = [
                 bench_propagation(lab, nb, n, args.samples) for n in (2, 5)]
         if want('first_ping'):
-            results['first_ping'] = bench_first_ping(lab, nb, 5)
+            results['first_ping'] = bench_first_ping(lab, 5)
         if want('restart'):
             results['restart'] = bench_restart_loss(lab, nb)
         if want('cold'):
