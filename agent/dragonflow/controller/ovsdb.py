@@ -34,6 +34,26 @@ class InterfaceEvent(row_event.RowEvent):
         self.callback(event, row)
 
 
+class ControllerLostEvent(row_event.RowEvent):
+    """The bridge's controller column emptied (``ovs-vsctl del-controller``
+    by an operator or a config tool: OVS 3.1 then empties the bridge)."""
+
+    def __init__(self, bridge, callback):
+        super().__init__((self.ROW_UPDATE,), 'Bridge',
+                         (('name', '=', bridge),))
+        self.callback = callback
+        self.event_name = 'DfControllerLostEvent'
+
+    def match_fn(self, event, row, old=None):
+        # The column changed (old has it) and is now empty. old's list is
+        # empty too: the Controller row it named went with it.
+        return super().match_fn(event, row, old) and \
+            not row.controller and hasattr(old, 'controller')
+
+    def run(self, event, row, old):
+        self.callback()
+
+
 class _Idl(connection.OvsdbIdl):
     def __init__(self, remote, helper, handler):
         super().__init__(remote, helper)
@@ -99,23 +119,7 @@ class Ovs:
                 'Bridge', self.bridge, ('fail_mode', 'secure'),
                 ('protocols', ['OpenFlow13']),
                 ('other_config', {'disable-in-band': 'true'})))
-        current = self.api.get_controller(self.bridge).execute(
-            check_error=True)
-        if current != [controller]:
-            # Setting the first controller flushes the flows; only do it
-            # when it differs, so a restarted agent keeps the traffic going.
-            self.api.set_controller(self.bridge, [controller]).execute(
-                check_error=True)
-        # max_backoff: vswitchd retries a lost controller at most 1 s
-        # apart (its default doubles up to 8 s), so a restarted agent is
-        # reconnected about when it listens, not up to 8 s later.
-        self.api.db_set('Controller', self.bridge_controller_uuid(),
-                        ('connection_mode', 'out-of-band'),
-                        ('inactivity_probe', 10000),
-                        ('max_backoff', 1000),
-                        ('controller_rate_limit', rate_limit),
-                        ('controller_burst_limit', burst_limit)).execute(
-                            check_error=True)
+        self.set_controller(controller, rate_limit, burst_limit)
         for ttype in ('geneve', 'vxlan'):
             name = pl.TUNNEL_PORTS[ttype]
             if ttype not in tunnel_types:
@@ -158,6 +162,40 @@ class Ovs:
                 self.api.del_port(name, self.bridge, if_exists=True).execute(
                     check_error=True)
         return wired
+
+    def set_controller(self, controller, rate_limit, burst_limit):
+        """Us as the bridge's only controller, with our connection
+        settings (packet-ins rate-limited by the switch)."""
+        current = self.api.get_controller(self.bridge).execute(
+            check_error=True)
+        if current != [controller]:
+            # Setting the first controller flushes the flows; only do it
+            # when it differs, so a restarted agent keeps the traffic going.
+            self.api.set_controller(self.bridge, [controller]).execute(
+                check_error=True)
+        # max_backoff: vswitchd retries a lost controller at most 1 s
+        # apart (its default doubles up to 8 s), so a restarted agent is
+        # reconnected about when it listens, not up to 8 s later.
+        self.api.db_set('Controller', self.bridge_controller_uuid(),
+                        ('connection_mode', 'out-of-band'),
+                        ('inactivity_probe', 10000),
+                        ('max_backoff', 1000),
+                        ('controller_rate_limit', rate_limit),
+                        ('controller_burst_limit', burst_limit)).execute(
+                            check_error=True)
+
+    def keep_controller(self, controller, rate_limit, burst_limit):
+        """Put us back as the controller whenever someone removes us (the
+        switch reconnects and the agent's full sync refills the flows)."""
+        def restore():
+            LOG.warning('%s lost its controller (del-controller?): setting '
+                        '%s again', self.bridge, controller)
+            try:
+                self.set_controller(controller, rate_limit, burst_limit)
+            except Exception:
+                LOG.exception('could not set the controller of %s again',
+                              self.bridge)
+        self.handler.watch_event(ControllerLostEvent(self.bridge, restore))
 
     def bridge_controller_uuid(self):
         value = self.api.db_get('Bridge', self.bridge, 'controller').execute(

@@ -585,10 +585,12 @@ class ControllerDaemon(daemon.Daemon):
         listener the bridge connects to."""
         from os_ken.base import app_manager
         df = conf.df
+        target = f'tcp:{df.of_listen_address}:{df.of_listen_port}'
         self.ovs.setup_bridge(
-            df.datapath_type, f'tcp:{df.of_listen_address}:'
-            f'{df.of_listen_port}', df.local_ip, df.tunnel_types,
+            df.datapath_type, target, df.local_ip, df.tunnel_types,
             df.packet_in_rate_limit, df.packet_in_burst_limit)
+        self.ovs.keep_controller(target, df.packet_in_rate_limit,
+                                 df.packet_in_burst_limit)
         self.ovs.setup_provider_bridges(self.mappings)
         ofswitch.DfOfApp.controller = self.controller
         conf.set_override('ofp_listen_host', df.of_listen_address)
