@@ -157,3 +157,18 @@ def test_a_huge_name_and_a_bad_prefix_get_short_clear_errors(dfctl):
                  '10.0.0.0/33', expect=1)
     assert 'prefix length 33 is out of range for IPv4' in proc.stderr
     assert 'host bits' not in proc.stderr
+
+
+@pytest.mark.parametrize('name', ['.', '..', '../../x/..', 'a/b'])
+def test_names_that_look_like_paths_reach_their_object(dfctl, name):
+    """Names are not ids: one like '..' is looked up by name, never used
+    as a path in the store (it was: 'relative paths not allowed')."""
+    net = as_json(dfctl('--json', 'network', 'create', '--name', name))
+    assert as_json(dfctl('--json', 'network', 'show', name))['id'] == net['id']
+    dfctl('network', 'update', name, '--mtu', '1400')
+    assert as_json(dfctl('--json', 'network', 'show', net['id']))['mtu'] == \
+        1400
+    dfctl('network', 'delete', name)
+    proc = dfctl('network', 'show', name, expect=1)
+    assert f'logical_switch {name} does not exist' in proc.stderr
+    assert 'relative paths' not in proc.stderr

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from dragonflow import errors
+from dragonflow.nb import api
 
 
 def log_size(nb):
@@ -108,6 +109,10 @@ def test_concurrent_compare_and_set_has_exactly_one_winner(nb, net):
     ('logical_switch', {'network_type': 'vxlan', 'segmentation_id': 1001},
      'segmentation id vxlan:1001 is already used'),
     ('logical_switch', {'mtu': '1500'}, 'mtu: must be an integer'),
+    # In a new topic: the topic's feed is not left behind either.
+    ('logical_switch', {'network_type': 'vxlan', 'segmentation_id': 1001,
+                        'topic': 'tenant-new'},
+     'segmentation id vxlan:1001 is already used'),
 ])
 def test_bad_input_is_refused_and_nothing_written(nb, net, table, data,
                                                   message):
@@ -163,6 +168,37 @@ def test_delete_refused_while_referenced_unless_cascade(nb, net):
                           ('subnet', subnet.id), ('logical_port', port.id)]:
         with pytest.raises(errors.NotFound):
             nb.get(table, obj_id)
+
+
+def test_a_refused_cascade_writes_nothing(nb, net):
+    """One corrupted port among five: the cascade is refused as a whole
+    (it used to delete four ports and their references first)."""
+    network, _ = net
+    ports = [nb.create('logical_port', {'network_id': network.id})
+             for _ in range(5)]
+    nb.client.set(nb.store.layout.obj('logical_port', ports[2].id),
+                  b'not json')
+    before = snapshot(nb)
+    with pytest.raises(errors.CorruptObject):
+        nb.delete('logical_switch', network.id, cascade=True)
+    assert snapshot(nb) == before
+
+
+def test_a_cascade_too_big_for_one_transaction_is_split_and_completes(nb):
+    """1,200 ports: more than one ZooKeeper request holds; split referrers
+    first, every object and reference gone at the end."""
+    network = nb.create('logical_switch', {'name': 'big'})
+    nb.create('subnet', {'network_id': network.id, 'cidr': '10.8.0.0/20'})
+    ports = nb.write_many([('create', 'logical_port', {
+        'network_id': network.id}) for _ in range(1200)])
+    plan = nb._delete_plan(nb.get('logical_switch', network.id), True)
+    assert len(list(nb._chunks([(None, None, ws) for ws in plan],
+                               api.BULK_BYTES))) > 1
+    nb.delete('logical_switch', network.id, cascade=True)
+    assert nb.list('logical_port') == [] and nb.list('subnet') == []
+    assert nb.referrer_ids('logical_switch', network.id) == []
+    with pytest.raises(errors.NotFound):
+        nb.get('logical_port', ports[-1].id)
 
 
 def test_deleting_a_port_clears_its_floating_ip(nb):

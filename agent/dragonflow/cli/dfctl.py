@@ -131,7 +131,8 @@ def _add_verb(verbs, verb, model):
         p.add_argument('--version', type=int,
                        help='fail unless the object is at this version')
         p.add_argument('--cascade', action='store_true',
-                       help='also delete the objects that use it')
+                       help='also delete the objects that use it (all in one '
+                       'transaction: refused as a whole or done)')
 
 
 class Cli:

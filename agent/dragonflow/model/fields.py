@@ -111,6 +111,12 @@ class String(Field):
         return value
 
 
+def is_id(value):
+    """Whether value can be an object id at all (anything else, e.g. a name
+    like ``..`` given where an id or a name is expected, names nothing)."""
+    return isinstance(value, str) and bool(_ID_RE.match(value))
+
+
 class Id(String):
     """An object id: uuid-like or a name-safe token (usable as a znode)."""
 

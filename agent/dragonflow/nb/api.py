@@ -18,6 +18,7 @@ from kazoo import exceptions as kz
 
 from dragonflow import errors
 from dragonflow.model import base
+from dragonflow.model import fields
 from dragonflow.nb import changes
 from dragonflow.store import zk
 
@@ -166,6 +167,10 @@ class NbApi:
     # --- reads -----------------------------------------------------------
     def get(self, table, obj_id):
         cls = base.model_for(table)
+        if not fields.is_id(obj_id):
+            # Not an id (a name such as '..' or 'a/b'): no object has it,
+            # and it must not reach the store as a path component.
+            raise errors.NotFound(table, obj_id)
         raw = self.store.get_raw(table, obj_id)
         if raw is None:
             raise errors.NotFound(table, obj_id)
@@ -390,8 +395,10 @@ class NbApi:
         chunk, size, owners = [], 0, set()
         for item in planned:
             ws = item[2]
-            # The body, twice the log entry (global log and feed), paths.
-            cost = len(ws.body or b'') * 3 + 512
+            # The body, twice the log entry (global log and feed), paths;
+            # a delete has no body but logs the whole old object.
+            cost = (len(ws.body) * 3 if ws.body else
+                    len(ws.log_entry()) * 2) + 512
             if chunk and (size + cost > max_bytes or ws.owner in owners):
                 yield chunk
                 chunk, size, owners = [], 0, set()
@@ -430,46 +437,119 @@ class NbApi:
     def delete(self, table, obj_id, version=None, cascade=False):
         """Delete an object. Refused while other objects refer to it, unless
         their reference is cleared on delete or ``cascade`` is set (then
-        they are deleted first, each in its own transaction). With
-        ``version`` the delete fails if the object is not at it; without,
-        a concurrent write makes it read again and retry."""
+        they are deleted too, recursively). Everything (clears, cascaded
+        deletes, the object) is one transaction: a refused delete (an
+        object still referenced, a corrupted referrer, a concurrent change)
+        leaves the store as it was. A cascade too big for one transaction
+        is split, referrers first, so each transaction leaves a consistent
+        store and running the delete again finishes it (the error says
+        so). With ``version`` the delete fails if the object is not at it;
+        without, a concurrent write makes it read again and retry."""
         for attempt in range(MAX_ATTEMPTS):
             old = self.get(table, obj_id)
             if version is not None and old.version != version:
                 raise errors.StaleVersion(table, obj_id, version)
-            self._release_referrers(old, cascade)
-            ws = zk.WriteSet('delete', table, obj_id, version=old.version,
-                             topic=old.topic, feed=old.feed_topic(View(self)))
-            ws.log_object = old.to_dict()
-            ws.del_refs = _enforced_refs(old)
-            ws.del_keys = list(old.unique_keys())
+            plan = self._delete_plan(old, cascade)
             try:
-                self._commit(ws)
+                self._commit_plan(plan)
                 return old
             except (errors.Contention, errors.StaleVersion) as e:
-                if version is not None and \
-                        isinstance(e, errors.StaleVersion):
+                if getattr(e, 'committed', 0) or (
+                        version is not None and
+                        isinstance(e, errors.StaleVersion)):
                     raise
                 _backoff(attempt)
         raise errors.NbError(f'{table} {obj_id}: gave up after '
                              f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
-    def _release_referrers(self, target, cascade):
+    def _delete_plan(self, target, cascade):
+        """The WriteSets deleting target: referrers whose reference clears
+        patched, others deleted (with cascade; else StillReferenced), each
+        object after everything that refers to it."""
+        deleting = {(target.table, target.id): target}
+        patches = {}            # (table, id) -> (old, changes)
+        referrers = {}          # (table, id) -> [(table, id)]
         blocking = []
-        for table, obj_id in self.referrer_ids(target.table, target.id):
-            try:
-                referrer = self.get(table, obj_id)
-            except (errors.NotFound, errors.CorruptObject):
-                continue
-            cleared = _clear_reference(referrer, target)
-            if cleared is not None:
-                self.patch(table, obj_id, cleared, referrer.version)
-            elif cascade:
-                self.delete(table, obj_id, cascade=True)
-            else:
-                blocking.append(f'{table}:{obj_id}')
+        queue = [target]
+        while queue:
+            obj = queue.pop()
+            key = (obj.table, obj.id)
+            referrers[key] = []
+            for ref in self.referrer_ids(obj.table, obj.id):
+                if ref in deleting:
+                    referrers[key].append(ref)
+                    continue
+                try:
+                    referrer = self.get(*ref)
+                except errors.NotFound:
+                    continue
+                cleared = _clear_reference(referrer, obj)
+                referrers[key].append(ref)
+                if cleared is not None:
+                    old, changes = patches.get(ref, (referrer, {}))
+                    changes.update(cleared)
+                    patches[ref] = (old, changes)
+                elif cascade:
+                    patches.pop(ref, None)
+                    deleting[ref] = referrer
+                    queue.append(referrer)
+                else:
+                    referrers[key].pop()
+                    blocking.append(f'{ref[0]}:{ref[1]}')
         if blocking:
             raise errors.StillReferenced(target.table, target.id, blocking)
+        order, done = [], set()
+
+        def emit(key):
+            if key in done:
+                return
+            done.add(key)
+            for ref in referrers.get(key, ()):
+                emit(ref)
+            order.append(key)
+        emit((target.table, target.id))
+        view = View(self)
+        plan = []
+        for key in order:
+            if key in patches:
+                old, changes = patches[key]
+                data = old.to_dict()
+                data.update(changes)
+                plan.append(self._write_set(
+                    type(old), self._update_data(old, data), old, view)[1])
+            else:
+                plan.append(self._delete_set(deleting[key], view))
+        return plan
+
+    @staticmethod
+    def _delete_set(old, view):
+        ws = zk.WriteSet('delete', old.table, old.id, version=old.version,
+                         topic=old.topic, feed=old.feed_topic(view))
+        ws.log_object = old.to_dict()
+        ws.del_refs = _enforced_refs(old)
+        ws.del_keys = list(old.unique_keys())
+        return ws
+
+    def _commit_plan(self, plan, max_bytes=BULK_BYTES):
+        """Commit WriteSets in order in as few transactions as fit; an
+        error after the first one says how far it got (``committed``)."""
+        chunks = list(self._chunks([(None, None, ws) for ws in plan],
+                                   max_bytes))
+        committed = 0
+        for chunk in chunks:
+            try:
+                self.store.commit_many([ws for _, _, ws in chunk])
+            except errors.NbError as e:
+                if committed:
+                    e.committed = committed
+                    e.args = (f'{e} ({committed} of {len(plan)} objects '
+                              'written in earlier transactions; run the '
+                              'delete again to finish it)',)
+                raise
+            committed += len(chunk)
+            self._writes += len(chunk)
+        if self._writes % self.trim_every < len(plan):
+            self._maybe_trim(plan[-1].feed)
 
     def _commit(self, ws):
         position = self.store.commit(ws)

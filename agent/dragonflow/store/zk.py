@@ -277,6 +277,20 @@ class ZkStore:
             path = posixpath.dirname(path)
         return missing[::-1]
 
+    def _feed_dirs(self, topic):
+        """A topic's feed paths, and those of its nodes that do not exist
+        yet (parents first)."""
+        feed = self.layout.feed(topic)
+        missing = []
+        for path in (posixpath.dirname(feed.log), *feed):
+            if path in self._ready_paths:
+                continue
+            if self._retry(self.client.exists, path) is not None:
+                self._ready_paths.add(path)
+            else:
+                missing.append(path)
+        return feed, missing
+
     def _ensure_dir(self, path):
         if path not in self._ready_paths:
             self._retry(self.client.ensure_path, path)
@@ -359,9 +373,9 @@ class ZkStore:
         Raises AlreadyExists, NotFound, StaleVersion, UniqueConflict,
         DanglingReference, StillReferenced or NbUnavailable; in every error
         case the object, its references, unique keys, feed membership and
-        log entries are as they were. (The table's directory and the
-        topic's feed are created first when missing, outside the
-        transaction, and stay.)
+        log entries are as they were, and a new topic's feed was not made.
+        (The table's directory is created first when missing, outside the
+        transaction, and stays.)
         """
         return self._commit([ws])[0]
 
@@ -375,12 +389,17 @@ class ZkStore:
 
     def _commit(self, wss):
         """One transaction for these WriteSets (commit and commit_many)."""
-        feeds = {}
+        feeds, ops, owners, dirs, guards = {}, [], [], set(), set()
         for ws in wss:
             self.ensure_table(ws.table)
             if ws.feed not in feeds:
-                feeds[ws.feed] = self.ensure_feed(ws.feed)
-        ops, owners, dirs, guards = [], [], set(), set()
+                # A new topic's feed is made by the transaction itself: a
+                # refused write leaves no feed behind.
+                feeds[ws.feed], missing = self._feed_dirs(ws.feed)
+                for path in missing:
+                    dirs.add(path)
+                    ops.append(('dir', path, 'create', (path,), {}))
+                    owners.append(ws)
         for ws in wss:
             planned = self._plan(ws, feeds[ws.feed], dirs, guards)
             ops += planned
@@ -504,7 +523,7 @@ class ZkStore:
             return errors.UniqueConflict(info[0], info[1].split('/')[-1],
                                          owner, ws.table)
         if kind == 'dir' and isinstance(exc, kz.NodeExistsError):
-            return errors.Contention(f'{ws.table} {ws.id}: index directory '
+            return errors.Contention(f'{ws.table} {ws.id}: directory '
                                      f'{info} created concurrently')
         if kind == 'guard':
             if isinstance(exc, kz.NoNodeError):
