@@ -172,3 +172,16 @@ def test_names_that_look_like_paths_reach_their_object(dfctl, name):
     proc = dfctl('network', 'show', name, expect=1)
     assert f'logical_switch {name} does not exist' in proc.stderr
     assert 'relative paths' not in proc.stderr
+
+
+def test_list_says_what_it_skipped(dfctl, nb):
+    """A port whose stored body is garbage is left out of the table, and
+    stderr says which and why (it used to vanish silently)."""
+    dfctl('network', 'create', '--name', 'n1')
+    good = as_json(dfctl('--json', 'port', 'create', '--network-id', 'n1'))
+    bad = as_json(dfctl('--json', 'port', 'create', '--network-id', 'n1'))
+    nb.client.set(nb.store.layout.obj('logical_port', bad['id']), b'{oops')
+    proc = dfctl('port', 'list')
+    assert good['id'] in proc.stdout and bad['id'] not in proc.stdout
+    assert f'skipped logical_port {bad["id"]}: ' in proc.stderr
+    assert '1 logical_port object(s) not listed' in proc.stderr

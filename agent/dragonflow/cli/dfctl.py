@@ -216,10 +216,17 @@ class Cli:
             rows = [r for r in rows
                     if all(r.get(k) == v for k, v in filters.items())]
             return self._table(rows, STATUS_COLUMNS[self.table])
-        rows = [o.to_api() for o in sorted(self.nb.list(self.table, **filters),
-                                           key=lambda o: (getattr(o, 'name', '')
-                                                          or '', o.id))]
+        skipped = []
+        found = self.nb.list(self.table, skipped=skipped, **filters)
+        rows = [o.to_api() for o in sorted(
+            found, key=lambda o: (getattr(o, 'name', '') or '', o.id))]
         self._table(rows, self.model.cli_columns)
+        for obj_id, reason in skipped:
+            print(f'dfctl: skipped {self.table} {obj_id}: {reason}',
+                  file=sys.stderr)
+        if skipped:
+            print(f'dfctl: {len(skipped)} {self.table} object(s) not '
+                  'listed: their stored body is invalid', file=sys.stderr)
 
     def do_update(self):
         obj_id = self.resolve(self.table, self.args.ref)

@@ -180,9 +180,10 @@ class NbApi:
         except errors.ValidationError as e:
             raise errors.CorruptObject(f'{table} {obj_id}: {e}') from None
 
-    def list(self, table, **filters):
+    def list(self, table, skipped=None, **filters):
         """All objects of a table, optionally where field == value. Objects
-        whose stored body is invalid are logged and skipped."""
+        whose stored body is invalid are logged and skipped (and appended
+        to ``skipped`` as (id, reason) when it is given)."""
         cls = base.model_for(table)
         out = []
         for obj_id, data, stat in self.store.get_many_raw(
@@ -191,6 +192,8 @@ class NbApi:
                 obj = cls.from_json(data, stat.version)
             except errors.ValidationError as e:
                 LOG.warning('skipping invalid %s %s: %s', table, obj_id, e)
+                if skipped is not None:
+                    skipped.append((obj_id, str(e)))
                 continue
             if all(getattr(obj, k) == v for k, v in filters.items()):
                 out.append(obj)
