@@ -185,3 +185,42 @@ def test_list_says_what_it_skipped(dfctl, nb):
     assert good['id'] in proc.stdout and bad['id'] not in proc.stdout
     assert f'skipped logical_port {bad["id"]}: ' in proc.stderr
     assert '1 logical_port object(s) not listed' in proc.stderr
+
+
+def test_a_corrupted_object_is_removed_with_force(dfctl, nb):
+    """A port whose body is garbage blocks its own delete and its network's
+    cascade; delete --force removes it with its references, unique keys
+    and feed membership, and a subscriber holding it sees it go."""
+    net = as_json(dfctl('--json', 'network', 'create', '--name', 'n1'))
+    dfctl('subnet', 'create', '--network-id', 'n1', '--cidr', '10.7.0.0/24')
+    port = as_json(dfctl('--json', 'port', 'create', '--network-id', 'n1'))
+    changes = []
+    sub = nb.subscribe(changes.append, tables=['logical_port'])
+    try:
+        sub.wait_synced(10)
+        nb.client.set(nb.store.layout.obj('logical_port', port['id']),
+                      b'not json')
+        assert 'not JSON' in dfctl('port', 'delete', port['id'],
+                                   expect=1).stderr
+        dfctl('network', 'delete', 'n1', '--cascade', expect=1)
+        proc = dfctl('network', 'delete', 'n1', expect=1)
+        assert port['id'] in proc.stderr
+        dfctl('port', 'delete', port['id'], '--force')
+        deadline = time.monotonic() + 10
+        while not any(c.action == 'delete' and c.id == port['id']
+                      for c in changes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(c.action == 'delete' and c.id == port['id']
+                   for c in changes)
+    finally:
+        sub.stop()
+    # Its address and MAC are free again, its network unreferenced.
+    again = as_json(dfctl('--json', 'port', 'create', '--network-id', 'n1',
+                          '--ips', port['ips'][0], '--macs', port['macs'][0]))
+    dfctl('port', 'delete', again['id'])
+    dfctl('network', 'delete', 'n1', '--cascade')
+    assert nb.list('logical_switch') == []
+    # --force is for corrupted objects only.
+    net = as_json(dfctl('--json', 'network', 'create', '--name', 'n2'))
+    proc = dfctl('network', 'delete', net['id'], '--force', expect=1)
+    assert 'is valid: delete it without --force' in proc.stderr

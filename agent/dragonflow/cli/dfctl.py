@@ -133,6 +133,10 @@ def _add_verb(verbs, verb, model):
         p.add_argument('--cascade', action='store_true',
                        help='also delete the objects that use it (all in one '
                        'transaction: refused as a whole or done)')
+        p.add_argument('--force', action='store_true',
+                       help='remove an object whose stored body is invalid '
+                       '(give its id): with the references it holds, its '
+                       'unique keys and feed membership, in one transaction')
 
 
 class Cli:
@@ -245,9 +249,16 @@ class Cli:
         self._show(obj.to_api())
 
     def do_delete(self):
-        obj_id = self.resolve(self.table, self.args.ref)
-        self.nb.delete(self.table, obj_id, version=self.args.version,
-                       cascade=self.args.cascade)
+        if self.args.force:
+            if self.args.cascade or self.args.version is not None:
+                raise errors.ValidationError(
+                    'delete --force takes no --cascade or --version')
+            obj_id = self.args.ref
+            self.nb.force_delete(self.table, obj_id)
+        else:
+            obj_id = self.resolve(self.table, self.args.ref)
+            self.nb.delete(self.table, obj_id, version=self.args.version,
+                           cascade=self.args.cascade)
         if self.args.json:
             print(json.dumps({'deleted': obj_id, 'table': self.table}),
                   file=self.out)

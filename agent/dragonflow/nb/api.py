@@ -465,6 +465,42 @@ class NbApi:
         raise errors.NbError(f'{table} {obj_id}: gave up after '
                              f'{MAX_ATTEMPTS} attempts (concurrent writes)')
 
+    def force_delete(self, table, obj_id):
+        """Remove an object whose stored body is invalid (written around
+        the API, or damaged): its node, the references it holds, the
+        unique keys it owns and its feed membership, found without its
+        body, in one transaction with a change-log entry, so agents that
+        hold its last valid form drop it. Refused for a valid object (use
+        delete) and while other objects refer to it."""
+        cls = base.model_for(table)
+        raw = self.store.get_raw(table, obj_id) if fields.is_id(obj_id) \
+            else None
+        if raw is None:
+            raise errors.NotFound(table, obj_id)
+        data, stat = raw
+        try:
+            cls.from_json(data, stat.version)
+        except errors.ValidationError:
+            pass
+        else:
+            raise errors.ValidationError(
+                f'{table} {obj_id} is valid: delete it without --force')
+        blocking = self.referrer_ids(table, obj_id)
+        if blocking:
+            raise errors.StillReferenced(table, obj_id,
+                                         [f'{t}:{i}' for t, i in blocking])
+        refs, keys, topics = self.store.traces(table, obj_id)
+        if len(topics) != 1:
+            raise errors.NbError(f'{table} {obj_id}: listed in {len(topics)} '
+                                 'feeds, expected one; not removed')
+        ws = zk.WriteSet('delete', table, obj_id, version=stat.version,
+                         topic=topics[0])
+        ws.del_refs, ws.del_keys = refs, keys
+        self._commit(ws)
+        LOG.warning('removed %s %s with an invalid body (%d references, %d '
+                    'unique keys)', table, obj_id, len(refs), len(keys))
+        return ws
+
     def _delete_plan(self, target, cascade):
         """The WriteSets deleting target: referrers whose reference clears
         patched, others deleted (with cascade; else StillReferenced), each

@@ -353,6 +353,45 @@ class ZkStore:
         except kz.NoNodeError:
             return None
 
+    def traces(self, table, obj_id):
+        """What the store holds for an object besides its node, found
+        without reading its body (for removing one whose body is
+        unreadable): the (table, id) it refers to, the (index, key)
+        entries it owns and the topics of the feeds listing it."""
+        owner = f'{table}:{obj_id}'
+        lay, client = self.layout, self.client
+        targets = [(t, i) for t in self._children(lay.refs)
+                   for i in self._children(f'{lay.refs}/{t}')]
+        found = [(t, i, client.exists_async(lay.ref(t, i, table, obj_id)))
+                 for t, i in targets]
+        refs = [(t, i) for t, i, result in found if result.get()]
+        keys, level = [], [lay.index]
+        while level:
+            listed = [(p, client.get_children_async(p)) for p in level]
+            level, leaves = [], []
+            for path, result in listed:
+                children = result.get()
+                if not children and path != lay.index:
+                    leaves.append(path)
+                level += [f'{path}/{c}' for c in children]
+            # A leaf with our owner name as its data is one of our keys.
+            read = [(p, client.get_async(p)) for p in leaves]
+            for path, result in read:
+                if result.get()[0] == owner.encode():
+                    index, _, key = path[len(lay.index) + 1:].partition('/')
+                    keys.append((index, key))
+        feeds = [(n, client.exists_async(f'{lay.feeds}/{n}/members/{owner}'))
+                 for n in self._children(lay.feeds)]
+        topics = ['' if n == 'shared' else urllib.parse.unquote(n[2:])
+                  for n, result in feeds if result.get()]
+        return refs, keys, topics
+
+    def _children(self, path):
+        try:
+            return self._retry(self.client.get_children, path)
+        except kz.NoNodeError:
+            return []
+
     # --- writes ----------------------------------------------------------
     def guard_versions(self, targets):
         """Current versions of guard nodes, to be read *before* the checks
