@@ -18,11 +18,12 @@ from os_ken.ofproto import ofproto_v1_3
 from dragonflow.controller import geneve
 
 LOG = logging.getLogger(__name__)
-GENERATION_MASK = 0xffffffff00000000
 BATCH = 200      # FlowMods joined per datapath.send()
 
 
 def cookie(generation, app_cookie):
+    """A flow's cookie: the full sync's generation in the high 32 bits
+    (which sync installed it), the app's cookie in the low ones."""
     return ((generation & 0xffffffff) << 32) | app_cookie
 
 
