@@ -62,6 +62,9 @@ def test_a_subscriber_on_an_observer_sees_every_change(ensemble, nb_root):
         # Writes through the observer are forwarded to the leader.
         through = NbApi(reader, nb_root).create('logical_switch',
                                                 {'name': 'via-observer'})
+        # The writer's server sees it once it has caught up with the
+        # leader: sync first (ZooKeeper orders reads per client only).
+        writer.sync(nb_root)
         assert nb.get('logical_switch', through.id).name == 'via-observer'
     finally:
         for client in (writer, reader):
