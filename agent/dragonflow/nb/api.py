@@ -167,18 +167,21 @@ class NbApi:
     # --- reads -----------------------------------------------------------
     def get(self, table, obj_id):
         cls = base.model_for(table)
-        if not fields.is_id(obj_id):
-            # Not an id (a name such as '..' or 'a/b'): no object has it,
-            # and it must not reach the store as a path component.
-            raise errors.NotFound(table, obj_id)
-        raw = self.store.get_raw(table, obj_id)
-        if raw is None:
-            raise errors.NotFound(table, obj_id)
-        data, stat = raw
+        data, stat = self._raw(table, obj_id)
         try:
             return cls.from_json(data, stat.version)
         except errors.ValidationError as e:
             raise errors.CorruptObject(f'{table} {obj_id}: {e}') from None
+
+    def _raw(self, table, obj_id):
+        """An object's stored (bytes, stat); NotFound if there is none."""
+        # Not an id (a name such as '..' or 'a/b'): no object has it, and
+        # it must not reach the store as a path component.
+        raw = self.store.get_raw(table, obj_id) if fields.is_id(obj_id) \
+            else None
+        if raw is None:
+            raise errors.NotFound(table, obj_id)
+        return raw
 
     def list(self, table, skipped=None, **filters):
         """All objects of a table, optionally where field == value. Objects
@@ -423,9 +426,7 @@ class NbApi:
             LOG.info('bulk write of %d objects lost a race (%s); writing '
                      'them one at a time', len(chunk), e)
             return [self._write_one(write) for write, _, _ in chunk]
-        self._writes += len(chunk)
-        if self._writes % self.trim_every < len(chunk):
-            self._maybe_trim(chunk[-1][2].feed)
+        self._wrote(len(chunk), chunk[-1][2].feed)
         out = []
         for _, obj, ws in chunk:
             obj._version = ws.new_version()
@@ -473,11 +474,7 @@ class NbApi:
         hold its last valid form drop it. Refused for a valid object (use
         delete) and while other objects refer to it."""
         cls = base.model_for(table)
-        raw = self.store.get_raw(table, obj_id) if fields.is_id(obj_id) \
-            else None
-        if raw is None:
-            raise errors.NotFound(table, obj_id)
-        data, stat = raw
+        data, stat = self._raw(table, obj_id)
         try:
             cls.from_json(data, stat.version)
         except errors.ValidationError:
@@ -523,7 +520,6 @@ class NbApi:
                 except errors.NotFound:
                     continue
                 cleared = _clear_reference(referrer, obj)
-                referrers[key].append(ref)
                 if cleared is not None:
                     old, changes = patches.get(ref, (referrer, {}))
                     changes.update(cleared)
@@ -533,8 +529,9 @@ class NbApi:
                     deleting[ref] = referrer
                     queue.append(referrer)
                 else:
-                    referrers[key].pop()
                     blocking.append(f'{ref[0]}:{ref[1]}')
+                    continue
+                referrers[key].append(ref)
         if blocking:
             raise errors.StillReferenced(target.table, target.id, blocking)
         order, done = [], set()
@@ -586,16 +583,19 @@ class NbApi:
                               'delete again to finish it)',)
                 raise
             committed += len(chunk)
-            self._writes += len(chunk)
-        if self._writes % self.trim_every < len(plan):
-            self._maybe_trim(plan[-1].feed)
+            self._wrote(len(chunk), chunk[-1][2].feed)
 
     def _commit(self, ws):
         position = self.store.commit(ws)
-        self._writes += 1
-        if self._writes % self.trim_every == 0:
-            self._maybe_trim(ws.feed)
+        self._wrote(1, ws.feed)
         return position
+
+    def _wrote(self, count, topic):
+        """Count committed writes; each time the count passes a multiple
+        of trim_every, trim the logs (topic: the feed just written)."""
+        before, self._writes = self._writes, self._writes + count
+        if before // self.trim_every != self._writes // self.trim_every:
+            self._maybe_trim(topic)
 
     def _maybe_trim(self, topic):
         """Trim the global log and the feed of the topic just written when

@@ -145,6 +145,14 @@ def feed_name(topic):
     return 't-' + urllib.parse.quote(topic, safe='') if topic else 'shared'
 
 
+def feed_topic(name):
+    """The topic of a feed node name (feed_name's inverse), or None for a
+    name that is not a feed's."""
+    if name == 'shared':
+        return ''
+    return urllib.parse.unquote(name[2:]) if name.startswith('t-') else None
+
+
 class Layout:
     """Paths of everything under the root."""
 
@@ -305,11 +313,7 @@ class ZkStore:
             return None
 
     def ids(self, table):
-        try:
-            return self._retry(self.client.get_children,
-                               self.layout.table(table))
-        except kz.NoNodeError:
-            return []
+        return self._children(self.layout.table(table))
 
     def get_many_raw(self, table, ids):
         """Pipelined reads; yields (id, bytes, stat) for objects that exist."""
@@ -324,27 +328,16 @@ class ZkStore:
 
     def topics(self):
         """Topics that have a feed."""
-        try:
-            names = self._retry(self.client.get_children, self.layout.feeds)
-        except kz.NoNodeError:
-            return []
-        return sorted('' if n == 'shared' else urllib.parse.unquote(n[2:])
-                      for n in names if n == 'shared' or n.startswith('t-'))
+        return sorted(t for t in map(feed_topic,
+                                     self._children(self.layout.feeds))
+                      if t is not None)
 
     def referrers(self, table, obj_id):
         """Names ``<table>:<id>`` of the objects referring to an object."""
-        try:
-            return self._retry(self.client.get_children,
-                               self.layout.ref_target(table, obj_id))
-        except kz.NoNodeError:
-            return []
+        return self._children(self.layout.ref_target(table, obj_id))
 
     def index_keys(self, index, prefix):
-        try:
-            return self._retry(self.client.get_children,
-                               self.layout.key(index, prefix))
-        except kz.NoNodeError:
-            return []
+        return self._children(self.layout.key(index, prefix))
 
     def index_owner(self, index, key):
         try:
@@ -382,11 +375,11 @@ class ZkStore:
                     keys.append((index, key))
         feeds = [(n, client.exists_async(f'{lay.feeds}/{n}/members/{owner}'))
                  for n in self._children(lay.feeds)]
-        topics = ['' if n == 'shared' else urllib.parse.unquote(n[2:])
-                  for n, result in feeds if result.get()]
+        topics = [feed_topic(n) for n, result in feeds if result.get()]
         return refs, keys, topics
 
     def _children(self, path):
+        """Children of a node, [] when it does not exist."""
         try:
             return self._retry(self.client.get_children, path)
         except kz.NoNodeError:
