@@ -58,44 +58,19 @@ def rss_mb(pid):
     return 0.0
 
 
-def flow_count(ch):
-    out = ch.ofctl('dump-aggregate', 'br-int')
-    return int(out.split('flow_count=')[1].split()[0])
-
-
 def settle(ch, start, minimum, quiet=2.0, timeout=600):
     """Seconds from start until the flow count reached at least minimum
     and then stayed unchanged for quiet seconds (the quiet time is not
     counted); the count."""
     last, since = -1, time.monotonic()
     while time.monotonic() - start < timeout:
-        count = flow_count(ch)
+        count = ch.flow_count()
         if count != last:
             last, since = count, time.monotonic()
         elif count >= minimum and time.monotonic() - since >= quiet:
             return since - start, count
         time.sleep(0.1)
     raise RuntimeError(f'{ch.name}: flows did not settle ({last})')
-
-
-def plug(ch, names_ids, batch=100):
-    items = list(names_ids)
-    for start in range(0, len(items), batch):
-        args = []
-        for name, port_id in items[start:start + batch]:
-            args += ['--', 'add-port', 'br-int', name, '--', 'set',
-                     'Interface', name, 'type=internal',
-                     f'external_ids:iface-id={port_id}']
-        ch.vsctl(*args)
-
-
-def unplug(ch, names, batch=200):
-    names = list(names)
-    for start in range(0, len(names), batch):
-        args = []
-        for name in names[start:start + batch]:
-            args += ['--', '--if-exists', 'del-port', 'br-int', name]
-        ch.vsctl(*args)
 
 
 def ofctl_bundle_baseline(ch, count):
@@ -117,12 +92,13 @@ def ofctl_bundle_baseline(ch, count):
 
 def bench_group(lab, side, ports, rules=40):
     ch = lab.chassis['ch1']
-    before_flows = flow_count(ch)
+    before_flows = ch.flow_count()
     made = side.group_world(ports, rules)
     pid = side.controller_pid(ch)
     cpu0 = cpu_seconds(pid)
     start = time.monotonic()
-    plug(ch, [(f'sc{i}', p.id) for i, p in enumerate(made)])
+    ch.plug_internal([(f'sc{i}', p.id) for i, p in enumerate(made)],
+                     batch=100)
     took, flows = settle(ch, start, before_flows + ports * rules)
     cpu = cpu_seconds(pid) - cpu0
     baseline = ofctl_bundle_baseline(ch, flows)
@@ -145,11 +121,6 @@ def bench_cold(lab, side, flows):
     print(f'cold start: agent start -> {count} flows in {took:.1f} s '
           f'(process start included); RSS {rss:.0f} MB')
     return {'seconds': took, 'flows': count, 'rss_mb': rss}
-
-
-def probe_drops(ch):
-    with open(os.path.join(ch.dir, 'ovs-vswitchd.log')) as f:
-        return sum('inactivity probe' in line for line in f)
 
 
 def lost_pings(vm, ip, action):
@@ -177,7 +148,7 @@ def bench_restart(lab, side, flows, times=3):
     vm1 = lab.add_vm('rsa', ch, p1)
     vm2 = lab.add_vm('rsb', lab.chassis['ch2'], p2)
     wait(lambda: vm1.ping(p2.ips[0]), timeout=30)
-    drops0 = probe_drops(ch)
+    drops0 = ch.probe_drops()
     settles = []
 
     def restarts():
@@ -192,7 +163,7 @@ def bench_restart(lab, side, flows, times=3):
     sent, lost = lost_pings(vm1, p2.ips[0], restarts)
     quiet_sent, quiet_lost = lost_pings(
         vm1, p2.ips[0], lambda: time.sleep(time.monotonic() - began - 2))
-    drops = probe_drops(ch) - drops0
+    drops = ch.probe_drops() - drops0
     print(f'restart: {times} restarts with {flows} flows under ping -i 0.01:'
           f' {lost} of {sent} lost (baseline, nothing changing: '
           f'{quiet_lost} of {quiet_sent}); settled in '
@@ -216,7 +187,7 @@ def bench_idle(lab, side, seconds=10):
     cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
     rss = rss_mb(pid)
     print(f'idle: agent RSS {rss:.0f} MB, CPU {cpu:.2f} % over {seconds} s '
-          f'({flow_count(ch)} flows in place)')
+          f'({ch.flow_count()} flows in place)')
     return {'rss_mb': rss, 'cpu_percent': cpu}
 
 
@@ -229,7 +200,8 @@ def bench_batch(lab, side, count=200):
     names = [[f'bt{i}' for i in range(len(half))] for half in halves]
     created = time.monotonic() - start
     for ch, half, plugs in zip(chs, halves, names):
-        plug(ch, zip(plugs, [p.id for p in half]), batch=count)
+        ch.plug_internal(list(zip(plugs, [p.id for p in half])),
+                         batch=count)
     plugged = time.monotonic() - start
     # Flows first (a cheap dump), then the NB (a listing of every port).
     wait(lambda: all(classified(ch, plugs)
@@ -243,7 +215,7 @@ def bench_batch(lab, side, count=200):
           f'after {created:.2f} s, plugged after {plugged:.2f} s, '
           f'classified after {classified_s:.2f} s)')
     for ch, plugs in zip(chs, names):
-        unplug(ch, plugs)
+        ch.unplug_all(plugs)
     side.delete_network(net)
     return {'ports': count, 'seconds': took, 'created_s': created,
             'plugged_s': plugged, 'classified_s': classified_s}
@@ -257,9 +229,10 @@ def bench_cycles(lab, side, cycles=20, count=200):
     for c in range(cycles):
         ports = side.ports(net, count, f'c{c}-')
         names = [f'cy{i}' for i in range(count)]
-        plug(ch, zip(names, [p.id for p in ports]), batch=count)
+        ch.plug_internal(list(zip(names, [p.id for p in ports])),
+                         batch=count)
         wait(lambda: side.bound(ports), timeout=120)
-        unplug(ch, names)
+        ch.unplug_all(names)
         side.delete_ports(ports)
         time.sleep(1)
         rss.append(rss_mb(pid))

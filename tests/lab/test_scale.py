@@ -14,7 +14,6 @@ replace-flows` of these flows; a restart that clears the flows before
 reinstalling them (OVN's default) loses about half. How fast is measured
 in ``bench/scale_bench.py`` and ``bench/vs_ovn.py``, not here."""
 import collections
-import os
 import signal
 import subprocess
 import time
@@ -26,11 +25,6 @@ from waiting import wait_until
 
 PORTS = 1000
 RULES = 40
-
-
-def flow_count(ch):
-    out = ch.ofctl('dump-aggregate', 'br-int')
-    return int(out.split('flow_count=')[1].split()[0])
 
 
 def generations(ch):
@@ -45,25 +39,12 @@ def generations(ch):
     return counts, int(stored)
 
 
-def probe_drops(ch):
-    with open(os.path.join(ch.dir, 'ovs-vswitchd.log')) as f:
-        return sum('inactivity probe' in line for line in f)
-
-
-def vsctl_batches(ch, commands, size=200):
-    for start in range(0, len(commands), size):
-        args = []
-        for command in commands[start:start + size]:
-            args += ['--', *command]
-        ch.vsctl(*args)
-
-
 @pytest.fixture
 def big_group(topo, lab, lab_nb):
     """The group, its ports plugged on ch1 as internal interfaces, every
     flow in; everything removed afterwards (the lab is shared)."""
     ch = lab.chassis['ch1']
-    before = flow_count(ch)
+    before = ch.flow_count()
     group = lab_nb.create('security_group', {'name': 'big'})
     lab_nb.write_many(
         [('create', 'security_group_rule', {
@@ -78,22 +59,18 @@ def big_group(topo, lab, lab_nb):
         'network_id': net.id, 'name': f'big{i}',
         'security_groups': [group.id]}) for i in range(PORTS)])
     names = [f'big{i}' for i in range(PORTS)]
-    vsctl_batches(ch, [
-        ('add-port', 'br-int', name, '--', 'set', 'Interface', name,
-         'type=internal', f'external_ids:iface-id={port.id}')
-        for name, port in zip(names, ports)])
+    ch.plug_internal([(name, port.id) for name, port in zip(names, ports)])
     wanted = before + PORTS * RULES
-    wait_until(lambda: flow_count(ch) >= wanted, timeout=300,
+    wait_until(lambda: ch.flow_count() >= wanted, timeout=300,
                message=f'{wanted} flows on ch1')
     try:
         yield ch
     finally:
-        vsctl_batches(ch, [('--if-exists', 'del-port', 'br-int', name)
-                           for name in names])
+        ch.unplug_all(names)
         lab_nb.delete('logical_switch', net.id, cascade=True)
         topo.networks.remove(net)
         lab_nb.delete('security_group', group.id, cascade=True)
-        wait_until(lambda: flow_count(ch) < before + PORTS, timeout=120,
+        wait_until(lambda: ch.flow_count() < before + PORTS, timeout=120,
                    message='the big group\'s flows removed')
 
 
@@ -104,8 +81,8 @@ def test_three_restarts_with_66k_flows_converge_and_lose_nothing(
     vm1 = topo.vm(net, 'ch1')
     vm2 = topo.vm(net, 'ch2')
     assert pings(vm1, vm2.ip)
-    flows = flow_count(ch)
-    drops = probe_drops(ch)
+    flows = ch.flow_count()
+    drops = ch.probe_drops()
     ping = subprocess.Popen(['ip', 'netns', 'exec', vm1.ns, 'ping', '-q',
                              '-i', '0.01', '-W', '1', vm2.ip],
                             stdout=subprocess.PIPE, text=True)
@@ -126,4 +103,4 @@ def test_three_restarts_with_66k_flows_converge_and_lose_nothing(
     sent, received = int(summary.split()[0]), int(summary.split()[3])
     assert sent > 300, summary
     assert sent - received <= sent // 200, summary
-    assert probe_drops(ch) == drops, 'vswitchd dropped the agent'
+    assert ch.probe_drops() == drops, 'vswitchd dropped the agent'

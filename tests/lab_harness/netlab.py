@@ -266,6 +266,35 @@ class Chassis:
             self.controller_pid = None
             self.lab.save()
 
+    def flow_count(self, bridge='br-int'):
+        out = self.ofctl('dump-aggregate', bridge)
+        return int(out.split('flow_count=')[1].split()[0])
+
+    def probe_drops(self):
+        """How often vswitchd dropped its controller for not answering
+        its inactivity probe (lines in its log)."""
+        with open(os.path.join(self.dir, 'ovs-vswitchd.log')) as f:
+            return sum('inactivity probe' in line for line in f)
+
+    def plug_internal(self, names_ids, batch=200):
+        """Internal interfaces on br-int as local ports ((name, logical
+        port id) pairs), batch of them per ovs-vsctl call."""
+        self._vsctl_batches([
+            ('add-port', 'br-int', name, '--', 'set', 'Interface', name,
+             'type=internal', f'external_ids:iface-id={port_id}')
+            for name, port_id in names_ids], batch)
+
+    def unplug_all(self, names, batch=200):
+        self._vsctl_batches([('--if-exists', 'del-port', 'br-int', name)
+                             for name in names], batch)
+
+    def _vsctl_batches(self, commands, batch):
+        for start in range(0, len(commands), batch):
+            args = []
+            for command in commands[start:start + batch]:
+                args += ['--', *command]
+            self.vsctl(*args)
+
     def flows(self, bridge='br-int'):
         """Flow lines without counters, sorted, for comparisons."""
         out = []
