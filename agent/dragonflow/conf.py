@@ -78,6 +78,10 @@ controller_opts = [
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),
+    cfg.StrOpt('vswitchd_unixctl',
+               help='ovs-vswitchd control socket for ovs-appctl -t (physical '
+                    'traces run ofproto/trace there); ovs-appctl\'s default '
+                    '(the pidfile in OVS_RUNDIR) if unset'),
     cfg.StrOpt('of_listen_address', default='127.0.0.1',
                help='address the OpenFlow controller listens on'),
     cfg.PortOpt('of_listen_port', default=6653,

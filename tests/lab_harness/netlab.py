@@ -201,6 +201,7 @@ class Chassis:
             'local_ip': self.ip,
             'datapath_type': 'netdev',
             'ovsdb_connection': f'unix:{self.dir}/db.sock',
+            'vswitchd_unixctl': f'{self.dir}/ovs-vswitchd.ctl',
             'chassis_id': self.name,
             'host': self.name,
             'report_interval': '5',

@@ -4,7 +4,9 @@ Resources and their options are generated from the NB models: every model
 with a ``cli_name`` gets ``create``, ``show``, ``list``, ``update`` and
 ``delete``, with one option per field. References accept an id or a unique
 name. ``dfctl apply -f FILE`` creates or updates many objects from a YAML or
-JSON file in bulk (see ``dragonflow.cli.apply``). Exit codes: 0 ok, 1 refused (invalid input, missing reference,
+JSON file in bulk (see ``dragonflow.cli.apply``). ``dfctl trace`` follows a
+packet through the model and the real flows (``dragonflow.cli.trace``).
+Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
 import argparse
@@ -19,6 +21,7 @@ from kazoo.retry import RetryFailedError
 from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
+from dragonflow.cli import trace as df_trace
 from dragonflow.model import base
 from dragonflow.model import fields as f
 from dragonflow.nb import api as nb_api
@@ -92,6 +95,7 @@ def build_parser():
     apply.add_argument('--dry-run', action='store_true',
                        help='check the file and say what would change, '
                        'writing nothing')
+    df_trace.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -153,6 +157,8 @@ class Cli:
             return self.do_bgp_status()
         if self.args.resource == 'apply':
             return self.do_apply()
+        if self.args.resource == 'trace':
+            return df_trace.run(self)
         return getattr(self, f'do_{self.args.verb}')()
 
     def do_apply(self):
@@ -351,8 +357,7 @@ def main(argv=None, out=sys.stdout):
     try:
         conf = df_conf.load(oslo_args, prog='dfctl')
         nb = nb_api.NbApi.from_conf(conf)
-        Cli(nb, args, out).run()
-        return EXIT_OK
+        return Cli(nb, args, out).run() or EXIT_OK
     except errors.NbUnavailable as e:
         print(f'dfctl: error: {e}', file=sys.stderr)
         return EXIT_UNAVAILABLE

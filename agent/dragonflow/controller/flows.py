@@ -180,6 +180,17 @@ class FlowTable:
                 return str(e)
         return None
 
+    def at(self, places):
+        """{(table, priority): [(app, key, Flow)]} of the installed flows
+        at those places (a trace maps the flows it hit to their owners)."""
+        out = {}
+        for (app, key), flows in self._by_key.items():
+            for flow in flows:
+                place = (flow.table, flow.priority)
+                if place in places:
+                    out.setdefault(place, []).append((app, key, flow))
+        return out
+
     def clear(self):
         self._by_key.clear()
         self._owner.clear()

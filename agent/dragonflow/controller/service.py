@@ -36,6 +36,7 @@ from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller import tracer
 from dragonflow.controller.packet_in import PacketInRouter
 from dragonflow.controller.selection import Selection
 from dragonflow.controller.state import LocalState
@@ -120,6 +121,7 @@ class LocalController:
             'datapath': self._handle_datapath,
             'datapath_lost': self._handle_datapath_lost,
             'barrier': self._handle_barrier,
+            'trace': self._handle_trace,
         }
         # The full sync sent but not yet confirmed by the switch: (datapath,
         # barrier xid, what to log when its reply comes).
@@ -510,6 +512,10 @@ class LocalController:
             'encoded by os-ken)', self.generation, count - 1,
             self.writer.codec.learned, self.writer.codec.fallbacks))
 
+    def _handle_trace(self, payload):
+        tracer.annotate(payload)
+        return NOTHING
+
     def _handle_barrier(self, payload):
         if self.sync_pending and self.sync_pending[:2] == payload:
             LOG.info(*self.sync_pending[2])
@@ -578,6 +584,8 @@ class ControllerDaemon(daemon.Daemon):
         controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
                                   for physnet, bridge in self.mappings.items()}
         self.ovs.watch_interfaces(controller.on_interface)
+        tracer.Tracer(nb.client, nb.store.layout, controller,
+                      df.integration_bridge, df.vswitchd_unixctl).start()
         return controller.selection
 
     def prepare(self, conf, nb):

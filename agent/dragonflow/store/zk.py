@@ -166,6 +166,9 @@ class Layout:
         self.presence = posixpath.join(self.root, 'presence')
         self.heartbeat = posixpath.join(self.root, 'heartbeat')
         self.feeds = posixpath.join(self.root, 'feeds')
+        # Physical trace requests, one directory per chassis (ephemeral
+        # nodes of the asking dfctl; the agent writes its answer into them).
+        self.trace = posixpath.join(self.root, 'trace')
         self.global_log = LogPaths(self.log, self.horizon, None)
 
     def feed(self, topic):

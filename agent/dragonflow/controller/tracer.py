@@ -1,0 +1,224 @@
+"""Answers physical trace requests for this chassis (the protocol is in
+``dragonflow.trace.requests``).
+
+A request names the packet (headers as the logical trace predicts them),
+where it enters (a logical port, or a tunnel with its metadata) and the
+conntrack states to assume at each recirculation. A worker thread runs
+``ovs-appctl ofproto/trace`` on br-int; the main loop, which owns the
+flow table, then annotates each flow the packet hit with the app its
+cookie names, the generation that installed it (a flow of an older
+generation is drift), and the NB object(s) it was built for; the worker
+writes the answer back. The main loop is only borrowed for the
+annotation (no subprocess or ZooKeeper call in it).
+"""
+import concurrent.futures
+import logging
+import subprocess
+
+from dragonflow.controller import pipeline as pl
+from dragonflow.trace import ofproto
+from dragonflow.trace import requests
+
+LOG = logging.getLogger(__name__)
+TRACE_TIMEOUT = 10.0     # seconds for ofproto/trace
+ANNOTATE_TIMEOUT = 5.0   # seconds the main loop may take to annotate
+# Match fields whose values OVS prints differently from our Flow data
+# (eth_type as "ip", ct_state as flags, ...): not compared.
+UNCOMPARED = {'eth_type', 'ip_proto', 'ct_state', 'vlan_vid', 'conj_id',
+              'ct_mark', 'ip_dscp', 'icmpv4_type', 'icmpv4_code',
+              'icmpv6_type', 'icmpv6_code', 'nw_ttl'}
+
+
+class Tracer:
+    def __init__(self, client, layout, controller, bridge='br-int',
+                 unixctl=None):
+        self.client = client
+        self.controller = controller
+        self.chassis_id = controller.state.chassis_id
+        self.dir = requests.chassis_dir(layout, self.chassis_id)
+        self.bridge = bridge
+        self.unixctl = unixctl
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix='tracer')
+        self._seen = set()
+
+    def start(self):
+        self.client.ensure_path(self.dir)
+        self.client.ChildrenWatch(self.dir, self._children)
+        return self
+
+    def _children(self, names):
+        names = set(names)
+        for name in sorted(names - self._seen):
+            self.pool.submit(self._serve, f'{self.dir}/{name}')
+        self._seen = names
+
+    def _serve(self, path):
+        found = requests.pending(self.client, path)
+        if found is None:
+            return
+        request, version = found
+        try:
+            result = self.trace(request)
+        except Exception as e:      # the asker gets the reason, not silence
+            LOG.exception('trace request %s failed', path)
+            result = {'error': f'{type(e).__name__}: {e}'}
+        result['chassis'] = self.chassis_id
+        requests.answer(self.client, path, request, version, result)
+
+    # --- one trace (worker thread) ---------------------------------------
+    def entry(self, request):
+        """(ofport, VLAN, tunnel fields) where the packet enters br-int."""
+        state = self.controller.state
+        tunnel = request.get('tunnel')
+        if tunnel:
+            ofport = state.tunnel_ofports.get(tunnel.get('type'))
+            if ofport is None:
+                raise LookupError(f'no {tunnel.get("type")} tunnel port on '
+                                  f'{self.bridge}')
+            return ofport, None, tunnel
+        wire = state.wire(request['port'])
+        if wire is None:
+            raise LookupError(f'port {request["port"]} is not plugged here '
+                              f'(no interface with iface-id '
+                              f'{request["port"]} on {self.bridge})')
+        return wire[0], request.get('vlan', wire[1]), None
+
+    def trace(self, request):
+        ofport, vlan, tunnel = self.entry(request)
+        flow = ofproto.flow_spec(request['headers'], ofport, vlan, tunnel)
+        cmd = ['ovs-appctl'] + (['-t', self.unixctl] if self.unixctl
+                                else []) + ['ofproto/trace', self.bridge,
+                                            flow]
+        for state in request.get('ct', []):
+            cmd += ['--ct-next', state]
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=TRACE_TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f'ofproto/trace failed: '
+                               f'{proc.stderr.strip() or proc.stdout.strip()}')
+        parsed = ofproto.parse(proc.stdout)
+        done = concurrent.futures.Future()
+        self.controller.post('trace', (self, parsed, done))
+        try:
+            result = done.result(ANNOTATE_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            result = self.describe(parsed, owners=False)
+            result['note'] = (f'the agent was busy for {ANNOTATE_TIMEOUT:.0f}'
+                              ' s: flows annotated by cookie only')
+        result.update(flow=flow, text=proc.stdout)
+        return result
+
+    # --- annotation (main loop) ------------------------------------------
+    def describe(self, parsed, owners=True):
+        """The hits with app, generation and NB owners, and the outcome."""
+        ctl = self.controller
+        apps = {cookie: name for name, cookie in ctl.cookies.items()}
+        mine = [h for h in parsed.hits if h.bridge == self.bridge]
+        installed = ctl.installed.at({(h.table, h.priority) for h in mine}) \
+            if owners else {}
+        hits = []
+        for hit in parsed.hits:
+            entry = {'bridge': hit.bridge, 'table': hit.table,
+                     'stage': pl.BY_ID[hit.table].name
+                     if hit.bridge == self.bridge and hit.table in pl.BY_ID
+                     else None,
+                     'priority': hit.priority, 'match': hit.match,
+                     'actions': hit.actions,
+                     'cookie': hex(hit.cookie) if hit.cookie is not None
+                     else None}
+            if hit.bridge == self.bridge and hit.cookie is not None:
+                app = apps.get(hit.cookie & 0xffffffff)
+                generation = hit.cookie >> 32
+                entry.update(app=app or 'unknown', generation=generation,
+                             stale=generation != ctl.generation)
+                keys = []
+                for owner_app, key, flow in installed.get(
+                        (hit.table, hit.priority), ()):
+                    if owner_app == app and _fits(flow, hit.match) and \
+                            key not in keys:
+                        keys.append(key)
+                entry['objects'] = [self.object_of(k) for k in keys[:3]]
+            hits.append(entry)
+        return {'hits': hits, 'outcome': self.outcome(parsed),
+                'datapath_actions': parsed.datapath_actions,
+                'final_flow': parsed.final_flow}
+
+    def object_of(self, key):
+        """The NB object a flow table key names: a network id,
+        ('port', id), or an app's (app, kind, id)."""
+        state = self.controller.state
+        kind, obj_id = None, key
+        if isinstance(key, tuple):
+            kind, obj_id = key[-2], key[-1]
+        if isinstance(obj_id, str):
+            for table in state.objects:
+                obj = state.get(table, obj_id)
+                if obj is not None:
+                    return {'table': table, 'id': obj_id,
+                            'name': getattr(obj, 'name', None)}
+        return {'table': kind, 'id': str(obj_id), 'name': None}
+
+    def outcome(self, parsed):
+        state = self.controller.state
+        kind, what = ofproto.outcome(parsed, self.bridge)
+        if kind == 'dropped':
+            return {'kind': 'dropped', 'table': what.table if what else None}
+        if kind == 'controller':
+            return {'kind': 'controller', 'table': what.table}
+        tunnels = {n: t for t, n in state.tunnel_ofports.items()}
+        patches = {n: p for p, n in state.provider_ofports.items()}
+        outputs = []
+        for port in what:
+            number = int(port) if port.isdigit() else None
+            if number in tunnels:
+                fields = ofproto.tunnel_fields(parsed, self.bridge)
+                outputs.append(dict(fields, kind='tunnel',
+                                    type=tunnels[number]))
+            elif number in patches:
+                outputs.append({'kind': 'provider', 'physnet':
+                                patches[number]})
+            elif number is not None:
+                port_obj = state.port_by_ofport(number)
+                outputs.append({'kind': 'delivered', 'ofport': number,
+                                'port': port_obj.id if port_obj else None,
+                                'name': getattr(port_obj, 'name', None)})
+            else:
+                outputs.append({'kind': 'output', 'port': port})
+        return {'kind': outputs[0]['kind'], 'outputs': outputs}
+
+
+def annotate(payload):
+    """The main loop's part of a trace: (tracer, parsed, future)."""
+    tracer, parsed, done = payload
+    try:
+        done.set_result(tracer.describe(parsed))
+    except Exception as e:
+        done.set_exception(e)
+
+
+def _tokens(match):
+    out = set()
+    for part in match.split(','):
+        _, _, value = part.partition('=')
+        value = value.strip('"').lower()
+        out.add(value)
+        out.update(value.split('/'))
+    return out
+
+
+def _fits(flow, match):
+    """Whether an installed flow can be the one ofproto/trace printed
+    (its compared match values all appear in the printed match)."""
+    tokens = _tokens(match)
+    for field, value in flow.match:
+        if field in UNCOMPARED:
+            continue
+        if isinstance(value, tuple):
+            value = value[0]
+        if isinstance(value, int):
+            if hex(value) not in tokens and str(value) not in tokens:
+                return False
+        elif str(value).lower() not in tokens:
+            return False
+    return True
