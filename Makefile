@@ -68,6 +68,7 @@ bench: deps
 	$(PYTHON) bench/sfc_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
+	$(PYTHON) bench/trace_bench.py
 	$(PYTHON) bench/vs_ovn.py
 	$(PYTHON) bench/scale.py
 

@@ -8,8 +8,9 @@
         external VLAN network whose upstream router runs BIRD: VMs leave by
         SNAT through their own chassis, a floating IP is reached from
         outside, BIRD learns the tenant prefixes and the FIP /32 from
-        df-bgp; print the flow count per chassis, tear down (--keep leaves
-        it up)
+        df-bgp; a security group without ssh on green2: dfctl trace
+        --physical names the missing rule, then passes once it is added;
+        print the flow count per chassis, tear down (--keep leaves it up)
     python3 -m lab_harness.cli status   what a kept lab runs
     python3 -m lab_harness.cli down     tear a kept lab down (by PID, name)
 
@@ -34,11 +35,15 @@ def _lab(directory):
     return netlab.NetLab(directory, prefix=PREFIX, underlay=UNDERLAY)
 
 
-def _dfctl(lab, *args, show=True):
+def _run_dfctl(lab, *args):
     env = dict(os.environ, OS_DF__REMOTE_DB_HOSTS=lab.zk_address,
                PYTHONPATH=netlab.AGENT_DIR)
-    proc = subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
+    return subprocess.run([sys.executable, '-m', 'dragonflow.cli.dfctl',
                            *args], env=env, text=True, capture_output=True)
+
+
+def _dfctl(lab, *args, show=True):
+    proc = _run_dfctl(lab, *args)
     if show:
         print(f'$ dfctl {" ".join(args)}')
         print(proc.stdout if proc.returncode == 0 else proc.stderr)
@@ -117,12 +122,47 @@ def demo(lab):
               f'{"ok" if reached else "FAILED"}')
         ok &= reached
     ok &= _outside(lab, vms, ports)
+    ok &= _trace(lab, vms, ports)
     _step('flows per chassis and service health')
     for chassis in lab.chassis.values():
         print(f'{chassis.name}: {len(chassis.flows())} flows on br-int')
     print(_dfctl(lab, 'service', 'list', show=False))
     print('demo ' + ('passed' if ok else 'FAILED'))
     return 0 if ok else 1
+
+
+def _trace(lab, vms, ports):
+    """Why can't blue1 reach green2 on ssh? dfctl trace says, across both
+    chassis, and after the fix says it passes."""
+    _step('troubleshooting: green2 gets a security group without ssh')
+    _dfctl(lab, 'security-group', 'create', '--name', 'web', show=False)
+    for rule in (['--direction', 'egress'],
+                 ['--direction', 'ingress', '--protocol', 'icmp']):
+        _dfctl(lab, 'security-group-rule', 'create', '--security-group-id',
+               'web', *rule, show=False)
+    _dfctl(lab, 'port', 'update', 'green2', '--security-groups', 'web',
+           show=False)
+    ask = ('trace', '--from', 'blue1', '--to', 'green2', '--protocol', 'tcp',
+           '--dport', '22', '--physical')
+    time.sleep(1)                       # the agents take the new group
+    dropped = _trace_run(lab, ask, expect=1)
+    _dfctl(lab, 'security-group-rule', 'create', '--security-group-id', 'web',
+           '--direction', 'ingress', '--protocol', 'tcp', '--port-range-min',
+           '22', '--port-range-max', '22')
+    time.sleep(1)
+    passed = _trace_run(lab, ask, expect=0)
+    return dropped and passed
+
+
+def _trace_run(lab, args, expect):
+    print(f'$ dfctl {" ".join(args)}')
+    for _ in range(10):
+        proc = _run_dfctl(lab, *args)
+        if proc.returncode == expect:
+            break
+        time.sleep(1)
+    print(proc.stdout or proc.stderr)
+    return proc.returncode == expect
 
 
 def _outside(lab, vms, ports):

@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import subprocess
 
+from dragonflow.controller import apps as df_apps
 from dragonflow.controller import pipeline as pl
 from dragonflow.trace import ofproto
 from dragonflow.trace import requests
@@ -148,6 +149,8 @@ class Tracer:
         """The NB object a flow table key names: a network id,
         ('port', id), or an app's (app, kind, id)."""
         state = self.controller.state
+        if key == df_apps.GLOBAL:
+            return {'table': None, 'id': 'table default', 'name': None}
         kind, obj_id = None, key
         if isinstance(key, tuple):
             kind, obj_id = key[-2], key[-1]

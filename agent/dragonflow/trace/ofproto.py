@@ -93,8 +93,12 @@ def parse(text):
             current = None
         elif current is not None and line.startswith('    '):
             action = line.strip()
+            # ofproto/trace prints "drop" under a ct() action for the
+            # packet handed to conntrack: not a drop of the pipeline.
+            after_ct = action == 'drop' and current.actions and \
+                current.actions[-1].startswith('ct(')
             if action and not action.startswith('->') and \
-                    action not in ('thaw',) and \
+                    action != 'thaw' and not after_ct and \
                     not action.startswith('Resuming from table'):
                 current.actions.append(action)
         elif not line.strip() or line.startswith('='):
