@@ -175,3 +175,10 @@ def test_an_address_nothing_routes_is_refused():
         s.put(r)
     with pytest.raises(errors.ValidationError, match='is on no subnet'):
         run(view(no_gateway), src_port='vm1', to_ip='203.0.113.9')
+
+
+def test_the_routers_own_address_is_answered_by_nothing():
+    t = run(src_port='vm1', to_ip='10.0.0.1')
+    assert t.verdict == 'dropped' and t.last.table == pl.L3_LOOKUP
+    assert "10.0.0.1 is router r's own address" in t.last.text
+    assert t.headers['dl_dst'] == world.mac(0xa1)

@@ -450,12 +450,13 @@ class Walk:
             rport = next((r for r in view.router_ports(network.id)
                           if r.ip == dst_ip), None)
             if target is None and rport is not None:
-                self.step(resolver, f'{dst_ip} is router interface '
-                          f'{label(rport)} (router {rport.router_id}): '
-                          'answered by router_icmp, not traced further',
-                          rport)
                 h['dl_dst'] = rport.mac
-                return None
+                self.step(resolver, f'{dst_ip} is router interface '
+                          f'{label(rport)}: {rport.mac}', rport)
+                self.drop(pl.L3_LOOKUP, f'{dst_ip} is router '
+                          f'{rport.router_id}\'s own address: the '
+                          'distributed router answers ARP/ND for it, '
+                          'nothing answers what is sent to it', rport)
             if target is None:
                 self.drop(resolver, f'no port of network {label(network)} '
                           f'has {dst_ip}: its address resolution is not '

@@ -55,7 +55,8 @@ def trace(nb, logical, down_time, timeout=5.0):
     chassis_id = logical.hops[0]['chassis']
     request = {'port': headers['port'], 'vlan': headers.get('vlan'),
                'headers': headers, 'ct': ct.get(chassis_id, [])}
-    by_ip = {c.ip: c.id for c in nb.list('chassis')}
+    ips = {c.id: c.ip for c in nb.list('chassis')}
+    by_ip = {ip: chassis for chassis, ip in ips.items()}
     for _ in range(MAX_HOPS):
         why = agent_down(nb, chassis_id, down_time)
         if why:
@@ -85,8 +86,7 @@ def trace(nb, logical, down_time, timeout=5.0):
             break
         request = {'tunnel': {
             'type': tunnel['type'], 'tun_id': tunnel.get('tun_id'),
-            'tun_src': next((c.ip for c in nb.list('chassis')
-                             if c.id == hops[-1]['chassis']), None),
+            'tun_src': ips.get(hops[-1]['chassis']),
             'tun_dst': tunnel.get('tun_dst'),
             'tun_metadata0': tunnel.get('tun_metadata0')},
             'headers': _carried(headers, result.get('final_flow') or {}),
