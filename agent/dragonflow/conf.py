@@ -82,6 +82,12 @@ controller_opts = [
                help='ovs-vswitchd control socket for ovs-appctl -t (physical '
                     'traces run ofproto/trace there); ovs-appctl\'s default '
                     '(the pidfile in OVS_RUNDIR) if unset'),
+    cfg.BoolOpt('tunnel_bfd', default=True,
+                help='run BFD to every other chassis on BFD-only tunnel '
+                     'ports (dfctl check reports sessions not up)'),
+    cfg.PortOpt('bfd_udp_port', default=6082,
+                help='UDP port of the BFD-only Geneve ports (not the data '
+                     'tunnels\' port, so no data traffic lands on them)'),
     cfg.StrOpt('of_listen_address', default='127.0.0.1',
                help='address the OpenFlow controller listens on'),
     cfg.PortOpt('of_listen_port', default=6653,

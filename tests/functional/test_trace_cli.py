@@ -1,5 +1,6 @@
-"""dfctl trace against a real ZooKeeper: the logical trace from the CLI,
-its exit codes, and bad input refused in one line."""
+"""dfctl trace and check against a real ZooKeeper (no agents): the
+logical trace from the CLI, its exit codes, bad input refused in one
+line, and check naming chassis without agents and their ports."""
 import json
 
 import pytest
@@ -96,3 +97,18 @@ def test_bad_input_is_refused_in_one_line(model, args, code, message):
     proc = model('trace', *args, expect=code)
     assert message in proc.stderr.splitlines()[-1]
     assert proc.stdout == ''
+
+
+def test_check_without_agents_names_each_chassis_and_port(model):
+    proc = model('--json', 'check', expect=1)
+    out = json.loads(proc.stdout)
+    texts = [f['text'] for f in out['findings']]
+    assert out['ok'] is False and out['agents'] == {}
+    assert 'chassis ch1 has no df-local-controller registered' in texts
+    vm1 = [f for f in out['findings'] if f['kind'] == 'port' and
+           'vm1' in f['text']]
+    assert len(vm1) == 1 and vm1[0]['text'].endswith(
+        'is bound to chassis ch1, whose df-local-controller is down')
+    text = model('check', expect=1).stdout
+    assert 'SERVICE  chassis ch2 has no df-local-controller registered' in \
+        text

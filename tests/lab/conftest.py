@@ -80,20 +80,36 @@ def topo(lab, lab_nb):
     topology.cleanup()
 
 
-@pytest.fixture
-def dfctl_lab(lab):
-    """dfctl against the lab's ZooKeeper, as a subprocess."""
+def _dfctl(lab, args):
     import subprocess
     import sys
 
     from lab_harness.netlab import AGENT_DIR
+    return subprocess.run(
+        [sys.executable, '-m', 'dragonflow.cli.dfctl', *args],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=AGENT_DIR,
+                 OS_DF__REMOTE_DB_HOSTS=lab.zk_address))
 
+
+@pytest.fixture
+def dfctl_lab(lab):
+    """dfctl against the lab's ZooKeeper, as a subprocess."""
     def run(*args):
-        proc = subprocess.run(
-            [sys.executable, '-m', 'dragonflow.cli.dfctl', *args],
-            capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, PYTHONPATH=AGENT_DIR,
-                     OS_DF__REMOTE_DB_HOSTS=lab.zk_address))
+        proc = _dfctl(lab, args)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
+    return run
+
+
+@pytest.fixture
+def dfctl_verdict(lab):
+    """dfctl COMMAND ... --json for commands whose exit code is a verdict
+    (trace, check: 0 or 1): (exit code, the JSON answer)."""
+    import json
+
+    def run(*args):
+        proc = _dfctl(lab, args + ('--json',))
+        assert proc.returncode in (0, 1), proc.stderr
+        return proc.returncode, json.loads(proc.stdout)
     return run

@@ -27,7 +27,8 @@ def bgp_lab(lab):
     lab.vms.pop('bgpup', None)
 
 
-def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab):
+def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab,
+                                        dfctl_verdict):
     nb = lab_nb
     ext = nb.create('logical_switch', {'name': 'public', 'external': True,
                                        'network_type': 'flat',
@@ -73,6 +74,23 @@ def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab):
                    timeout=5, interval=0.05,
                    message='floating IP withdrawn within 5 s')
         print(f'withdrawn after {time.monotonic() - start:.2f} s')
+        # dfctl check names a peer that is not Established.
+        peer_finding = f'{speaker.id}/{bgp_lab.bird_ip}'
+
+        def bgp_findings():
+            return [f['text'] for f in dfctl_verdict('check')[1]['findings']
+                    if f['subject'] == peer_finding]
+        assert bgp_findings() == []
+        bgp_lab.birdc('disable', 'dragonflow')
+        wait_until(lambda: bgp_findings(), timeout=30,
+                   message='dfctl check reports the peer down')
+        text = bgp_findings()[0]
+        assert text.startswith(f'BGP speaker {speaker.id}: peer '
+                               f'{bgp_lab.bird_ip} (AS {bgp_lab.bird_as}) '
+                               'is ') and text.endswith('not Established')
+        bgp_lab.birdc('enable', 'dragonflow')
+        wait_until(bgp_lab.established, timeout=60,
+                   message='BGP session back')
     finally:
         nb.delete('bgp_speaker', speaker.id)
         nb.delete('bgp_peer', peer.id)

@@ -1,29 +1,15 @@
 """dfctl trace on the real lab: things broken on purpose, the trace names
 the cause, the physical trace agrees with the model (or says where it
 does not), and real packets behave as the trace says."""
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from lab_harness.netlab import AGENT_DIR
 from waiting import wait_until
 
 
 @pytest.fixture
-def trace(lab):
+def trace(dfctl_verdict):
     """dfctl trace ... --json against the lab: (exit code, answer)."""
-    def run(*args):
-        proc = subprocess.run(
-            [sys.executable, '-m', 'dragonflow.cli.dfctl', 'trace', *args,
-             '--json'], capture_output=True, text=True, timeout=60,
-            env=dict(os.environ, PYTHONPATH=AGENT_DIR,
-                     OS_DF__REMOTE_DB_HOSTS=lab.zk_address))
-        assert proc.returncode in (0, 1), proc.stderr
-        return proc.returncode, json.loads(proc.stdout)
-    return run
+    return lambda *args: dfctl_verdict('trace', *args)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@
         outside, BIRD learns the tenant prefixes and the FIP /32 from
         df-bgp; a security group without ssh on green2: dfctl trace
         --physical names the missing rule, then passes once it is added;
-        print the flow count per chassis, tear down (--keep leaves it up)
+        dfctl check finds nothing wrong; print the flow count per chassis,
+        tear down (--keep leaves it up)
     python3 -m lab_harness.cli status   what a kept lab runs
     python3 -m lab_harness.cli down     tear a kept lab down (by PID, name)
 
@@ -151,7 +152,10 @@ def _trace(lab, vms, ports):
            '22', '--port-range-max', '22')
     time.sleep(1)
     passed = _trace_run(lab, ask, expect=0)
-    return dropped and passed
+    _step('dfctl check: services, ports, flow drift, BFD between chassis, '
+          'BGP peers')
+    healthy = _trace_run(lab, ('check',), expect=0)
+    return dropped and passed and healthy
 
 
 def _trace_run(lab, args, expect):

@@ -5,7 +5,8 @@ with a ``cli_name`` gets ``create``, ``show``, ``list``, ``update`` and
 ``delete``, with one option per field. References accept an id or a unique
 name. ``dfctl apply -f FILE`` creates or updates many objects from a YAML or
 JSON file in bulk (see ``dragonflow.cli.apply``). ``dfctl trace`` follows a
-packet through the model and the real flows (``dragonflow.cli.trace``).
+packet through the model and the real flows (``dragonflow.cli.trace``);
+``dfctl check`` lists what is broken (``dragonflow.cli.check``).
 Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
@@ -21,6 +22,7 @@ from kazoo.retry import RetryFailedError
 from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
+from dragonflow.cli import check as df_check
 from dragonflow.cli import trace as df_trace
 from dragonflow.model import base
 from dragonflow.model import fields as f
@@ -96,6 +98,7 @@ def build_parser():
                        help='check the file and say what would change, '
                        'writing nothing')
     df_trace.add_parser(resources)
+    df_check.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -159,6 +162,8 @@ class Cli:
             return self.do_apply()
         if self.args.resource == 'trace':
             return df_trace.run(self)
+        if self.args.resource == 'check':
+            return df_check.run(self)
         return getattr(self, f'do_{self.args.verb}')()
 
     def do_apply(self):

@@ -191,6 +191,15 @@ class FlowTable:
                     out.setdefault(place, []).append((app, key, flow))
         return out
 
+    def counts(self):
+        """Counter of (app, table, priority): the flows installed at each
+        place per app (``dfctl check`` compares it with the switch)."""
+        out = collections.Counter()
+        for (app, _), flows in self._by_key.items():
+            for flow in flows:
+                out[(app, flow.table, flow.priority)] += 1
+        return out
+
     def clear(self):
         self._by_key.clear()
         self._owner.clear()

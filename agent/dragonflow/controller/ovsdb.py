@@ -12,6 +12,7 @@ from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
 GENERATION_KEY = 'df-flow-generation'
+BFD_KEY = 'df-bfd-chassis'      # external_ids of a BFD port: the remote
 # What the agent reads and writes, and nothing more: the IDL keeps a copy
 # of every monitored column and vswitchd updates Interface statistics and
 # status every few seconds, so monitoring all of it (register_all) cost
@@ -19,7 +20,7 @@ GENERATION_KEY = 'df-flow-generation'
 MONITORED = {
     'Open_vSwitch': None, 'Bridge': None, 'Port': None, 'Controller': None,
     'Interface': ['name', 'type', 'options', 'external_ids', 'ofport',
-                  'ofport_request'],
+                  'ofport_request', 'bfd', 'bfd_status'],
 }
 
 
@@ -201,6 +202,35 @@ class Ovs:
         value = self.api.db_get('Bridge', self.bridge, 'controller').execute(
             check_error=True)
         return value[0] if isinstance(value, list) else value
+
+    # --- BFD-only tunnel ports (controller/bfd.py) ------------------------
+    def bfd_ports(self):
+        """{interface name: (chassis id, remote ip, bfd_status)} of the
+        BFD ports on the bridge."""
+        rows = self.api.db_list(
+            'Interface', columns=['name', 'external_ids', 'options',
+                                  'bfd_status']).execute(check_error=True)
+        out = {}
+        for row in rows:
+            chassis = row['external_ids'].get(BFD_KEY)
+            if chassis:
+                out[row['name']] = (chassis, row['options'].get('remote_ip'),
+                                    dict(row['bfd_status']))
+        return out
+
+    def add_bfd_port(self, name, chassis_id, local_ip, remote_ip, udp_port):
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(self.api.add_port(self.bridge, name, may_exist=True))
+            txn.add(self.api.db_set(
+                'Interface', name, ('type', 'geneve'),
+                ('options', {'remote_ip': remote_ip, 'local_ip': local_ip,
+                             'dst_port': str(udp_port)}),
+                ('bfd', {'enable': 'true'}),
+                ('external_ids', {BFD_KEY: chassis_id})))
+
+    def del_port(self, name):
+        self.api.del_port(name, self.bridge, if_exists=True).execute(
+            check_error=True)
 
     def next_generation(self):
         """Bump and return the flow generation stored on the bridge."""

@@ -37,6 +37,7 @@ from dragonflow.controller import flows as fl
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller import tracer
+from dragonflow.controller.bfd import BfdSessions
 from dragonflow.controller.packet_in import PacketInRouter
 from dragonflow.controller.selection import Selection
 from dragonflow.controller.state import LocalState
@@ -114,6 +115,7 @@ class LocalController:
         # The apps' keys whose flows (App.key_flows) are installed.
         self.programmed_keys = set()
         self.selection = None       # the NB topics followed (selection.py)
+        self.bfd = None             # BFD sessions to the other chassis
         # Inputs of the main loop, by event kind; each returns Touched.
         self.inputs = {
             'nb': self._handle_nb, 'iface': self._handle_iface,
@@ -275,6 +277,9 @@ class LocalController:
             claims=claims)
 
     def _touched_chassis(self, change, obj, old):
+        if self.bfd is not None:
+            self.bfd.want({c.id: c.ip for c in
+                           self.state.objects['chassis'].values()})
         return Touched(networks=self.programmed)
 
     def _touched_logical_router_port(self, change, obj, old):
@@ -513,7 +518,7 @@ class LocalController:
             self.writer.codec.learned, self.writer.codec.fallbacks))
 
     def _handle_trace(self, payload):
-        tracer.annotate(payload)
+        tracer.run_in_loop(payload)
         return NOTHING
 
     def _handle_barrier(self, payload):
@@ -579,6 +584,11 @@ class ControllerDaemon(daemon.Daemon):
             nb.create('chassis', chassis)
         controller = self.controller = LocalController(
             conf, nb, self.ovs, self.chassis_id)
+        # Not in the L3 flavour: its bridge floods with NORMAL, which would
+        # carry broadcasts into a tunnel port with a fixed remote.
+        if df.tunnel_bfd and 'l2_normal' not in df.apps_list:
+            controller.bfd = BfdSessions(self.ovs, self.chassis_id,
+                                         df.local_ip, df.bfd_udp_port)
         controller.selection = Selection(nb, controller.on_nb_change,
                                          FOLLOWED).start()
         controller.patch_ports = {pl.patch_names(bridge)[0]: physnet

@@ -1,7 +1,7 @@
-"""Answers physical trace requests for this chassis (the protocol is in
-``dragonflow.trace.requests``).
+"""Answers ``dfctl trace --physical`` and ``dfctl check`` requests for this
+chassis (the protocol is in ``dragonflow.trace.requests``).
 
-A request names the packet (headers as the logical trace predicts them),
+A trace request names the packet (headers as the logical trace predicts them),
 where it enters (a logical port, or a tunnel with its metadata) and the
 conntrack states to assume at each recirculation. A worker thread runs
 ``ovs-appctl ofproto/trace`` on br-int; the main loop, which owns the
@@ -10,10 +10,22 @@ cookie names, the generation that installed it (a flow of an older
 generation is drift), and the NB object(s) it was built for; the worker
 writes the answer back. The main loop is only borrowed for the
 annotation (no subprocess or ZooKeeper call in it).
+
+A health request (``kind: health``) gets this agent's view for ``dfctl
+check``: flow drift (the flows the agent wants, counted per app, table
+and priority from its flow table, against ``ovs-ofctl dump-flows`` of
+br-int: missing and extra per place, flows of an older generation, flows
+of cookies no app owns), the tunnel ports it should have, and whether the
+switch is connected, and the BFD sessions to the other chassis
+(controller/bfd.py). Counting, not comparing flow texts: a flow changed
+in place with the same count is not seen (said in ``dfctl check --help``).
 """
+import collections
 import concurrent.futures
 import logging
+import re
 import subprocess
+import time
 
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import pipeline as pl
@@ -59,8 +71,12 @@ class Tracer:
         if found is None:
             return
         request, version = found
+        handler = {'trace': self.trace, 'health': self.health}.get(
+            request.get('kind', 'trace'))
         try:
-            result = self.trace(request)
+            if handler is None:
+                raise ValueError(f'unknown request kind {request["kind"]!r}')
+            result = handler(request)
         except Exception as e:      # the asker gets the reason, not silence
             LOG.exception('trace request %s failed', path)
             result = {'error': f'{type(e).__name__}: {e}'}
@@ -99,16 +115,91 @@ class Tracer:
             raise RuntimeError(f'ofproto/trace failed: '
                                f'{proc.stderr.strip() or proc.stdout.strip()}')
         parsed = ofproto.parse(proc.stdout)
-        done = concurrent.futures.Future()
-        self.controller.post('trace', (self, parsed, done))
         try:
-            result = done.result(ANNOTATE_TIMEOUT)
+            result = self.in_main_loop(lambda: self.describe(parsed))
         except concurrent.futures.TimeoutError:
             result = self.describe(parsed, owners=False)
             result['note'] = (f'the agent was busy for {ANNOTATE_TIMEOUT:.0f}'
                               ' s: flows annotated by cookie only')
         result.update(flow=flow, text=proc.stdout)
         return result
+
+    def in_main_loop(self, fn):
+        """fn() run by the main loop (which owns the flow table); raises
+        TimeoutError when the loop is busy for ANNOTATE_TIMEOUT."""
+        done = concurrent.futures.Future()
+        self.controller.post('trace', (fn, done))
+        return done.result(ANNOTATE_TIMEOUT)
+
+    # --- health (worker thread) ------------------------------------------
+    def health(self, request):
+        ctl = self.controller
+        wanted_types = list(ctl.conf.df.tunnel_types)
+        tunnels = dict(ctl.state.tunnel_ofports)
+        drift = None
+        for attempt in range(2):
+            # A change being installed shows as drift for a moment: only
+            # what two looks a second apart agree on is reported.
+            if attempt:
+                time.sleep(1.0)
+            wanted, generation = self.in_main_loop(self.wanted)
+            found = self.compare(wanted, generation, self.dump_flows())
+            drift = found if drift is None else _common(drift, found)
+            if not (drift['missing'] or drift['extra'] or drift['stale'] or
+                    drift['unknown']):
+                break
+        return dict(drift, connected=ctl.datapath is not None,
+                    generation=generation, refused=ctl.refused,
+                    tunnels={t: tunnels.get(t) for t in wanted_types},
+                    bfd=ctl.bfd.status() if ctl.bfd is not None else None)
+
+    def wanted(self):
+        """(Counter of (app, table, priority) → flows wanted, generation);
+        main loop."""
+        ctl = self.controller
+        return ctl.installed.counts(), ctl.generation
+
+    def dump_flows(self):
+        """(cookie, table, priority) of every flow on the bridge."""
+        proc = subprocess.run(
+            ['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', '--no-stats',
+             self.bridge], capture_output=True, text=True,
+            timeout=TRACE_TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f'ovs-ofctl dump-flows failed: '
+                               f'{proc.stderr.strip()}')
+        out = []
+        for line in proc.stdout.splitlines():
+            line = line.split(' actions=')[0]      # ct(table=N) is no table
+            cookie = DUMP_COOKIE.search(line)
+            if cookie is None:
+                continue
+            table = DUMP_TABLE.search(line)
+            priority = DUMP_PRIORITY.search(line)
+            out.append((int(cookie.group(1), 16),
+                        int(table.group(1)) if table else 0,
+                        int(priority.group(1)) if priority else 32768))
+        return out
+
+    def compare(self, wanted, generation, dumped):
+        apps = {cookie: name for name, cookie in self.controller.cookies.items()}
+        have = collections.Counter()
+        stale, unknown = collections.Counter(), collections.Counter()
+        for cookie, table, priority in dumped:
+            app = apps.get(cookie & 0xffffffff)
+            if app is None:
+                unknown[(hex(cookie), table, priority)] += 1
+            elif cookie >> 32 != generation:
+                stale[(app, table, priority)] += 1
+            else:
+                have[(app, table, priority)] += 1
+        missing = wanted - have
+        extra = have - wanted
+        return {'flows': len(dumped), 'wanted': sum(wanted.values()),
+                'missing': _rows(missing), 'extra': _rows(extra),
+                'stale': _rows(stale), 'unknown': [
+                    {'cookie': c, 'table': t, 'priority': p, 'count': n}
+                    for (c, t, p), n in sorted(unknown.items())]}
 
     # --- annotation (main loop) ------------------------------------------
     def describe(self, parsed, owners=True):
@@ -191,13 +282,39 @@ class Tracer:
         return {'kind': outputs[0]['kind'], 'outputs': outputs}
 
 
-def annotate(payload):
-    """The main loop's part of a trace: (tracer, parsed, future)."""
-    tracer, parsed, done = payload
+# ovs-ofctl dump-flows --no-stats: " cookie=0x1, table=5, priority=200,..."
+# (table 0 and the default priority 32768 are left out).
+DUMP_COOKIE = re.compile(r'\bcookie=(0x[0-9a-f]+)')
+DUMP_TABLE = re.compile(r'\btable=(\d+)')
+DUMP_PRIORITY = re.compile(r'\bpriority=(\d+)')
+
+
+def run_in_loop(payload):
+    """The main loop's part of a request: (fn, future)."""
+    fn, done = payload
     try:
-        done.set_result(tracer.describe(parsed))
+        done.set_result(fn())
     except Exception as e:
         done.set_exception(e)
+
+
+def _rows(counter):
+    return [{'app': a, 'table': t, 'stage': pl.name(t), 'priority': p,
+             'count': n} for (a, t, p), n in sorted(counter.items())]
+
+
+def _common(first, second):
+    """What two drift reports both saw (the smaller count of each)."""
+    out = dict(second)
+    for kind, key in (('missing', 'app'), ('extra', 'app'),
+                      ('stale', 'app'), ('unknown', 'cookie')):
+        seen = {(r[key], r['table'], r['priority']): r['count']
+                for r in first[kind]}
+        out[kind] = [dict(r, count=min(r['count'], seen[(r[key], r['table'],
+                                                         r['priority'])]))
+                     for r in second[kind]
+                     if (r[key], r['table'], r['priority']) in seen]
+    return out
 
 
 def _tokens(match):
