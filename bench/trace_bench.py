@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""dfctl trace in the lab (root; real OVS, ZooKeeper, agents). Prints
-figures and ratios against a baseline measured in the same run:
+"""dfctl trace and dfctl check in the lab (root; real OVS, ZooKeeper,
+agents). Prints figures and ratios against a baseline measured in the
+same run:
 
 ``dfctl trace --physical`` across 2 chassis through a router (a hop on
 each chassis; --ports ports in a security group of --rules rules, so the
 agents annotate against a real flow table), wall time as an operator
 sees it (a dfctl process, target < 1 s), the agents' own answer times,
 against the logical-only trace of the same packet and a plain
-``dfctl port list`` (process start + ZooKeeper session: the floor).
+``dfctl port list`` (process start + ZooKeeper session: the floor); and
+``dfctl check`` on that lab (every agent counts its flows against
+``ovs-ofctl dump-flows``).
 """
 import argparse
 import json
@@ -94,6 +97,7 @@ def main():
         logical, _ = timed(lab, ask, args.samples)
         physical, out = timed(lab, ask + ['--physical', '--json'],
                               args.samples)
+        checks, checked = timed(lab, ['check', '--json'], args.samples)
         answer = json.loads(out)
         agents = [hop['result']['seconds'] for hop in answer['physical']
                   if 'result' in hop]
@@ -103,7 +107,9 @@ def main():
                    'port_list': figures(floor),
                    'logical': figures(logical),
                    'physical': figures(physical),
-                   'agent_answer_s': agents}
+                   'agent_answer_s': agents,
+                   'check': figures(checks),
+                   'check_findings': len(json.loads(checked)['findings'])}
         results['physical_over_logical'] = round(
             results['physical']['median'] / results['logical']['median'], 2)
         results['physical_minus_floor_s'] = round(

@@ -9,7 +9,8 @@
         SNAT through their own chassis, a floating IP is reached from
         outside, BIRD learns the tenant prefixes and the FIP /32 from
         df-bgp; a security group without ssh on green2: dfctl trace
-        --physical names the missing rule, then passes once it is added;
+        --physical names the missing rule (and writes its HTML report to
+        /var/tmp/dragonflow-demo-trace.html), then passes once it is added;
         dfctl check finds nothing wrong; print the flow count per chassis,
         tear down (--keep leaves it up)
     python3 -m lab_harness.cli status   what a kept lab runs
@@ -28,6 +29,7 @@ from lab_harness import bgplab
 from lab_harness import netlab
 
 DEFAULT_DIR = '/var/tmp/dragonflow-lab'
+REPORT = '/var/tmp/dragonflow-demo-trace.html'
 PREFIX = 'dfd'
 UNDERLAY = '172.30.100.0/24'
 
@@ -146,7 +148,8 @@ def _trace(lab, vms, ports):
     ask = ('trace', '--from', 'blue1', '--to', 'green2', '--protocol', 'tcp',
            '--dport', '22', '--physical')
     time.sleep(1)                       # the agents take the new group
-    dropped = _trace_run(lab, ask, expect=1)
+    dropped = _trace_run(lab, ask + ('--html', REPORT), expect=1)
+    print(f'HTML report of that trace: {REPORT} (open it in a browser)')
     _dfctl(lab, 'security-group-rule', 'create', '--security-group-id', 'web',
            '--direction', 'ingress', '--protocol', 'tcp', '--port-range-min',
            '22', '--port-range-max', '22')

@@ -5,6 +5,7 @@ import json
 
 from dragonflow import conf as df_conf
 from dragonflow.trace import check
+from dragonflow.trace import report
 
 
 def add_parser(resources):
@@ -17,11 +18,17 @@ def add_parser(resources):
                    help='how long each agent may take to answer (default 5)')
     p.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
                    help='print JSON')
+    p.add_argument('--html', metavar='FILE',
+                   help='also write the findings over the topology as a '
+                   'self-contained HTML page')
 
 
 def run(cli):
-    findings, answers = check.run(cli.nb, df_conf.CONF.df.service_down_time,
-                                  cli.args.timeout)
+    down_time = df_conf.CONF.df.service_down_time
+    findings, answers = check.run(cli.nb, down_time, cli.args.timeout)
+    if cli.args.html:
+        report.write(cli.args.html, report.check_page(
+            report.topology(cli.nb, down_time, answers), findings))
     if cli.args.json:
         print(json.dumps({'ok': not findings,
                           'findings': [f.to_dict() for f in findings],

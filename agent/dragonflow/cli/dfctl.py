@@ -6,7 +6,8 @@ with a ``cli_name`` gets ``create``, ``show``, ``list``, ``update`` and
 name. ``dfctl apply -f FILE`` creates or updates many objects from a YAML or
 JSON file in bulk (see ``dragonflow.cli.apply``). ``dfctl trace`` follows a
 packet through the model and the real flows (``dragonflow.cli.trace``);
-``dfctl check`` lists what is broken (``dragonflow.cli.check``).
+``dfctl check`` lists what is broken (``dragonflow.cli.check``), ``dfctl
+topology`` shows chassis, networks and routers; all three draw HTML pages.
 Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
@@ -23,6 +24,7 @@ from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
 from dragonflow.cli import check as df_check
+from dragonflow.cli import topology as df_topology
 from dragonflow.cli import trace as df_trace
 from dragonflow.model import base
 from dragonflow.model import fields as f
@@ -99,6 +101,7 @@ def build_parser():
                        'writing nothing')
     df_trace.add_parser(resources)
     df_check.add_parser(resources)
+    df_topology.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -164,6 +167,8 @@ class Cli:
             return df_trace.run(self)
         if self.args.resource == 'check':
             return df_check.run(self)
+        if self.args.resource == 'topology':
+            return df_topology.run(self)
         return getattr(self, f'do_{self.args.verb}')()
 
     def do_apply(self):

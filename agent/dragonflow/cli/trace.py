@@ -18,6 +18,7 @@ from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.trace import logical as lt
 from dragonflow.trace import physical as pt
+from dragonflow.trace import report
 
 MAC = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
 
@@ -82,6 +83,10 @@ def add_parser(resources):
                    '(--physical; default 5)')
     p.add_argument('--json', action='store_true', default=argparse.SUPPRESS,
                    help='print JSON')
+    p.add_argument('--html', metavar='FILE',
+                   help='also write the trace as a self-contained HTML page '
+                   '(the path hop by hop, the failing hop in red, click a '
+                   'hop for its flows; the topology)')
 
 
 def packet(cli):
@@ -119,6 +124,10 @@ def run(cli):
         hops = pt.trace(cli.nb, logical, df_conf.CONF.df.service_down_time,
                         a.timeout)
         disagree = pt.disagreement(logical, hops)
+    if a.html:
+        report.write(a.html, report.trace_page(
+            report.topology(cli.nb, df_conf.CONF.df.service_down_time),
+            logical.to_dict(), hops, disagree))
     through = logical.delivered
     if hops is not None:
         phys, _ = pt.verdict(hops)
