@@ -157,3 +157,21 @@ def test_a_stopped_destination_agent_ends_the_physical_trace_with_why(
     finally:
         ch2.start_controller()
         ch2.wait_connected()
+
+
+def test_a_trunk_subport_is_traced_tagged_on_the_switch(topo, trace):
+    parent_net = topo.network('10.74.0.0/24')
+    child_net = topo.network('10.75.0.0/24')
+    vm = topo.trunk_vm(parent_net, 'ch1')
+    child = topo.subport(vm, child_net, 75)
+    peer = topo.vm(child_net, 'ch2')
+    topo.wait_bound(vm)
+    topo.wait_bound(peer)
+    for source in (('--from', vm.port.id, '--vlan', '75'),
+                   ('--from', child.id)):
+        code, out = trace(*source, '--to', peer.port.id, '--physical')
+        assert code == 0, out['logical']['summary']
+        first = out['physical'][0]['result']
+        assert ',dl_vlan=75,' in first['flow']
+        assert out['physical'][-1]['result']['outcome']['outputs'][0][
+            'port'] == peer.port.id

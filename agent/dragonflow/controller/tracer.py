@@ -99,7 +99,9 @@ class Tracer:
             raise LookupError(f'port {request["port"]} is not plugged here '
                               f'(no interface with iface-id '
                               f'{request["port"]} on {self.bridge})')
-        return wire[0], request.get('vlan', wire[1]), None
+        vlan = request.get('vlan')
+        # A subport named directly: its parent's interface, its VLAN.
+        return wire[0], wire[1] if vlan is None else vlan, None
 
     def trace(self, request):
         ofport, vlan, tunnel = self.entry(request)
@@ -129,7 +131,12 @@ class Tracer:
         TimeoutError when the loop is busy for ANNOTATE_TIMEOUT."""
         done = concurrent.futures.Future()
         self.controller.post('trace', (fn, done))
-        return done.result(ANNOTATE_TIMEOUT)
+        try:
+            return done.result(ANNOTATE_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            raise concurrent.futures.TimeoutError(
+                f'the agent\'s main loop was busy for {ANNOTATE_TIMEOUT:.0f}'
+                ' s (a full sync?)') from None
 
     # --- health (worker thread) ------------------------------------------
     def health(self, request):
