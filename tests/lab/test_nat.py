@@ -96,3 +96,29 @@ def test_floating_ip_in_and_out_and_reassociation(topo, lab, lab_nb,
                EXTERNAL_GATEWAY, 15, message='upstream -> FIP -> d')
     assert _source_seen(d, 8081) == address
     assert _source_seen(c, 8081) == lab.chassis['ch2'].external_ip
+
+
+def test_trace_names_a_floating_ip_of_an_unbound_port(topo, lab_nb, upstream,
+                                                      dfctl_verdict):
+    _, (a,) = _routed(topo, lab_nb, upstream, '10.76.0.0/24', ['ch1'])
+    ghost = lab_nb.create('logical_port', {
+        'network_id': a.port.network_id, 'name': 'ghost'})     # not plugged
+    fip = lab_nb.create('floating_ip', {
+        'floating_network_id': upstream.network.id, 'port_id': ghost.id})
+    try:
+        code, out = dfctl_verdict('trace', '--from', a.port.id, '--to',
+                                  fip.floating_ip_address, '--physical')
+        assert code == 1
+        last = out['logical']['steps'][-1]
+        assert last['stage'] == 'ingress_nat' and last['text'].endswith(
+            'of port ghost (%s), which is bound to no chassis: no chassis '
+            'answers ARP for it' % ghost.id)
+        # ch1 sends it out to the external network, as the model says;
+        # there the physical walk ends (no disagreement).
+        assert out['physical'][0]['result']['outcome']['kind'] == 'provider'
+        assert out['disagreement'] is None
+        assert not a.ping(fip.floating_ip_address, count=2)
+        assert not upstream.ping(fip.floating_ip_address, timeout=1)
+    finally:
+        lab_nb.delete('floating_ip', fip.id)
+        lab_nb.delete('logical_port', ghost.id)

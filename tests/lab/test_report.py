@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+import report_world
+from dragonflow.trace import report
 from test_trace import routed  # noqa: F401  (the routed pair fixture)
 
 if not shutil.which('chromedriver'):
@@ -91,3 +93,14 @@ def test_check_and_topology_pages(
     assert 'net-10.71.0.0/24: 1 port' in \
         browser.find_element(By.ID, 'chassis-ch1').text
     assert browser.find_elements(By.CSS_SELECTOR, '.router')
+
+
+def test_ten_chassis_and_two_hundred_ports_fit_the_window(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    page = tmp_path / 'big.html'
+    report.write(page, report.topology_page(report_world.topo()))
+    _open(browser, page, 'topology-10-chassis.png')
+    svg = browser.find_element(By.ID, 'topology')
+    assert svg.size['width'] <= 1600 and svg.size['height'] <= 1000
+    assert len(browser.find_elements(By.CSS_SELECTOR, '.chassis')) == 10
+    assert len(browser.find_elements(By.CSS_SELECTOR, '.tunnel.down')) == 1

@@ -151,7 +151,7 @@ def topology_svg(topo, bad_chassis=()):
     for i, c in enumerate(chassis):
         x = 20 + (i % COLS) * (CH_W + 20)
         y = 200 + (i // COLS) * row_h
-        centre[c['id']] = (x + CH_W // 2, y + heights[i] // 2)
+        centre[c['id']] = (x + CH_W // 2, y + heights[i])   # bottom
         up = c['state'] == 'up' and c['id'] not in bad_chassis
         fill, stroke = ('#e6f4ea', '#2e7d32') if up else ('#fde8e8', '#c62828')
         lines = [f'{net}: {k} port{"s" if k != 1 else ""}'
@@ -171,12 +171,16 @@ def topology_svg(topo, bad_chassis=()):
         if t['state'] == 'up' or t['from'] not in centre or \
                 t['to'] not in centre:
             continue
+        # A curve under the two boxes, so it crosses no text.
         (x1, y1), (x2, y2) = centre[t['from']], centre[t['to']]
-        out.append(f'<line class="tunnel down" x1="{x1}" y1="{y1}" '
-                   f'x2="{x2}" y2="{y2}" stroke="#c62828" stroke-width="3" '
-                   f'stroke-dasharray="8,5"><title>tunnel {_e(t["from"])} '
-                   f'-> {_e(t["to"])}: BFD {_e(t["state"])} '
-                   f'({_e(t["diagnostic"])})</title></line>')
+        mx, my = (x1 + x2) // 2, max(y1, y2) + 24
+        out.append(f'<path class="tunnel down" d="M{x1},{y1} Q{mx},{my} '
+                   f'{x2},{y2}" fill="none" stroke="#c62828" '
+                   f'stroke-width="3" stroke-dasharray="8,5"><title>tunnel '
+                   f'{_e(t["from"])} -> {_e(t["to"])}: BFD '
+                   f'{_e(t["state"])} ({_e(t["diagnostic"])})</title></path>'
+                   f'<text x="{mx}" y="{my - 2}" text-anchor="middle" '
+                   f'fill="#c62828">BFD {_e(t["state"])}</text>')
     out.append('</svg>')
     return ''.join(out)
 
