@@ -112,3 +112,39 @@ def test_check_without_agents_names_each_chassis_and_port(model):
     text = model('check', expect=1).stdout
     assert 'SERVICE  chassis ch2 has no df-local-controller registered' in \
         text
+
+
+def test_trace_requests_leave_nothing_behind(nb, zk_server):
+    """An unanswered request times out and is removed; the request of a
+    dfctl that dies goes with its session (ephemeral)."""
+    import threading
+
+    from dragonflow.store import zk
+    from dragonflow.trace import requests
+    layout = nb.store.layout
+    base = requests.chassis_dir(layout, 'ch9')
+    assert requests.ask(nb.client, layout, 'ch9', {'kind': 'health'},
+                        timeout=0.5) is None
+    assert nb.client.get_children(base) == []
+    # An agent answering: the asker gets the result and the node goes.
+    seen = threading.Event()
+
+    def agent(children):
+        for name in children:
+            found = requests.pending(nb.client, f'{base}/{name}')
+            if found:
+                requests.answer(nb.client, f'{base}/{name}', found[0],
+                                found[1], {'ok': True})
+                seen.set()
+    nb.client.ChildrenWatch(base, agent)
+    assert requests.ask(nb.client, layout, 'ch9', {'kind': 'health'},
+                        timeout=5) == {'ok': True}
+    assert seen.is_set() and nb.client.get_children(base) == []
+    # A dfctl that dies mid-request: its node goes with its session.
+    other = zk.make_client(zk_server.address)
+    other.start(timeout=10)
+    other.create(f'{base}/req-', b'{"request": {}}', ephemeral=True,
+                 sequence=True)
+    other.stop()
+    other.close()
+    assert nb.client.get_children(base) == []
