@@ -9,7 +9,8 @@ export PYTHONPATH := $(CURDIR)/agent:$(CURDIR)/tests
 DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config \
 	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
 	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
-	tcpdump bird2 isc-dhcp-client chromium chromium-driver python3-selenium
+	tcpdump bird2 isc-dhcp-client chromium chromium-driver python3-selenium \
+	openssl
 
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \

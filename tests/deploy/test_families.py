@@ -81,3 +81,62 @@ def test_the_role_refuses_bad_zookeeper_hosts_before_any_change(
     assert proc.returncode != 0 and message in out
     # Nothing ran past the checks: no task changed or even got to run.
     assert 'changed=0' in out and 'Package repository' not in out
+
+
+def test_tls_to_zookeeper_renders_on_both_sides(tmp_path):
+    pem = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n'
+    proc = subprocess.run(
+        ['ansible-playbook', os.path.join(ROOT, 'tests', 'deploy',
+                                          'family.yml'),
+         '-e', 'family=Debian', '-e', f'out={tmp_path}', '-e',
+         json.dumps({'dragonflow_zookeeper_hosts': ['10.0.0.5:2182'],
+                     'dragonflow_local_ip': '10.1.0.21',
+                     'dragonflow_zk_tls': True,
+                     'dragonflow_zk_tls_ca_pem': pem,
+                     'dragonflow_zk_tls_cert_pem': pem,
+                     'dragonflow_zk_tls_key_pem': 'secret',
+                     'zookeeper_tls_port': 2182})],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    ini = (tmp_path / 'dragonflow.ini').read_text()
+    for line in ('zk_use_ssl = true', 'zk_ca = /etc/dragonflow/zk-ca.pem',
+                 'zk_certfile = /etc/dragonflow/zk-client.pem',
+                 'zk_keyfile = /etc/dragonflow/zk-client.key'):
+        assert line in ini
+    cfg = (tmp_path / 'zoo.cfg').read_text()
+    for line in ('secureClientPort=2182', 'ssl.clientAuth=need',
+                 'serverCnxnFactory=org.apache.zookeeper.server.'
+                 'NettyServerCnxnFactory', 'ssl.keyStore.type=PEM'):
+        assert line in cfg
+
+
+@pytest.mark.parametrize('role, extra, message', [
+    ('dragonflow', {'dragonflow_zk_tls': True},
+     'dragonflow_zk_tls needs dragonflow_zk_tls_ca_pem'),
+    ('dragonflow', {'dragonflow_zk_tls': True,
+                    'dragonflow_zk_tls_ca_pem': '-----BEGIN CERTIFICATE-----',
+                    'dragonflow_zk_tls_key_pem': 'k'},
+     'dragonflow_zk_tls_cert_pem and dragonflow_zk_tls_key_pem together'),
+    ('zookeeper', {'zookeeper_tls_port': 2182},
+     'zookeeper_tls_port is set: zookeeper_tls_keystore_pem must hold'),
+])
+def test_tls_settings_are_checked_before_any_change(tmp_path, role, extra,
+                                                     message):
+    play = tmp_path / 'play.yml'
+    play.write_text(f'''
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  check_mode: true
+  tasks:
+    - ansible.builtin.include_role:
+        name: {ROOT}/roles/{role}
+''')
+    extra = dict(extra, dragonflow_local_ip='10.1.0.21',
+                 dragonflow_zookeeper_hosts=['10.0.0.5:2182'])
+    proc = subprocess.run(['ansible-playbook', str(play), '-e',
+                           json.dumps(extra)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out[-2000:]
+    assert 'changed=0' in out

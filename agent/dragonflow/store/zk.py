@@ -35,6 +35,7 @@ change-log entry commit together or not at all.
 import collections
 import json
 import logging
+import os
 import posixpath
 import time
 import urllib.parse
@@ -101,8 +102,24 @@ def make_client(hosts, *, timeout=10.0, auth=None, world_readable=True,
         **kwargs)
 
 
+def _check_tls_files(df):
+    """TLS files that cannot be read, named by their option (kazoo would
+    only time out, retrying)."""
+    if not df.zk_use_ssl:
+        return
+    if bool(df.zk_certfile) != bool(df.zk_keyfile):
+        raise errors.NbUnavailable('TLS to ZooKeeper: give both [df] '
+                                   'zk_certfile and zk_keyfile, or neither')
+    for option in ('zk_ca', 'zk_certfile', 'zk_keyfile'):
+        path = getattr(df, option)
+        if path and not os.access(path, os.R_OK):
+            raise errors.NbUnavailable(
+                f'TLS to ZooKeeper: [df] {option} {path} cannot be read')
+
+
 def client_from_conf(conf, handler=None):
     df = conf.df
+    _check_tls_files(df)
     return make_client(df.remote_db_hosts, timeout=df.zk_session_timeout,
                        auth=df.zk_auth, world_readable=df.zk_world_readable,
                        use_ssl=df.zk_use_ssl, ca=df.zk_ca,
@@ -110,16 +127,51 @@ def client_from_conf(conf, handler=None):
                        handler=handler, in_order=df.remote_db_hosts_in_order)
 
 
+class _LastDrop(logging.Handler):
+    """Keeps the reason of kazoo's last dropped connection attempt (a
+    TLS handshake that failed, a refused connection) for the error."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.reason = None
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith('Connection dropped: '):
+            self.reason = message[len('Connection dropped: '):]
+
+
 def start_client(client, connect_timeout, hosts='ZooKeeper'):
-    """Connect or raise NbUnavailable within ``connect_timeout`` seconds."""
+    """Connect or raise NbUnavailable within ``connect_timeout`` seconds;
+    the message says why the last attempt failed when kazoo knows (e.g.
+    a certificate the CA in [df] zk_ca did not sign)."""
+    drops = _LastDrop()
+    watched = client.logger
+    saved = watched.level, watched.propagate
+    if not watched.isEnabledFor(logging.WARNING):
+        # Quiet (dfctl logs errors only): hear the warnings, print none.
+        watched.setLevel(logging.WARNING)
+        watched.propagate = False
+    watched.addHandler(drops)
     try:
         client.start(timeout=connect_timeout)
     except Exception as e:  # kazoo raises its handler's timeout type
         client.stop()
         client.close()
+        why = f': last attempt: {drops.reason}' if drops.reason else ''
+        hint = ''
+        if drops.reason and ('SSL' in drops.reason or
+                             'certificate' in drops.reason):
+            hint = ' (check [df] zk_ca, zk_certfile, zk_keyfile)'
+        elif drops.reason and not getattr(client, 'use_ssl', False):
+            hint = ' (a TLS port? then set [df] zk_use_ssl)'
         raise errors.NbUnavailable(
             f'cannot reach ZooKeeper at {hosts} within '
-            f'{connect_timeout:g}s ({type(e).__name__})') from None
+            f'{connect_timeout:g}s ({type(e).__name__}){why}{hint}') from None
+    finally:
+        watched.removeHandler(drops)
+        watched.setLevel(saved[0])
+        watched.propagate = saved[1]
 
 
 def seq_of(name):
