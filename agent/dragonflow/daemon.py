@@ -21,6 +21,7 @@ import threading
 
 from dragonflow import conf as df_conf
 from dragonflow import errors
+from dragonflow import logs
 
 LOG = logging.getLogger(__name__)
 SYNC_TIMEOUT = 60.0
@@ -31,9 +32,11 @@ NOISY = ('kazoo.client', 'os_ken.controller.controller',
 
 
 def setup_logging(debug):
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    """One line per event with key=value fields (dragonflow.logs)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logs.KeyValueFormatter(debug))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        handlers=[handler], force=True)
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -25,10 +25,11 @@ import time
 from oslo_config import cfg
 
 from dragonflow import daemon
+from dragonflow import logs
 from dragonflow.bgp import routes
 from dragonflow.inbox import Inbox
 
-LOG = logging.getLogger(__name__)
+LOG = logging.getLogger('dragonflow.bgp.service')   # not '__main__'
 BINARY = 'df-bgp'
 FOLLOWED = ['bgp_speaker', 'bgp_peer', 'logical_router',
             'logical_router_port', 'subnet', 'floating_ip', 'logical_port',
@@ -144,7 +145,7 @@ class BgpService:
         for ip in set(self.peers) - set(wanted):
             self.speaker.neighbor_del(ip)
             self.sessions.pop(ip, None)
-            LOG.info('BGP peer %s removed', ip)
+            LOG.info('BGP peer %s removed', ip, extra=logs.fields(peer=ip))
         connect = 'active' if self.conf.df_bgp.listen_port == 0 else 'both'
         for ip, (remote_as, password) in wanted.items():
             if self.peers.get(ip) == (remote_as, password):
@@ -153,32 +154,35 @@ class BgpService:
                 self.speaker.neighbor_del(ip)
             self.speaker.neighbor_add(ip, remote_as, password=password,
                                       connect_mode=connect)
-            LOG.info('BGP peer %s AS %d added', ip, remote_as)
+            LOG.info('BGP peer %s AS %d added', ip, remote_as,
+                     extra=logs.fields(peer=ip))
         self.peers = wanted
 
     def _sync_routes(self, desired):
         for prefix in sorted(set(self.advertised) - set(desired)):
             self.speaker.prefix_del(prefix)
-            LOG.info('withdrew %s', prefix)
+            LOG.info('withdrew %s', prefix, extra=logs.fields(prefix=prefix))
         for prefix, next_hop in sorted(desired.items()):
             if self.advertised.get(prefix) == next_hop:
                 continue
             if prefix in self.advertised:
                 self.speaker.prefix_del(prefix)
             self.speaker.prefix_add(prefix, next_hop=next_hop)
-            LOG.info('advertised %s via %s', prefix, next_hop)
+            LOG.info('advertised %s via %s', prefix, next_hop,
+                     extra=logs.fields(prefix=prefix))
         self.advertised = dict(desired)
         self._write_status()
 
     # --- status ----------------------------------------------------------
     def _peer_up(self, remote_ip, remote_as):
         LOG.info('BGP session with %s (AS %s) established', remote_ip,
-                 remote_as)
+                 remote_as, extra=logs.fields(peer=remote_ip))
         self.sessions[remote_ip] = 'Established'
         self._write_status()
 
     def _peer_down(self, remote_ip, remote_as):
-        LOG.warning('BGP session with %s (AS %s) down', remote_ip, remote_as)
+        LOG.warning('BGP session with %s (AS %s) down', remote_ip, remote_as,
+                    extra=logs.fields(peer=remote_ip))
         self.sessions[remote_ip] = 'Down'
         self._write_status()
 

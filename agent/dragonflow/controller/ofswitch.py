@@ -15,6 +15,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, \
     MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from dragonflow import logs
 from dragonflow.controller import geneve
 
 LOG = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ class DfOfApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):
         dp = ev.msg.datapath
-        LOG.info('switch %016x connected', dp.id)
+        LOG.info('switch %016x connected', dp.id,
+                 extra=logs.fields(datapath=f'{dp.id:016x}'))
         tlv_map = geneve.tlv_map(dp)
         send_all(dp, [async_config(dp), tlv_map])
         self.tlv_map_xids[dp.id] = tlv_map.xid
@@ -200,7 +202,8 @@ class DfOfApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev):
         if ev.datapath is not None and ev.datapath.id is not None:
-            LOG.warning('switch %016x disconnected', ev.datapath.id)
+            LOG.warning('switch %016x disconnected', ev.datapath.id,
+                        extra=logs.fields(datapath=f'{ev.datapath.id:016x}'))
             self.controller.post('datapath_lost', ev.datapath)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)

@@ -31,6 +31,7 @@ import sys
 from dragonflow import conf as df_conf
 from dragonflow import daemon
 from dragonflow import errors
+from dragonflow import logs
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
@@ -43,7 +44,9 @@ from dragonflow.controller.selection import Selection
 from dragonflow.controller.state import LocalState
 from dragonflow.inbox import Inbox
 
-LOG = logging.getLogger(__name__)
+# Named, not __name__: run as a module the daemon's logger would be
+# '__main__'.
+LOG = logging.getLogger('dragonflow.controller.service')
 BINARY = 'df-local-controller'
 FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'logical_router', 'logical_router_port', 'security_group',
@@ -175,7 +178,8 @@ class LocalController:
         try:
             handler(self.state, msg, _sender(msg.datapath))
         except Exception:
-            LOG.exception('%s failed on a packet-in', app.name)
+            LOG.exception('%s failed on a packet-in', app.name,
+                          extra=logs.fields(app=app.name))
 
     # --- main loop -------------------------------------------------------
     def run(self):
@@ -390,7 +394,8 @@ class LocalController:
             try:
                 app.tick(self.state, send)
             except Exception:
-                LOG.exception('%s failed on a tick', app.name)
+                LOG.exception('%s failed on a tick', app.name,
+                              extra=logs.fields(app=app.name))
         return NOTHING
 
     def _handle_neighbour(self, payload):
@@ -398,7 +403,8 @@ class LocalController:
         net_id, ip, mac = payload
         if self.state.neighbours.get((net_id, ip)) == mac:
             return NOTHING
-        LOG.info('neighbour %s on network %s is at %s', ip, net_id, mac)
+        LOG.info('neighbour %s on network %s is at %s', ip, net_id, mac,
+                 extra=logs.fields(network=net_id))
         self.state.neighbours[(net_id, ip)] = mac
         return Touched(networks=self.programmed)
 
@@ -421,7 +427,10 @@ class LocalController:
         (a port deleted meanwhile)."""
         def written(port_id, chassis):
             LOG.info('port %s %s', port_id,
-                     f'bound to {chassis}' if chassis else 'unbound')
+                     f'bound to {chassis}' if chassis else 'unbound',
+                     extra=logs.fields(
+                         port=port_id,
+                         chassis=chassis or self.state.chassis_id))
 
         def write():
             try:
@@ -446,7 +455,7 @@ class LocalController:
                     pass
                 except Exception as e:
                     LOG.warning('could not write binding of port %s: %s',
-                                port_id, e)
+                                port_id, e, extra=logs.fields(port=port_id))
         self.binding_writer.submit(write)
 
     # --- programming the switch ------------------------------------------
@@ -469,7 +478,9 @@ class LocalController:
         result = self.installed.update(self._paced(changes))
         for refusal in result.refused:
             self.refused += 1
-            LOG.error('flow refused: %s', refusal.reason)
+            LOG.error('flow refused: %s', refusal.reason,
+                      extra=logs.fields(app=refusal.app,
+                                        table=refusal.flow.table))
         cookies = {app: ofswitch.cookie(self.generation, cookie)
                    for app, cookie in self.cookies.items()}
         adds = [(flow, cookies[app]) for app, flow in result.adds]
@@ -523,7 +534,8 @@ class LocalController:
 
     def _handle_barrier(self, payload):
         if self.sync_pending and self.sync_pending[:2] == payload:
-            LOG.info(*self.sync_pending[2])
+            LOG.info(*self.sync_pending[2], extra=logs.fields(
+                generation=self.generation, chassis=self.state.chassis_id))
             self.sync_pending = None
         return NOTHING
 
