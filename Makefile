@@ -10,7 +10,7 @@ DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config 
 	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
 	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
 	tcpdump bird2 isc-dhcp-client chromium chromium-driver python3-selenium \
-	openssl
+	openssl python3-prometheus-client prometheus
 
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \
@@ -42,7 +42,7 @@ test: deps packaging-deps
 # venv without the system's site-packages.
 PYPI_VENV ?= /var/tmp/dragonflow-pypi-venv
 PYPI_VERSIONS = os-ken==4.2.2 kazoo==2.11.0 ovsdbapp==3.0.0 \
-	oslo.config==10.7.0 netaddr pytest
+	oslo.config==10.7.0 prometheus-client==0.21.1 netaddr pytest
 test-pypi: deps
 	$(PYTHON) -m venv $(PYPI_VENV)
 	$(PYPI_VENV)/bin/pip install -q $(PYPI_VERSIONS)

@@ -88,6 +88,11 @@ controller_opts = [
     cfg.PortOpt('bfd_udp_port', default=6082,
                 help='UDP port of the BFD-only Geneve ports (not the data '
                      'tunnels\' port, so no data traffic lands on them)'),
+    cfg.StrOpt('metrics_address', default='127.0.0.1',
+               help='address the daemons serve Prometheus /metrics on '
+                    '(localhost only by default)'),
+    cfg.PortOpt('metrics_port', default=9110,
+                help='df-local-controller\'s /metrics port; 0: no metrics'),
     cfg.StrOpt('of_listen_address', default='127.0.0.1',
                help='address the OpenFlow controller listens on'),
     cfg.PortOpt('of_listen_port', default=6653,

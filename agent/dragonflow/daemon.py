@@ -22,6 +22,7 @@ import threading
 from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow import logs
+from dragonflow import metrics
 
 LOG = logging.getLogger(__name__)
 SYNC_TIMEOUT = 60.0
@@ -87,6 +88,10 @@ class Daemon:
     def prepare(self, conf, nb):
         """After the first NB sync: set up the local side."""
 
+    def metrics_port(self, conf):
+        """Port of the daemon's /metrics (0: none)."""
+        return conf.df.metrics_port
+
     def health_ids(self, conf):
         """(chassis, host) the service reports its health as."""
         return conf.df.host, conf.df.host
@@ -129,6 +134,8 @@ def run(daemon, argv, conf):
                   daemon.binary, SYNC_TIMEOUT)
         nb.close()
         return EXIT_NO_SYNC
+    metrics.watch_zookeeper(nb.client)
+    metrics.serve(conf.df.metrics_address, daemon.metrics_port(conf))
     daemon.prepare(conf, nb)
     chassis, host = daemon.health_ids(conf)
     reporter = health.ServiceReporter(nb, daemon.binary, chassis, host,

@@ -9,6 +9,7 @@ import pytest
 
 from lab_harness.bgplab import BgpLab
 from lab_harness.netlab import EXTERNAL_GATEWAY
+from lab_harness.scrape import scrape, total
 from waiting import wait_until
 
 if not shutil.which('bird'):
@@ -64,6 +65,12 @@ def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab,
                    timeout=15, message='floating IP /32 on BIRD')
         assert 'via 172.24.4.101' in bgp_lab.birdc('show', 'route', 'for',
                                            fip.floating_ip_address)
+        samples = scrape(bgp_lab.ns, 9111)
+        assert total(samples, 'dragonflow_bgp_sessions',
+                     peer=bgp_lab.bird_ip, state='Established') == 1
+        wait_until(lambda: total(scrape(bgp_lab.ns, 9111),
+                                 'dragonflow_bgp_prefixes_advertised') >= 2,
+                   timeout=10, message='prefixes advertised in /metrics')
         status = json.loads(dfctl_lab('--json', 'bgp', 'status'))
         assert status[0]['peers'][0]['state'] == 'Established'
         assert {'prefix': '10.60.0.0/24', 'next_hop': gateway} in \

@@ -66,7 +66,7 @@ def test_deb_dependencies_are_the_distributions_packages(dist):
     depends = run('dpkg-deb', '-f', deb(dist, 'python3-dragonflow'),
                   'Depends')
     for package in ('python3-kazoo', 'python3-os-ken', 'python3-oslo.config',
-                    'python3-ovsdbapp'):
+                    'python3-ovsdbapp', 'python3-prometheus-client'):
         assert package in depends
     controller = run('dpkg-deb', '-f', deb(dist, 'dragonflow-controller'),
                      'Depends')
@@ -137,7 +137,7 @@ def test_l3_agent_package_runs_the_controller_with_the_l3_app_set(dist):
 def test_rpm_requires_provides_files_and_scriptlets(dist):
     requires = run('rpm', '-qp', '--requires', rpm(dist, 'python3-dragonflow'))
     for package in ('python3-kazoo', 'python3-os-ken', 'python3-oslo-config',
-                    'python3-ovsdbapp'):
+                    'python3-ovsdbapp', 'python3-prometheus_client'):
         assert package in requires
     controller = rpm(dist, 'dragonflow-controller')
     assert 'openvswitch' in run('rpm', '-qp', '--requires', controller)

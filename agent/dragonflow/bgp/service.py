@@ -26,6 +26,7 @@ from oslo_config import cfg
 
 from dragonflow import daemon
 from dragonflow import logs
+from dragonflow import metrics
 from dragonflow.bgp import routes
 from dragonflow.inbox import Inbox
 
@@ -46,6 +47,9 @@ bgp_opts = [
                 help='BGP port to listen on; 0 to only connect out'),
     cfg.FloatOpt('status_interval', default=5.0, min=0.5,
                  help='seconds between session state reports'),
+    cfg.PortOpt('metrics_port', default=9111,
+                help='df-bgp\'s Prometheus /metrics port (on [df] '
+                     'metrics_address); 0: no metrics'),
 ]
 
 
@@ -190,6 +194,7 @@ class BgpService:
         if self.status_path is None or self.speaker_obj is None:
             return
         states = self.sessions
+        metrics.set_bgp(states, self.peers, len(self.advertised))
         status = {
             'speaker': self.speaker_obj.id,
             'local_as': self.speaker_obj.local_as,
@@ -240,6 +245,9 @@ class BgpDaemon(daemon.Daemon):
         # Registers os-ken's own CLI options: must happen before parsing.
         from os_ken.services.protocols.bgp import bgpspeaker  # noqa: F401
         register_opts(conf)
+
+    def metrics_port(self, conf):
+        return conf.df_bgp.metrics_port
 
     def start(self, conf, nb):
         self.service = BgpService(conf, nb)

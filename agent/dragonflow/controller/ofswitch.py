@@ -16,6 +16,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, \
 from os_ken.ofproto import ofproto_v1_3
 
 from dragonflow import logs
+from dragonflow import metrics
 from dragonflow.controller import geneve
 
 LOG = logging.getLogger(__name__)
@@ -227,3 +228,4 @@ class DfOfApp(app_manager.OSKenApp):
             return
         LOG.error('switch error type %s code %s for xid %s', msg.type, code,
                   msg.xid)
+        metrics.SWITCH_ERRORS.labels(str(msg.type)).inc()

@@ -16,6 +16,7 @@ packet-ins from a stage it writes, and one reason has one handler.
 import collections
 import logging
 
+from dragonflow import metrics
 from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PacketInRouter:
         if found is None:
             key = (msg.reason, cookie, msg.table_id)
             self.unclaimed[key] += 1
+            metrics.PACKET_INS_DROPPED.labels('none', 'unclaimed').inc()
             if sum(self.unclaimed.values()) <= LOGGED:
                 LOG.warning('packet-in no app asked for (reason %d, app '
                             'cookie %#x, table %d): dropped', *key)

@@ -27,11 +27,13 @@ import concurrent.futures
 import itertools
 import logging
 import sys
+import time
 
 from dragonflow import conf as df_conf
 from dragonflow import daemon
 from dragonflow import errors
 from dragonflow import logs
+from dragonflow import metrics
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
@@ -55,6 +57,7 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'flow_classifier', 'port_chain']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
+FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
 
 
 class Touched(collections.namedtuple(
@@ -119,6 +122,8 @@ class LocalController:
         self.programmed_keys = set()
         self.selection = None       # the NB topics followed (selection.py)
         self.bfd = None             # BFD sessions to the other chassis
+        self.committed = []         # commit times of this batch's changes
+        self.flows_counted = 0.0    # when dragonflow_flows was last set
         # Inputs of the main loop, by event kind; each returns Touched.
         self.inputs = {
             'nb': self._handle_nb, 'iface': self._handle_iface,
@@ -175,6 +180,7 @@ class LocalController:
         if found is None:
             return
         app, handler = found
+        metrics.PACKET_INS.labels(app.name).inc()
         try:
             handler(self.state, msg, _sender(msg.datapath))
         except Exception:
@@ -188,6 +194,16 @@ class LocalController:
 
     def step(self, batch):
         """Apply a batch of inputs and bring the switch up to date."""
+        try:
+            self._step(batch)
+        finally:
+            # NB lag: from each change's commit to its flows sent.
+            now = time.time()
+            for committed in self.committed:
+                metrics.NB_LAG.observe(max(0.0, now - committed))
+            self.committed = []
+
+    def _step(self, batch):
         touched = self.apply(batch)
         if touched == NOTHING:
             return          # a tick, or nothing flows depend on: no work
@@ -256,6 +272,9 @@ class LocalController:
 
     def _handle_nb(self, change):
         """Apply an NB change to the local state; what it touches."""
+        metrics.NB_CHANGES.labels(change.table).inc()
+        if change.committed_at:
+            self.committed.append(change.committed_at)
         if change.action == 'delete':
             old = self.state.remove(change.table, change.id)
         else:
@@ -387,6 +406,11 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _handle_tick(self, _):
+        now = time.monotonic()
+        if now - self.flows_counted >= FLOW_METRICS_EVERY:
+            self.flows_counted = now
+            metrics.set_flows(self.installed.counts())
+            metrics.LOCAL_PORTS.set(len(self.state.ofports))
         if self.datapath is None:
             return NOTHING
         send = _sender(self.datapath)
@@ -478,6 +502,7 @@ class LocalController:
         result = self.installed.update(self._paced(changes))
         for refusal in result.refused:
             self.refused += 1
+            metrics.REFUSED_FLOWS.labels(refusal.app).inc()
             LOG.error('flow refused: %s', refusal.reason,
                       extra=logs.fields(app=refusal.app,
                                         table=refusal.flow.table))
@@ -499,6 +524,7 @@ class LocalController:
                                                        keys))
         count = self.writer.commit(deletes, adds)
         if count:
+            metrics.BUNDLES.inc()
             LOG.debug('networks %s, ports %s: %d flow changes',
                       sorted(net_ids), sorted(port_ids), count)
 
@@ -518,6 +544,8 @@ class LocalController:
                          self.programmed_keys)))
         count = self.writer.commit(adds=adds,
                                    prelude=[ofswitch.delete_all(dp)])
+        metrics.FULL_SYNCS.inc()
+        metrics.BUNDLES.inc()
         # Done when the switch says so: a barrier behind the bundle's
         # commit (an agent killed, or a connection lost, before that has
         # not synced anything).

@@ -71,6 +71,7 @@ from kazoo import exceptions as kz
 from kazoo.protocol.states import KazooState
 
 from dragonflow import errors
+from dragonflow import metrics
 from dragonflow.model import base
 from dragonflow.store import zk
 
@@ -326,6 +327,7 @@ class Subscriber:
             if horizon > self.position:
                 LOG.warning('%s: fell behind the trimmed log (at %d, horizon '
                             '%d); resyncing', self.name, self.position, horizon)
+                metrics.NB_RESYNCS.inc()
                 self._resync()
                 return self._list()
         new = [s for s in seqs if s > self.position]

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import time
 
+from dragonflow import metrics
 from dragonflow.controller import apps
 from dragonflow.controller import packets
 from dragonflow.controller import packet_in
@@ -110,6 +111,7 @@ class RouterIcmpApp(apps.App):
             return               # never an error about an error
         if not self.bucket.take():
             self.suppressed += 1
+            metrics.PACKET_INS_DROPPED.labels(self.name, 'rate_limit').inc()
             return
         state.send_to(port, _icmp_error(eth, rport, ip.src, msg.data[14:],
                                         kind, code), send_packet)
