@@ -148,3 +148,81 @@ def test_bgp_sessions_established_with_routes(host):
         assert status['peers']
         assert all(p['state'] == 'Established' for p in status['peers'])
         assert status['routes']
+
+
+# --- monitoring -------------------------------------------------------------
+FETCH = ("python3 -c \"import json, sys, urllib.request; print(json.dumps("
+         "json.load(urllib.request.urlopen(sys.argv[1], timeout=5))))\" '{}'")
+
+
+def http_json(host, url):
+    return json.loads(host.check_output(FETCH.format(url)))
+
+
+def query(host, base, expr):
+    """The value of a PromQL expression with one result (0 if none)."""
+    import urllib.parse
+    out = http_json(host, f'{base}/api/v1/query?query='
+                    f'{urllib.parse.quote(expr)}')
+    result = out['data']['result']
+    return float(result[0]['value'][1]) if result else 0.0
+
+
+def until(predicate, timeout=60, interval=1):
+    import time
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'not met in time'
+        time.sleep(interval)
+
+
+def test_prometheus_scrapes_every_dragonflow_daemon(host):
+    """On the monitoring host: Prometheus runs, has one target per
+    df-local-controller and df-bgp of the inventory, all up."""
+    if 'monitoring' not in groups(host):
+        pytest.skip('not a monitoring host')
+    service = host.service('prometheus')
+    assert service.is_running and service.is_enabled
+    variables = host.ansible.get_variables()
+    want = {'df-local-controller': len(variables['groups'].get('compute', [])),
+            'df-bgp': len(variables['groups'].get('bgp', []))}
+
+    def all_up():
+        targets = http_json(host, 'http://127.0.0.1:9090/api/v1/targets')
+        active = targets['data']['activeTargets']
+        jobs = {}
+        for target in active:
+            jobs[target['labels']['job']] = jobs.get(
+                target['labels']['job'], 0) + 1
+        return jobs == want and all(t['health'] == 'up' for t in active)
+    until(all_up, timeout=60)
+
+
+def test_an_nb_change_moves_the_lag_histogram_in_prometheus(host):
+    """On a compute host: one NB change this host's agent follows (a port
+    bound here, renamed and back) shows up in the NB lag histogram that
+    Prometheus scraped from the agent."""
+    compute(host)
+    variables = host.ansible.get_variables()
+    base = variables.get('lab_prometheus_url')
+    if not base:
+        pytest.skip('no Prometheus in this inventory (lab_prometheus_url)')
+    chassis = host.check_output('ovs-vsctl get Open_vSwitch . '
+                                'external_ids:system-id').strip('"')
+    ports = dfctl(host, 'port', 'list', '--where',
+                  f'binding_chassis={chassis}')
+    if not ports:
+        pytest.skip('no port bound on this chassis')
+    port = ports[0]
+    # (inventory variables come unrendered: the node address, not
+    # dragonflow_metrics_address's template)
+    address = variables['dragonflow_local_ip']
+    expr = (f'sum(dragonflow_nb_lag_seconds_count{{job="df-local-controller",'
+            f'instance="{address}:9110"}})')
+    before = query(host, base, expr)
+    name = port.get('name') or 'probe'
+    dfctl(host, 'port', 'update', port['id'], '--name', f'{name}-lag-probe')
+    try:
+        until(lambda: query(host, base, expr) > before, timeout=60)
+    finally:
+        dfctl(host, 'port', 'update', port['id'], '--name', name)

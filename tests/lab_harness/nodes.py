@@ -20,7 +20,7 @@ NODE_PACKAGES = ('systemd', 'systemd-sysv', 'dbus', 'iproute2', 'procps',
 DEPENDENCIES = ('openvswitch-switch', 'python3-os-ken', 'python3-ovsdbapp',
                 'python3-kazoo', 'python3-oslo.config', 'python3-apt',
                 'zookeeper', 'default-jre-headless', 'iputils-ping',
-                'ethtool')
+                'ethtool', 'python3-prometheus-client', 'prometheus')
 IMAGE_ID = ' '.join(NODE_PACKAGES + DEPENDENCIES)
 
 
