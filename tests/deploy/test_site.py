@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 import yaml
@@ -231,6 +232,19 @@ def test_bgp_speaker_node_advertises_to_bird(site, bird):
     wait_until(lambda: '10.91.0.0/24' in bird('show', 'route'), timeout=30,
                interval=0.5, message='tenant prefix on BIRD')
     assert f'via {SUBNET}.50' in bird('show', 'route', 'for', '10.91.0.1')
+    # systemctl restart df-bgp: graceful restart keeps the route on BIRD
+    # (sampled every 50 ms until the new session is up again).
+    c1.run('systemctl', 'restart', 'df-bgp')
+    missing, samples, deadline = 0, 0, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        routes = bird('show', 'route')
+        samples += 1
+        missing += '10.91.0.0/24' not in routes
+        if samples > 20 and 'Established' in bird('show', 'protocols',
+                                                   'dragonflow'):
+            break
+        time.sleep(0.05)
+    assert missing == 0, f'route missing in {missing} of {samples} samples'
 
 
 def test_vms_on_two_nodes_ping_and_verify_passes(site):

@@ -69,12 +69,24 @@ class BgpLab:
            f'{self.dir}/bird.ctl', '-P', f'{self.dir}/bird.pid',
            ns=self.upstream.ns)
         lab.track('bird', read_pidfile(os.path.join(self.dir, 'bird.pid')))
+        self._write_config()
+        self.start_speaker()
+        return self
+
+    def _write_config(self):
+        lab = self.lab
         config = os.path.join(self.dir, 'df-bgp.ini')
         with open(config, 'w') as f:
             f.write(f'[df]\nremote_db_hosts = {lab.zk_address}\n'
                     'host = bgp1\n'
                     '[df_bgp]\nlisten_port = 0\n'
                     f'router_id = {self.speaker_ip}\nstatus_interval = 1\n')
+        return config
+
+    def start_speaker(self):
+        """Start df-bgp (in its namespace)."""
+        lab = self.lab
+        config = os.path.join(self.dir, 'df-bgp.ini')
         log = open(self.log, 'ab')
         self.proc = subprocess.Popen(
             ['ip', 'netns', 'exec', self.ns, sys.executable, '-m',
@@ -83,7 +95,13 @@ class BgpLab:
             env=dict(os.environ, PYTHONPATH=AGENT_DIR))
         log.close()
         lab.track('df-bgp', self.proc.pid)
-        return self
+
+    def restart_speaker(self):
+        """systemctl restart df-bgp, as the lab has it: SIGTERM (the
+        process exits, no NOTIFICATION), then a new process."""
+        kill_pid(self.proc.pid)
+        self.proc.wait()
+        self.start_speaker()
 
     def peer_objects(self, nb, networks):
         """NB BGP peer and speaker for this lab, advertising networks."""

@@ -27,6 +27,7 @@ from oslo_config import cfg
 from dragonflow import daemon
 from dragonflow import logs
 from dragonflow import metrics
+from dragonflow.bgp import graceful
 from dragonflow.bgp import routes
 from dragonflow.inbox import Inbox
 
@@ -47,6 +48,10 @@ bgp_opts = [
                 help='BGP port to listen on; 0 to only connect out'),
     cfg.FloatOpt('status_interval', default=5.0, min=0.5,
                  help='seconds between session state reports'),
+    cfg.IntOpt('graceful_restart_time', default=120, min=0, max=4095,
+               help='seconds a graceful-restart helper peer keeps df-bgp\'s '
+                    'routes while it restarts (RFC 4724); 0: no graceful '
+                    'restart'),
     cfg.PortOpt('metrics_port', default=9111,
                 help='df-bgp\'s Prometheus /metrics port (on [df] '
                      'metrics_address); 0: no metrics'),
@@ -113,11 +118,14 @@ class BgpService:
             self._stop_speaker()
             self._start_speaker(speaker)
         self.speaker_obj = speaker
-        self._sync_peers(speaker)
+        # Routes first: a new session's first updates then hold them all,
+        # and its End-of-RIB (graceful restart) comes after them.
         self._sync_routes(routes.desired_routes(self.objects, speaker))
+        self._sync_peers(speaker)
 
     def _start_speaker(self, speaker):
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+        graceful.enable(self.conf.df_bgp.graceful_restart_time)
         router_id = speaker.router_id or self.conf.df_bgp.router_id or \
             self.conf.df.local_ip or '127.0.0.1'
         port = self.conf.df_bgp.listen_port
