@@ -54,13 +54,9 @@ def test_roles_resolve_per_family(family, tmp_path):
     assert classpath in unit
 
 
-@pytest.mark.parametrize('hosts,message', [
-    ([], 'dragonflow_zookeeper_hosts must list at least one ZooKeeper'),
-    (['zk1:2181', 'zk2:21x'], "got ['zk1:2181', 'zk2:21x']"),
-    (None, 'missing required arguments: dragonflow_zookeeper_hosts'),
-])
-def test_the_role_refuses_bad_zookeeper_hosts_before_any_change(
-        tmp_path, hosts, message):
+def check_mode_role(tmp_path, role, extra):
+    """Run a role in check mode on localhost with extra variables:
+    (the process, its output)."""
     play = tmp_path / 'play.yml'
     play.write_text(f'''
 - hosts: localhost
@@ -69,15 +65,25 @@ def test_the_role_refuses_bad_zookeeper_hosts_before_any_change(
   check_mode: true
   tasks:
     - ansible.builtin.include_role:
-        name: {ROOT}/roles/dragonflow
+        name: {ROOT}/roles/{role}
 ''')
-    extra = {'dragonflow_local_ip': '10.1.0.21'}
-    if hosts is not None:
-        extra['dragonflow_zookeeper_hosts'] = hosts
     proc = subprocess.run(['ansible-playbook', str(play), '-e',
                            json.dumps(extra)], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
-    out = proc.stdout + proc.stderr
+    return proc, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize('hosts,message', [
+    ([], 'dragonflow_zookeeper_hosts must list at least one ZooKeeper'),
+    (['zk1:2181', 'zk2:21x'], "got ['zk1:2181', 'zk2:21x']"),
+    (None, 'missing required arguments: dragonflow_zookeeper_hosts'),
+])
+def test_the_role_refuses_bad_zookeeper_hosts_before_any_change(
+        tmp_path, hosts, message):
+    extra = {'dragonflow_local_ip': '10.1.0.21'}
+    if hosts is not None:
+        extra['dragonflow_zookeeper_hosts'] = hosts
+    proc, out = check_mode_role(tmp_path, 'dragonflow', extra)
     assert proc.returncode != 0 and message in out
     # Nothing ran past the checks: no task changed or even got to run.
     assert 'changed=0' in out and 'Package repository' not in out
@@ -122,21 +128,8 @@ def test_tls_to_zookeeper_renders_on_both_sides(tmp_path):
 ])
 def test_tls_settings_are_checked_before_any_change(tmp_path, role, extra,
                                                      message):
-    play = tmp_path / 'play.yml'
-    play.write_text(f'''
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  check_mode: true
-  tasks:
-    - ansible.builtin.include_role:
-        name: {ROOT}/roles/{role}
-''')
-    extra = dict(extra, dragonflow_local_ip='10.1.0.21',
-                 dragonflow_zookeeper_hosts=['10.0.0.5:2182'])
-    proc = subprocess.run(['ansible-playbook', str(play), '-e',
-                           json.dumps(extra)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
-    out = proc.stdout + proc.stderr
+    proc, out = check_mode_role(tmp_path, role, dict(
+        extra, dragonflow_local_ip='10.1.0.21',
+        dragonflow_zookeeper_hosts=['10.0.0.5:2182']))
     assert proc.returncode != 0 and message in out, out[-2000:]
     assert 'changed=0' in out

@@ -28,20 +28,35 @@ def bgp_lab(lab):
     lab.vms.pop('bgpup', None)
 
 
-def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab,
-                                        dfctl_verdict):
-    nb = lab_nb
-    ext = nb.create('logical_switch', {'name': 'public', 'external': True,
+def _advertised(nb, name, cidr):
+    """An external flat network and a tenant network behind a router with
+    its gateway there: (external, tenant, router)."""
+    ext = nb.create('logical_switch', {'name': f'public-{name}',
+                                       'external': True,
                                        'network_type': 'flat',
                                        'physical_network': 'public'})
     nb.create('subnet', {'network_id': ext.id, 'cidr': '172.24.4.0/24'})
-    tenant = nb.create('logical_switch', {'name': 'tenant-bgp'})
-    subnet = nb.create('subnet', {'network_id': tenant.id,
-                                  'cidr': '10.60.0.0/24'})
+    tenant = nb.create('logical_switch', {'name': f'tenant-{name}'})
+    subnet = nb.create('subnet', {'network_id': tenant.id, 'cidr': cidr})
     router = nb.create('logical_router', {
-        'name': 'r-bgp', 'external_gateway': {'network_id': ext.id}})
+        'name': f'r-{name}', 'external_gateway': {'network_id': ext.id}})
     nb.create('logical_router_port', {'router_id': router.id,
                                       'subnet_id': subnet.id})
+    return ext, tenant, router
+
+
+def _remove(nb, speaker, peer, router, tenant, ext):
+    nb.delete('bgp_speaker', speaker.id)
+    nb.delete('bgp_peer', peer.id)
+    nb.delete('logical_router', router.id, cascade=True)
+    nb.delete('logical_switch', tenant.id, cascade=True)
+    nb.delete('logical_switch', ext.id, cascade=True)
+
+
+def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab,
+                                        dfctl_verdict):
+    nb = lab_nb
+    ext, tenant, router = _advertised(nb, 'bgp', '10.60.0.0/24')
     gateway = router.external_gateway['ip']
     peer, speaker = bgp_lab.peer_objects(nb, [ext.id])
     try:
@@ -99,11 +114,7 @@ def test_routes_reach_bird_and_withdraw(bgp_lab, lab_nb, dfctl_lab,
         wait_until(bgp_lab.established, timeout=60,
                    message='BGP session back')
     finally:
-        nb.delete('bgp_speaker', speaker.id)
-        nb.delete('bgp_peer', peer.id)
-        nb.delete('logical_router', router.id, cascade=True)
-        nb.delete('logical_switch', tenant.id, cascade=True)
-        nb.delete('logical_switch', ext.id, cascade=True)
+        _remove(nb, speaker, peer, router, tenant, ext)
 
 
 def test_a_df_bgp_restart_keeps_birds_routes(bgp_lab, lab_nb):
@@ -111,17 +122,7 @@ def test_a_df_bgp_restart_keeps_birds_routes(bgp_lab, lab_nb):
     while df-bgp restarts, then takes them again; sampled every 50 ms the
     tenant prefix is never missing from BIRD's table."""
     nb = lab_nb
-    ext = nb.create('logical_switch', {'name': 'public-gr', 'external': True,
-                                       'network_type': 'flat',
-                                       'physical_network': 'public'})
-    nb.create('subnet', {'network_id': ext.id, 'cidr': '172.24.4.0/24'})
-    tenant = nb.create('logical_switch', {'name': 'tenant-gr'})
-    subnet = nb.create('subnet', {'network_id': tenant.id,
-                                  'cidr': '10.61.0.0/24'})
-    router = nb.create('logical_router', {
-        'name': 'r-gr', 'external_gateway': {'network_id': ext.id}})
-    nb.create('logical_router_port', {'router_id': router.id,
-                                      'subnet_id': subnet.id})
+    ext, tenant, router = _advertised(nb, 'gr', '10.61.0.0/24')
     peer, speaker = bgp_lab.peer_objects(nb, [ext.id])
     try:
         wait_until(bgp_lab.established, timeout=30,
@@ -150,8 +151,4 @@ def test_a_df_bgp_restart_keeps_birds_routes(bgp_lab, lab_nb):
         with open(bgp_lab.log) as f:
             assert 'End-of-RIB sent' in f.read()
     finally:
-        nb.delete('bgp_speaker', speaker.id)
-        nb.delete('bgp_peer', peer.id)
-        nb.delete('logical_router', router.id, cascade=True)
-        nb.delete('logical_switch', tenant.id, cascade=True)
-        nb.delete('logical_switch', ext.id, cascade=True)
+        _remove(nb, speaker, peer, router, tenant, ext)
