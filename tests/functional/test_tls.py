@@ -2,7 +2,7 @@
 (Netty, client certificates required) and a throwaway CA; dfctl and
 df-bgp connect with TLS and digest auth on top; a client with the wrong
 CA, no client certificate, no TLS or an unreadable file fails with a clear
-one-line error. (The agent over TLS: tests/lab/test_tls.py.)"""
+one-line error. (The agent over TLS: tests/lab/test_agent_tls.py.)"""
 import json
 import os
 import signal

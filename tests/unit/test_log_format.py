@@ -38,8 +38,18 @@ def test_an_exception_stays_on_the_line_unless_debugging():
     line = logs.KeyValueFormatter().format(record('failed', exc=True))
     assert '\n' not in line and 'Traceback' not in line
     assert 'error="ConnectionError: lost the switch\\nreally" ' \
-        'at=test_logs.py:' in line
+        'at=test_log_format.py:' in line
     debug = logs.KeyValueFormatter(debug=True).format(
         record('failed', exc=True))
     assert debug.splitlines()[0] == line.splitlines()[0]
     assert 'Traceback (most recent call last):' in debug
+
+
+def test_test_modules_have_unique_basenames():
+    """pytest (rootdir conftest, no packages) cannot collect two test
+    modules of one basename: a guard, since CI stops at collection."""
+    import collections
+    import pathlib
+    tests = pathlib.Path(__file__).resolve().parent.parent
+    names = collections.Counter(p.name for p in tests.rglob('test_*.py'))
+    assert [n for n, c in names.items() if c > 1] == []
