@@ -189,7 +189,8 @@ class Tracer:
         return out
 
     def compare(self, wanted, generation, dumped):
-        apps = {cookie: name for name, cookie in self.controller.cookies.items()}
+        apps = {cookie: name
+                for name, cookie in self.controller.cookies.items()}
         have = collections.Counter()
         stale, unknown = collections.Counter(), collections.Counter()
         for cookie, table, priority in dumped:

@@ -150,9 +150,9 @@ def disagreement(logical, hops):
     outcome = hop['result']['outcome']
     if logical.delivered and phys in ('dropped', 'controller'):
         hit = last_hit(hop, outcome.get('table'))
+        what = 'drops' if phys == 'dropped' else 'sends to the controller'
         return (f'DISAGREE: the model says {logical.verdict}, but chassis '
-                f'{chassis} {"drops" if phys == "dropped" else "sends to the controller"} '
-                f'it at {describe_hit(hit)}')
+                f'{chassis} {what} it at {describe_hit(hit)}')
     left = any(s.table == pl.EGRESS_PROVIDER for s in logical.steps[:-1])
     if phys == 'out' and left:
         return None     # the switches' part ends where the packet leaves

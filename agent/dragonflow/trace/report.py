@@ -139,7 +139,8 @@ def topology_svg(topo, bad_chassis=()):
     for n in nets:
         x = x_of[n['id']]
         label = f'{n["name"][:16]}'
-        kind = f'{n["type"]} {n["segment"] or ""}{" ext" if n["external"] else ""}'
+        ext = ' ext' if n['external'] else ''
+        kind = f'{n["type"]} {n["segment"] or ""}{ext}'
         out.append(f'<g class="network"><title>network {_e(n["name"])} '
                    f'({_e(n["id"])})</title><rect x="{x - 65}" y="125" '
                    'width="130" height="40" rx="6" fill="#f3f3f3" '
@@ -271,7 +272,8 @@ def trace_page(topo, logical, hops=None, disagreement=None):
                 '<div id="details">click a hop to see what decided it and '
                 'the flows it hit</div>')
     rows = ''.join(
-        f'<tr id="step-{i}" class="{"failed" if s["verdict"] == "dropped" else ""}">'
+        f'<tr id="step-{i}" '
+        f'class="{"failed" if s["verdict"] == "dropped" else ""}">'
         f'<td>{i + 1}</td><td>{s["table"]} {_e(s["stage"])}</td><td>'
         f'{_e(s["chassis"] or "-")}</td><td>{_e(s["verdict"])}</td><td>'
         f'{_e(s["text"])}</td></tr>' for i, s in enumerate(logical['steps']))
