@@ -9,8 +9,11 @@ export PYTHONPATH := $(CURDIR)/agent:$(CURDIR)/tests
 DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config \
 	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
 	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
-	tcpdump bird2 isc-dhcp-client chromium chromium-driver python3-selenium \
-	openssl python3-prometheus-client prometheus
+	tcpdump bird2 isc-dhcp-client python3-prometheus-client
+
+# Only the tests need these: a headless browser for the HTML reports,
+# openssl for throwaway CAs (TLS to ZooKeeper), promtool (prometheus).
+TEST_PACKAGES = chromium chromium-driver python3-selenium openssl prometheus
 
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \
@@ -18,8 +21,8 @@ PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	systemd-container debootstrap ansible ansible-lint python3-testinfra \
 	python3-yaml
 
-.PHONY: deps packaging-deps packages test test-pypi test-unit golden demo bench \
-	clean
+.PHONY: deps packaging-deps test-deps packages test test-pypi test-unit golden \
+	demo bench clean
 
 deps:
 	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
@@ -31,10 +34,15 @@ packaging-deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends $(PACKAGING_PACKAGES); fi
 
+test-deps:
+	@if ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $(TEST_PACKAGES); fi
+
 packages: packaging-deps
 	packaging/build-packages
 
-test: deps packaging-deps
+test: deps packaging-deps test-deps
 	$(PYTHON) -m pytest -ra --durations=15 tests
 
 # The same code against the newest upstream releases from PyPI (the DEBs
@@ -43,7 +51,7 @@ test: deps packaging-deps
 PYPI_VENV ?= /var/tmp/dragonflow-pypi-venv
 PYPI_VERSIONS = os-ken==4.2.2 kazoo==2.11.0 ovsdbapp==3.0.0 \
 	oslo.config==10.7.0 prometheus-client==0.21.1 netaddr pytest
-test-pypi: deps
+test-pypi: deps test-deps
 	$(PYTHON) -m venv $(PYPI_VENV)
 	$(PYPI_VENV)/bin/pip install -q $(PYPI_VERSIONS)
 	$(PYPI_VENV)/bin/python -m pytest -ra tests/unit tests/functional \
