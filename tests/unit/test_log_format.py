@@ -35,12 +35,12 @@ def test_values_with_spaces_are_quoted_and_newlines_escaped():
 
 
 def test_an_exception_stays_on_the_line_unless_debugging():
-    line = logs.KeyValueFormatter().format(record('failed', exc=True))
+    failed = record('failed', exc=True)     # one record: one timestamp
+    line = logs.KeyValueFormatter().format(failed)
     assert '\n' not in line and 'Traceback' not in line
     assert 'error="ConnectionError: lost the switch\\nreally" ' \
         'at=test_log_format.py:' in line
-    debug = logs.KeyValueFormatter(debug=True).format(
-        record('failed', exc=True))
+    debug = logs.KeyValueFormatter(debug=True).format(failed)
     assert debug.splitlines()[0] == line.splitlines()[0]
     assert 'Traceback (most recent call last):' in debug
 
