@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lab_harness import nodes
+from lab_harness import tls
 from waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -34,14 +35,36 @@ if os.geteuid() != 0 or not shutil.which('systemd-nspawn') or \
 LAB_INVENTORY = os.path.join(ROOT, 'inventories', 'lab')
 
 
-def inventory(site_nodes, version):
+def tls_vars(workdir, zk_hosts, port=2182):
+    """The roles' TLS variables for a throwaway CA: ZooKeeper serves TLS
+    on port (client certificates required) and every Dragonflow client
+    connects with TLS, as an operator turns it on."""
+    certs = tls.make_ca(os.path.join(workdir, 'tls'), addresses=zk_hosts)
+
+    def pem(key):
+        with open(certs[key]) as f:
+            return f.read()
+    return {'zookeeper_tls_port': port,
+            'zookeeper_tls_keystore_pem': pem('server_pem'),
+            'zookeeper_tls_ca_pem': pem('ca'),
+            'dragonflow_zk_tls': True,
+            'dragonflow_zk_tls_ca_pem': pem('ca'),
+            'dragonflow_zk_tls_cert_pem': pem('client_crt'),
+            'dragonflow_zk_tls_key_pem': pem('client_key'),
+            'dragonflow_zookeeper_hosts': [f'{h}:{port}' for h in zk_hosts]}
+
+
+def inventory(site_nodes, version, workdir):
     """inventories/lab (hosts and group_vars) in one file, with each
-    node's nsenter PID and the version verify.yml expects."""
+    node's nsenter PID, the version verify.yml expects, and TLS to
+    ZooKeeper turned on through the roles' variables."""
     with open(os.path.join(LAB_INVENTORY, 'hosts.yml')) as f:
         data = yaml.safe_load(f)
     with open(os.path.join(LAB_INVENTORY, 'group_vars', 'all.yml')) as f:
         data['all']['vars'] = dict(yaml.safe_load(f),
                                    dragonflow_expected_version=version)
+    zk_hosts = [s['host'] for s in data['all']['vars']['zookeeper_servers']]
+    data['all']['vars'].update(tls_vars(workdir, zk_hosts))
     for group in data['all']['children'].values():
         for name, host in group['hosts'].items():
             host.update(ansible_nsenter_pid=site_nodes[name].pid1)
@@ -101,7 +124,8 @@ def site(dist):
         path = os.path.join(workdir, 'inventory.yml')
         with open(path, 'w') as f:
             yaml.safe_dump(inventory(site_nodes,
-                                     __import__('dragonflow').__version__), f)
+                                     __import__('dragonflow').__version__,
+                                     workdir), f)
         yield Site(workdir, site_nodes, path)
     finally:
         # Computes first: their daemons say goodbye to ZooKeeper.
@@ -132,6 +156,18 @@ def test_site_deploys_and_a_second_run_changes_nothing(site):
     second = site.playbook('site.yml')
     assert recap(second.stdout) == {name: 0 for name in NODES}, \
         second.stdout[-3000:]
+    # TLS to ZooKeeper, turned on by the roles: every client of the site
+    # (agents, df-bgp, dfctl) goes to the TLS port with its certificate.
+    c1 = site.nodes['compute1']
+    ini = c1.run('cat', '/etc/dragonflow/dragonflow.ini')
+    assert 'zk_use_ssl = true' in ini and '172.30.210.10:2182' in ini
+    assert c1.run('stat', '-c', '%a %U:%G',
+                  '/etc/dragonflow/zk-client.key').strip() == \
+        '640 root:dragonflow'
+    services = json.loads(c1.run('dfctl', '--json', 'service', 'list'))
+    assert {s['chassis'] for s in services if s['state'] == 'up' and
+            s['binary'] == 'df-local-controller'} == {'compute1',
+                                                      'compute2'}
 
 
 def _installed(node, package):
