@@ -134,7 +134,7 @@ class BgpService:
             bgp_server_hosts=(self.conf.df_bgp.listen_address,),
             bgp_server_port=port,
             peer_up_handler=self._peer_up, peer_down_handler=self._peer_down)
-        self.status_path = f'{self.nb.store.layout.root}/bgp/{speaker.id}'
+        self.status_path = f'{self.nb.store.layout.bgp}/{speaker.id}'
         LOG.info('BGP speaker %s up: AS %d, router id %s, port %d',
                  speaker.id, speaker.local_as, router_id, port)
 

@@ -12,7 +12,6 @@ Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
 import argparse
-import datetime
 import json
 import logging
 import sys
@@ -188,18 +187,7 @@ class Cli:
 
     def do_bgp_status(self):
         """What each df-bgp speaker reported (peers, state, routes)."""
-        path = f'{self.nb.store.layout.root}/bgp'
-        statuses = []
-        try:
-            names = self.nb.client.get_children(path)
-        except kz.NoNodeError:
-            names = []
-        for name in sorted(names):
-            try:
-                data, _ = self.nb.client.get(f'{path}/{name}')
-                statuses.append(json.loads(data))
-            except (kz.NoNodeError, ValueError):
-                continue
+        statuses = health.bgp_statuses(self.nb)
         if self.args.json:
             print(json.dumps(statuses, indent=2, sort_keys=True),
                   file=self.out)
@@ -342,8 +330,7 @@ def _cell(value, column=None):
     if value is None:
         return '-'
     if column == 'since' and isinstance(value, (int, float)):
-        return datetime.datetime.fromtimestamp(
-            value, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+        return health.since_text(value)
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, list):

@@ -29,6 +29,12 @@ def cookie(generation, app_cookie):
     return ((generation & 0xffffffff) << 32) | app_cookie
 
 
+def split_cookie(flow_cookie):
+    """(generation, app cookie) of a flow's cookie: :func:`cookie`
+    undone."""
+    return flow_cookie >> 32, flow_cookie & 0xffffffff
+
+
 def _actions(dp, flow):
     ofp, parser = dp.ofproto, dp.ofproto_parser
     actions, metadata = [], None

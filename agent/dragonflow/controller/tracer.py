@@ -28,6 +28,7 @@ import subprocess
 import time
 
 from dragonflow.controller import apps as df_apps
+from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
 from dragonflow.trace import ofproto
 from dragonflow.trace import requests
@@ -51,6 +52,9 @@ class Tracer:
         self.dir = requests.chassis_dir(layout, self.chassis_id)
         self.bridge = bridge
         self.unixctl = unixctl
+        # app cookie -> app name (the apps are fixed for the process)
+        self.apps = {cookie: name
+                     for name, cookie in controller.cookies.items()}
         self.pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix='tracer')
         self._seen = set()
@@ -189,15 +193,14 @@ class Tracer:
         return out
 
     def compare(self, wanted, generation, dumped):
-        apps = {cookie: name
-                for name, cookie in self.controller.cookies.items()}
         have = collections.Counter()
         stale, unknown = collections.Counter(), collections.Counter()
         for cookie, table, priority in dumped:
-            app = apps.get(cookie & 0xffffffff)
+            flow_generation, app_cookie = ofswitch.split_cookie(cookie)
+            app = self.apps.get(app_cookie)
             if app is None:
                 unknown[(hex(cookie), table, priority)] += 1
-            elif cookie >> 32 != generation:
+            elif flow_generation != generation:
                 stale[(app, table, priority)] += 1
             else:
                 have[(app, table, priority)] += 1
@@ -213,7 +216,6 @@ class Tracer:
     def describe(self, parsed, owners=True):
         """The hits with app, generation and NB owners, and the outcome."""
         ctl = self.controller
-        apps = {cookie: name for name, cookie in ctl.cookies.items()}
         mine = [h for h in parsed.hits if h.bridge == self.bridge]
         installed = ctl.installed.at({(h.table, h.priority) for h in mine}) \
             if owners else {}
@@ -228,8 +230,8 @@ class Tracer:
                      'cookie': hex(hit.cookie) if hit.cookie is not None
                      else None}
             if hit.bridge == self.bridge and hit.cookie is not None:
-                app = apps.get(hit.cookie & 0xffffffff)
-                generation = hit.cookie >> 32
+                generation, app_cookie = ofswitch.split_cookie(hit.cookie)
+                app = self.apps.get(app_cookie)
                 entry.update(app=app or 'unknown', generation=generation,
                              stale=generation != ctl.generation)
                 keys = []

@@ -164,9 +164,11 @@ def service_status(nb, down_time, now=None):
     return rows
 
 
-def chassis_status(nb, down_time, now=None):
-    """Rows for every chassis: up when one of its services is up."""
-    services = service_status(nb, down_time, now)
+def chassis_status(nb, down_time, now=None, services=None):
+    """Rows for every chassis: up when one of its services is up
+    (services: service_status rows already read, else read here)."""
+    if services is None:
+        services = service_status(nb, down_time, now)
     rows = []
     for ch in sorted(nb.list('chassis'), key=lambda c: c.id):
         own = [s for s in services if s['chassis'] == ch.id]
@@ -184,3 +186,29 @@ def chassis_status(nb, down_time, now=None):
             'services': [s['binary'] for s in own],
         })
     return rows
+
+
+def bgp_statuses(nb):
+    """What each df-bgp speaker last reported (its peers with their
+    session state, the routes it advertises), by speaker id order;
+    unreadable reports are left out."""
+    client, path = nb.client, nb.store.layout.bgp
+    try:
+        names = client.get_children(path)
+    except kz.NoNodeError:
+        return []
+    statuses = []
+    for name in sorted(names):
+        try:
+            data, _ = client.get(f'{path}/{name}')
+            statuses.append(json.loads(data))
+        except (kz.NoNodeError, ValueError):
+            continue
+    return statuses
+
+
+def since_text(ts):
+    """A health timestamp as its tables show it (UTC, ISO 8601)."""
+    if ts is None:
+        return '?'
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))

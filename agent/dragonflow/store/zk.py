@@ -221,6 +221,8 @@ class Layout:
         # Physical trace requests, one directory per chassis (ephemeral
         # nodes of the asking dfctl; the agent writes its answer into them).
         self.trace = posixpath.join(self.root, 'trace')
+        # df-bgp's session state, one node per speaker (bgp/service.py).
+        self.bgp = posixpath.join(self.root, 'bgp')
         self.global_log = LogPaths(self.log, self.horizon, None)
 
     def feed(self, topic):

@@ -17,10 +17,7 @@ changed in place (same place, other match or actions) is not seen.
 """
 import collections
 import concurrent.futures
-import json
 import time
-
-from kazoo import exceptions as kz
 
 from dragonflow.nb import health
 from dragonflow.trace import requests
@@ -38,12 +35,6 @@ class Finding(collections.namedtuple('Finding', 'kind subject text')):
         return dict(self._asdict())
 
 
-def _at(ts):
-    if not ts:
-        return '?'
-    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))
-
-
 def services(rows, now):
     out = []
     for row in rows:
@@ -57,7 +48,7 @@ def services(rows, now):
             why = (f'last heartbeat {now - row["last_heartbeat"]:.0f} s ago '
                    '(hung?)')
         out.append(Finding('service', row['id'], f'{row["binary"]} on '
-                           f'{row["chassis"]} down since {_at(row["since"])}:'
+                           f'{row["chassis"]} down since {health.since_text(row["since"])}:'
                            f' {why}'))
     return out
 
@@ -92,17 +83,8 @@ def ports(nb, agents):
 
 def bgp(nb):
     out = []
-    path = f'{nb.store.layout.root}/bgp'
-    try:
-        names = nb.client.get_children(path)
-    except kz.NoNodeError:
-        return out
     speakers = {s.id for s in nb.list('bgp_speaker')}
-    for name in sorted(names):
-        try:
-            status = json.loads(nb.client.get(f'{path}/{name}')[0])
-        except (kz.NoNodeError, ValueError):
-            continue
+    for status in health.bgp_statuses(nb):
         if status.get('speaker') not in speakers:
             continue        # the status of a speaker deleted since
         for peer in status.get('peers', []):

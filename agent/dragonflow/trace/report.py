@@ -74,7 +74,8 @@ def _at(ts):
 def topology(nb, down_time, answers=None):
     """The data the pages draw: chassis with health and ports per
     network, networks, routers and their interfaces, BFD per tunnel."""
-    chassis = health.chassis_status(nb, down_time)
+    services = health.service_status(nb, down_time)
+    chassis = health.chassis_status(nb, down_time, services=services)
     networks = sorted(nb.list('logical_switch'),
                       key=lambda n: (n.name or '', n.id))
     ports = nb.list('logical_port')
@@ -109,7 +110,7 @@ def topology(nb, down_time, answers=None):
                       'type': n.network_type, 'segment': n.segmentation_id,
                       'external': n.external} for n in networks],
         'routers': routers, 'tunnels': tunnels,
-        'services': health.service_status(nb, down_time)}
+        'services': services}
 
 
 def topology_svg(topo, bad_chassis=()):
