@@ -8,7 +8,8 @@ public, with an extra route through vm3. Ports: vm1 (local, net, security
 group ``web``, a floating IP), vm2 (ch2, net), vm3 (local, net2, port
 security off), parent (local, net2, a trunk with subport ``child`` on
 VLAN 10 of net), sf-in/sf-out (a service function on net, local) and a
-chain from vm1 through it; pv1 (local) and pv2 (ch2) on vlan100.
+chain from vm1 through it; pv1 (local) and pv2 (ch2) on vlan100; a load
+balancer on net with members on net and net2.
 """
 import types
 
@@ -123,6 +124,26 @@ OBJECTS = [
                              destination_port_range_max=80)),
     ('port_chain', dict(id='pc', port_pair_groups=['ppg'],
                         flow_classifiers=['fc'])),
+    # Load balancer: VIP 10.0.0.100:80 on net, members vm2 (weight 2) and
+    # vm3 (net2, routed), and a drained one (vm1).
+    ('logical_port', dict(id='vip', network_id='net', unique_key=20,
+                          ips=['10.0.0.100'], macs=[mac(20)],
+                          port_security_enabled=False,
+                          device_owner='Octavia', device_id='lb')),
+    ('loadbalancer', dict(id='lb', vip_subnet_id='sub', vip_network_id='net',
+                          vip_address='10.0.0.100', vip_port_id='vip')),
+    ('pool', dict(id='pool', loadbalancer_id='lb', protocol='TCP',
+                  lb_algorithm='ROUND_ROBIN')),
+    ('listener', dict(id='http', loadbalancer_id='lb', protocol='HTTP',
+                      protocol_port=80, default_pool_id='pool',
+                      unique_key=40)),
+    ('member', dict(id='m-vm2', pool_id='pool', address='10.0.0.6',
+                    protocol_port=8080, subnet_id='sub', weight=2)),
+    ('member', dict(id='m-vm3', pool_id='pool', address='10.0.1.7',
+                    protocol_port=8080, subnet_id='sub2')),
+    ('member', dict(id='m-vm1', pool_id='pool', address='10.0.0.5',
+                    protocol_port=8080, subnet_id='sub',
+                    admin_state_up=False)),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

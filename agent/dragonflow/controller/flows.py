@@ -19,8 +19,10 @@ Action tuples:
 the flow's only kind of action),
 ``('ct', zone, table, commit[, nat[, mark]])`` (conntrack in an immediate
 zone; recirculate to table unless it is None; commit the connection if
-commit is true; nat: ``'restore'`` or ``('src'|'dst', ip)``; mark: a
-ct_mark to set on commit).
+commit is true; nat: ``'restore'`` or ``('src'|'dst', ip[, port])``; mark:
+a ct_mark to set on commit),
+``('multipath', hash fields, links, register)`` (modulo-N of a hash of
+the fields, ovs-actions(7)'s numbering, into the register's low 16 bits).
 An empty action list with no goto drops.
 """
 import collections
@@ -234,7 +236,8 @@ def _ct_text(zone, table, commit, nat=None, mark=None):
     if nat == 'restore':
         parts.append('nat')
     elif nat is not None:
-        parts.append(f'nat({nat[0]}={nat[1]})')
+        port = f':{nat[2]}' if len(nat) > 2 else ''
+        parts.append(f'nat({nat[0]}={nat[1]}{port})')
     if mark is not None:
         parts.append(f'exec(set_field:{hex(mark)}->ct_mark)')
     return f'ct({",".join(parts)})'
@@ -256,6 +259,9 @@ def action_text(action):
         return f'push_vlan:{hex(args[0])}'
     if kind == 'conjunction':
         return f'conjunction({args[0]},{args[1]}/{args[2]})'
+    if kind == 'multipath':
+        fields = {3: 'symmetric_l3l4+udp', 4: 'nw_src'}.get(args[0], args[0])
+        return f'multipath({fields},0,modulo_n,{args[1]},0,{args[2]}[0..15])'
     if kind == 'ct':
         return _ct_text(*args)
     return ':'.join([kind] + [str(a) for a in args])

@@ -70,6 +70,13 @@ def _actions(dp, flow):
             # in our flows, 0-based on the wire.
             actions.append(parser.NXActionConjunction(
                 clause=action[2] - 1, n_clauses=action[3], id_=action[1]))
+        elif kind == 'multipath':
+            # ('multipath', hash fields, links, register): modulo-N of the
+            # hash into the register's low 16 bits
+            actions.append(parser.NXActionMultipath(
+                fields=action[1], basis=0, algorithm=MP_MODULO_N,
+                max_link=action[2] - 1, arg=0, ofs_nbits=15,
+                dst=action[3]))
         elif kind == 'write_metadata':
             metadata = action[1]
         else:
@@ -87,20 +94,24 @@ def _actions(dp, flow):
 
 
 NX_NAT_F_SRC, NX_NAT_F_DST = 1, 2
+MP_MODULO_N = 0
 OFPP10_IN_PORT = 0xfff8     # Nicira actions take OpenFlow 1.0 port numbers
 
 
 def _ct(ofp, parser, zone, table, commit, nat=None, mark=None):
     """ct(...) with an optional NAT (``'restore'``: apply the NAT of the
-    connection; ``('src'|'dst', ip)``: translate) and ct_mark to set."""
+    connection; ``('src'|'dst', ip[, port])``: translate) and ct_mark to
+    set."""
     inner = []
     if nat == 'restore':
         inner.append(parser.NXActionNAT(flags=0))
     elif nat is not None:
-        direction, ip = nat
+        direction, ip = nat[:2]
+        port = nat[2] if len(nat) > 2 else None
         inner.append(parser.NXActionNAT(
             flags=NX_NAT_F_SRC if direction == 'src' else NX_NAT_F_DST,
-            range_ipv4_min=ip, range_ipv4_max=ip))
+            range_ipv4_min=ip, range_ipv4_max=ip, range_proto_min=port,
+            range_proto_max=port))
     if mark is not None:
         inner.append(parser.OFPActionSetField(ct_mark=mark))
     return parser.NXActionCT(

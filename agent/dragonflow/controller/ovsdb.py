@@ -12,6 +12,7 @@ from dragonflow.controller import pipeline as pl
 
 LOG = logging.getLogger(__name__)
 GENERATION_KEY = 'df-flow-generation'
+HEALTH_KEY = 'df-lb-health'    # external_ids of a health-check port
 BFD_KEY = 'df-bfd-chassis'      # external_ids of a BFD port: the remote
 # What the agent reads and writes, and nothing more: the IDL keeps a copy
 # of every monitored column and vswitchd updates Interface statistics and
@@ -227,6 +228,22 @@ class Ovs:
                              'dst_port': str(udp_port)}),
                 ('bfd', {'enable': 'true'}),
                 ('external_ids', {BFD_KEY: chassis_id})))
+
+    # --- load balancer health-check ports (controller/lb_health.py) -----
+    def health_ports(self):
+        """Names of the health-check ports on the bridge."""
+        rows = self.api.db_list(
+            'Interface', columns=['name', 'external_ids']).execute(
+                check_error=True)
+        return [row['name'] for row in rows
+                if row['external_ids'].get(HEALTH_KEY)]
+
+    def add_health_port(self, name, port_id):
+        with self.api.transaction(check_error=True) as txn:
+            txn.add(self.api.add_port(self.bridge, name, may_exist=True))
+            txn.add(self.api.db_set(
+                'Interface', name,
+                ('external_ids', {'iface-id': port_id, HEALTH_KEY: 'true'})))
 
     def del_port(self, name):
         self.api.del_port(name, self.bridge, if_exists=True).execute(

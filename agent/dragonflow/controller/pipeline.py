@@ -2,7 +2,8 @@
 
 Registers: ``reg6`` source port key, ``reg7`` destination port key,
 ``reg5`` router key, ``metadata`` network key (Dragonflow's conventions);
-``reg4`` marks the copies of a flooded packet.
+``reg4`` marks the copies of a flooded packet; ``reg2`` a load balancer
+listener's key and ``reg3`` its hash slot.
 Conntrack zone = network key (16 bits).
 
 Every stage (OpenFlow table) is a :class:`Stage` in :data:`STAGES`: its
@@ -26,6 +27,9 @@ EGRESS_SG = 15          # egress security group rules
 SFC = 20                # service function chains: steer to the next hop
 ARP_RESPONDER = 25
 DHCP = 30
+LB_VIP = 40             # load balancer: new connections to a VIP:port
+LB_SELECT = 41          # ... pick a member (multipath), MACs after DNAT
+LB_MEMBER = 42          # ... DNAT to the member of the slot picked
 ND_RESPONDER = 45       # IPv6 neighbour solicitations, router solicitations
 INGRESS_NAT = 50        # from a provider bridge: ARP for our external
                         # addresses, conntrack NAT lookup
@@ -37,6 +41,7 @@ EGRESS_NAT_OUT = 71     # SNAT/FIP commit, then out to the external network
 EGRESS = 75             # to the destination port: local or over a tunnel
 EGRESS_PROVIDER = 80    # out to a provider network's bridge
 INGRESS_TUNNEL = 100    # from a tunnel or provider bridge: destination lookup
+INGRESS_LB = 102        # replies of balanced connections un-DNATed
 INGRESS_CT = 105        # ingress: send IP to protected ports to conntrack
 INGRESS_SG = 110        # ingress security group rules
 INGRESS_DISPATCH = 115  # output to the local port in reg7
@@ -66,7 +71,7 @@ STAGES = (
     _stage(CLASSIFIER, 'classifier', ('classifier', 'l2_normal'),
            ('classifier', 'l2_normal', 'tunneling', 'provider', 'nat'),
            (PORT_SECURITY, INGRESS_NAT, L2_LOOKUP, INGRESS_TUNNEL,
-            INGRESS_CT),
+            INGRESS_LB),
            'local port (or trunk subport: VLAN popped) → reg6 = port key, '
            'metadata = network key; tunnel + VNI (+ Geneve port key) or '
            'provider patch → network; L3 flavour: router MACs, else NORMAL'),
@@ -89,8 +94,18 @@ STAGES = (
            ('arp_responder',), (DHCP, INGRESS_DISPATCH),
            'ARP requests for addresses the network knows answered on the '
            'chassis'),
-    _stage(DHCP, 'dhcp', ('dhcp',), ('dhcp', 'dhcpv6'), (ND_RESPONDER,),
+    _stage(DHCP, 'dhcp', ('dhcp',), ('dhcp', 'dhcpv6'), (LB_VIP,),
            'DHCP and DHCPv6 → controller (packet-in), answered from NB'),
+    _stage(LB_VIP, 'lb_vip', ('lb',), ('lb',), (LB_SELECT, ND_RESPONDER),
+           'IP to a VIP:port of a listener reachable from the network → '
+           'reg2 = listener key, conntrack (LB zone, NAT restored)',
+           pass_through=ND_RESPONDER),
+    _stage(LB_SELECT, 'lb_select', ('lb',), ('lb',), (LB_MEMBER, L2_LOOKUP),
+           'new: multipath hash into reg3 (slots by weight); DNATed: to '
+           'the member\'s MAC, or the router\'s when routed'),
+    _stage(LB_MEMBER, 'lb_member', ('lb',), ('lb',), (LB_SELECT,),
+           'slot in reg3 → commit with DNAT to that member\'s address and '
+           'port'),
     _stage(ND_RESPONDER, 'nd_responder', ('nd_responder',),
            ('nd_responder', 'router_advertisement'), (L2_LOOKUP,),
            'IPv6 NS for known addresses → controller → NA; router '
@@ -105,7 +120,7 @@ STAGES = (
            'un-NATed replies and DNATed FIP connections → their port by '
            'ct_mark'),
     _stage(L2_LOOKUP, 'l2_lookup', ('l2',), ('l2', 'l3', 'provider'),
-           (L3_LOOKUP, EGRESS, EGRESS_PROVIDER, INGRESS_CT),
+           (L3_LOOKUP, EGRESS, EGRESS_PROVIDER, INGRESS_LB),
            'destination MAC → reg7; broadcast → local ports (through the '
            'ingress stages) and chassis; router MAC → reg5 = router key'),
     _stage(L3_LOOKUP, 'l3_lookup', ('l3',), ('l3', 'nat', 'router_icmp'),
@@ -120,16 +135,20 @@ STAGES = (
            'the gateway\'s MAC, out through 80'),
     _stage(EGRESS, 'egress', ('l2', 'l2_normal'),
            ('l2', 'l2_normal', 'tunneling', 'provider'),
-           (EGRESS_PROVIDER, INGRESS_CT),
+           (EGRESS_PROVIDER, INGRESS_LB),
            'reg7 = local port → ingress stages; remote port → tunnel to its '
            'chassis or out of the provider patch'),
     _stage(EGRESS_PROVIDER, 'egress_provider', ('provider',),
            ('provider',), (),
            'out of a provider network\'s patch (VLAN tag pushed)'),
     _stage(INGRESS_TUNNEL, 'ingress_lookup', ('tunneling',),
-           ('tunneling', 'provider'), (INGRESS_CT,),
+           ('tunneling', 'provider'), (INGRESS_LB,),
            'arrivals from a tunnel or provider patch: destination MAC → '
            'reg7; broadcast → local ports'),
+    _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',), (INGRESS_CT,),
+           'from a member\'s address and port to a client of its load '
+           'balancer → conntrack (LB zone, NAT restored)',
+           pass_through=INGRESS_CT),
     _stage(INGRESS_CT, 'ingress_ct', ('security_groups',),
            ('security_groups',), (INGRESS_SG, INGRESS_DISPATCH),
            'IP to a port with security groups → conntrack; ND and MLD pass',
@@ -221,11 +240,14 @@ def markdown():
 
 
 NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
+LB_ZONE = 0xfffe        # conntrack zone of load balancer DNAT
 
 REG_SRC = 'reg6'
 REG_DST = 'reg7'
 REG_ROUTER = 'reg5'
 REG_FLOOD = 'reg4'      # 1 on the copies of a flooded packet (see l2)
+REG_LISTENER = 'reg2'   # load balancer listener key (see lb)
+REG_SLOT = 'reg3'       # its multipath hash slot
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806
@@ -242,6 +264,8 @@ CT_STATE_EST = (CT_EST | CT_TRK, CT_EST | CT_REL | CT_INV | CT_TRK)
 CT_STATE_REL = (CT_REL | CT_TRK, CT_REL | CT_INV | CT_TRK)
 CT_STATE_INV = (CT_INV | CT_TRK, CT_INV | CT_TRK)
 CT_STATE_VALID = (CT_TRK, CT_INV | CT_TRK)
+CT_DNAT = 0x80
+CT_STATE_DNAT = (CT_DNAT | CT_TRK, CT_DNAT | CT_INV | CT_TRK)
 
 TUNNEL_PORTS = {'geneve': 'tun-geneve', 'vxlan': 'tun-vxlan'}
 VLAN_PRESENT = 0x1000   # OFPVID_PRESENT

@@ -37,9 +37,11 @@ from dragonflow import metrics
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import flowcodec
 from dragonflow.controller import flows as fl
+from dragonflow.controller import lb_health
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller import tracer
+from dragonflow.controller.apps import lb as lb_app
 from dragonflow.controller.bfd import BfdSessions
 from dragonflow.controller.packet_in import PacketInRouter
 from dragonflow.controller.selection import Selection
@@ -54,7 +56,8 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'logical_router', 'logical_router_port', 'security_group',
             'security_group_rule', 'floating_ip', 'trunk',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
-            'flow_classifier', 'port_chain']
+            'flow_classifier', 'port_chain', 'loadbalancer', 'listener',
+            'pool', 'member', 'healthmonitor']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
@@ -122,6 +125,7 @@ class LocalController:
         self.programmed_keys = set()
         self.selection = None       # the NB topics followed (selection.py)
         self.bfd = None             # BFD sessions to the other chassis
+        self.lb_health = None       # health checks of local pool members
         self.committed = []         # commit times of this batch's changes
         self.flows_counted = 0.0    # when dragonflow_flows was last set
         # Inputs of the main loop, by event kind; each returns Touched.
@@ -157,6 +161,8 @@ class LocalController:
             'flow_classifier': self._touched_sfc,
             'port_chain': self._touched_sfc,
         }
+        for table in lb_app.LB_TABLES:
+            self.touches[table] = self._touched_lb
         missing = sorted(set(FOLLOWED) - set(self.touches))
         if missing:
             raise ValueError(f'no NB change handler for {", ".join(missing)}')
@@ -341,6 +347,12 @@ class LocalController:
         # Chains are few and span networks: recompute what is here.
         return Touched(networks=self.programmed)
 
+    def _touched_lb(self, change, obj, old):
+        # A load balancer's flows are those of its clients' networks.
+        nets = lb_app.LbApp.touched_networks(self.state, change.table, obj,
+                                             old)
+        return Touched(networks=self.programmed if nets is None else nets)
+
     def _port_policy_changed(self, port, old):
         """A port changed: its own flows, and the apps' keyed flows it is
         part of (e.g. the address sets of its security groups)."""
@@ -406,6 +418,8 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _handle_tick(self, _):
+        if self.lb_health is not None:
+            self.lb_health.want(*lb_health.targets(self.state))
         now = time.monotonic()
         if now - self.flows_counted >= FLOW_METRICS_EVERY:
             self.flows_counted = now
@@ -629,6 +643,9 @@ class ControllerDaemon(daemon.Daemon):
         if df.tunnel_bfd and 'l2_normal' not in df.apps_list:
             controller.bfd = BfdSessions(self.ovs, self.chassis_id,
                                          df.local_ip, df.bfd_udp_port)
+        if 'lb' in df.apps_list:
+            controller.lb_health = lb_health.HealthMonitors(
+                nb, self.ovs, self.chassis_id)
         controller.selection = Selection(nb, controller.on_nb_change,
                                          FOLLOWED).start()
         controller.patch_ports = {pl.patch_names(bridge)[0]: physnet

@@ -24,7 +24,8 @@ GROUP_REFS = {'logical_port': 'security_groups',
 LOCALITY = ('local_networks', 'local_set', 'programmed')
 # Tables whose objects decide nothing cached here.
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
-            'port_chain')
+            'port_chain', 'loadbalancer', 'listener', 'pool', 'member',
+            'healthmonitor')
 
 
 class _Watched(dict):

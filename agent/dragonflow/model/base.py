@@ -13,6 +13,8 @@ calls them on a write:
                           the store enforces them atomically with the write
 ``guards()``              ``(table, id)`` of objects whose write must be
                           serialised with this one (subnet overlap checks)
+``create_plan(view)``     objects created with it, in one transaction
+``owned()``               objects deleted with it, in one transaction
 """
 import copy
 import json
@@ -201,6 +203,17 @@ class Model(Struct):
 
     def guards(self):
         return ()
+
+    def create_plan(self, view):
+        """None, or the writes creating this object with others it comes
+        with, in one transaction: ``('create', table, data)`` in order (a
+        load balancer's VIP port, then the load balancer)."""
+        return None
+
+    def owned(self):
+        """(table, id) of objects deleted with this one, in the same
+        transaction (a load balancer's VIP port)."""
+        return []
 
     def mark_allocated(self, index):
         """Record that a unique key of ``index`` was chosen by prepare(), not

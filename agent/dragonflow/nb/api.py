@@ -92,6 +92,11 @@ class BatchView(View):
         super().__init__(nb)
         self._index = {}
         self.claimed = {}        # (index, key) -> owner in the batch
+        self.planned = {}        # (table, id) -> object written earlier
+
+    def get(self, table, obj_id):
+        found = self.planned.get((table, obj_id))
+        return found if found is not None else super().get(table, obj_id)
 
     def index_keys(self, index, prefix):
         if (index, prefix) not in self._index:
@@ -209,10 +214,17 @@ class NbApi:
 
     # --- writes ----------------------------------------------------------
     def create(self, table, data):
-        """Create an object from a dict (or a model instance); returns it."""
+        """Create an object from a dict (or a model instance); returns it.
+        An object that comes with others (its model's ``create_plan``: a
+        load balancer and its VIP port) is created with them in one
+        transaction."""
         if isinstance(data, base.Model):
             data = data.to_dict()
-        return self._write(base.model_for(table), data)
+        cls = base.model_for(table)
+        plan = cls.from_dict(dict(data), table).create_plan(View(self))
+        if plan:
+            return self.write_many(plan)[-1]
+        return self._write(cls, data)
 
     def update(self, obj):
         """Write a modified object. Compare-and-set: ``obj.version`` must be
@@ -367,6 +379,7 @@ class NbApi:
                           f'({action} {table}): {e}',)
                 raise
             planned.append((write, obj, ws))
+            view.planned[(obj.table, obj.id)] = obj
         out = []
         for chunk in self._chunks(planned, max_bytes):
             out += self._commit_chunk(chunk)
@@ -454,6 +467,16 @@ class NbApi:
             if version is not None and old.version != version:
                 raise errors.StaleVersion(table, obj_id, version)
             plan = self._delete_plan(old, cascade)
+            gone = {(ws.table, ws.id) for ws in plan
+                    if ws.action == 'delete'}
+            for ref in old.owned():
+                if ref in gone:
+                    continue
+                try:
+                    owned = self.get(*ref)
+                except errors.NotFound:
+                    continue
+                plan += self._delete_plan(owned, False, gone)
             try:
                 self._commit_plan(plan)
                 return old
@@ -498,10 +521,11 @@ class NbApi:
                     'unique keys)', table, obj_id, len(refs), len(keys))
         return ws
 
-    def _delete_plan(self, target, cascade):
+    def _delete_plan(self, target, cascade, gone=()):
         """The WriteSets deleting target: referrers whose reference clears
         patched, others deleted (with cascade; else StillReferenced), each
-        object after everything that refers to it."""
+        object after everything that refers to it; referrers in ``gone``
+        are deleted by an earlier part of the same plan."""
         deleting = {(target.table, target.id): target}
         patches = {}            # (table, id) -> (old, changes)
         referrers = {}          # (table, id) -> [(table, id)]
@@ -512,6 +536,8 @@ class NbApi:
             key = (obj.table, obj.id)
             referrers[key] = []
             for ref in self.referrer_ids(obj.table, obj.id):
+                if ref in gone:
+                    continue
                 if ref in deleting:
                     referrers[key].append(ref)
                     continue

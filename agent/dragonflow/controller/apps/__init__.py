@@ -38,11 +38,12 @@ APP_MODULES = {
         'dragonflow.controller.apps.router_advertisement',
     'sfc': 'dragonflow.controller.apps.sfc',
     'dhcpv6': 'dragonflow.controller.apps.dhcpv6',
+    'lb': 'dragonflow.controller.apps.lb',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement', 'sfc', 'dhcpv6')
+          'router_advertisement', 'sfc', 'dhcpv6', 'lb')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 

@@ -69,7 +69,7 @@ class DhcpApp(apps.App):
     packet_ins = {pl.DHCP: 'dhcp_request'}
 
     def global_flows(self, state):
-        return [self.flow(pl.DHCP, 0, goto=pl.ND_RESPONDER)]
+        return [self.flow(pl.DHCP, 0, goto=pl.LB_VIP)]
 
     def network_flows(self, state, network):
         if not any(s.enable_dhcp and s.network.version == 4

@@ -39,7 +39,7 @@ def arrival_port_flows(app, network, port):
     return [app.flow(pl.INGRESS_TUNNEL, 100,
                      {'metadata': network.unique_key, 'eth_dst': mac},
                      [('set_field', pl.REG_DST, port.unique_key)],
-                     goto=pl.INGRESS_CT) for mac in port.macs]
+                     goto=pl.INGRESS_LB) for mac in port.macs]
 
 
 def flood_copies(state, ports):
@@ -55,7 +55,7 @@ def flood_copies(state, ports):
     out = [('set_field', pl.REG_FLOOD, 1)]
     for port in ports:
         out += [('set_field', pl.REG_DST, port.unique_key),
-                ('resubmit', pl.INGRESS_CT)]
+                ('resubmit', pl.INGRESS_LB)]
     return out
 
 
@@ -105,7 +105,7 @@ class L2App(apps.App):
         if local:
             out.append(self.flow(pl.EGRESS, 100,
                                  {pl.REG_DST: port.unique_key},
-                                 goto=pl.INGRESS_CT))
+                                 goto=pl.INGRESS_LB))
             out += dispatch_flows(self, state, port)
         return out
 

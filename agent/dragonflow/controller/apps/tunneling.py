@@ -52,7 +52,7 @@ class TunnelingApp(apps.App):
                      geneve.FIELD: port.unique_key},
                     [('write_metadata', network.unique_key),
                      ('set_field', pl.REG_DST, port.unique_key)],
-                    goto=pl.INGRESS_CT))
+                    goto=pl.INGRESS_LB))
             return out
         if not state.is_remote(port):
             return []

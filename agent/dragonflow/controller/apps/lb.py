@@ -1,0 +1,206 @@
+"""Distributed load balancing (tables 40-42 and 102): a VIP is served on
+the chassis of each client, with no central hop and no load-balancer VM.
+
+A client's packet to VIP:port (from the VIP's network or from a network
+routed to it) is caught before L2 (table 40) on the client's chassis, gets
+its listener's key in ``reg2`` and goes through conntrack in the LB zone
+with NAT restored. A new connection (41) is hashed by ``multipath`` into a
+slot (``reg3``) — the 5-tuple for ROUND_ROBIN and SOURCE_IP_PORT, the
+client address for SOURCE_IP — and the slot's flow (42) commits it with a
+DNAT to its member's address and port. Each member has slots in proportion
+to its weight (modulo-N over all slots), so weights hold; members that are
+disabled, of weight 0 or reported down have none, and backups have slots
+only when no other member is up. Once DNATed (new or established) the
+packet is sent to the member's MAC, or to the router's when the member is
+on another network, and L2/L3 carry it on (table 55).
+
+The member's reply reaches the client's chassis (it is the destination);
+table 102, before the ingress security groups, sends what comes from a
+member's address and port into the LB zone, where conntrack restores the
+VIP as its source. Established connections keep their member when the set
+of members changes (conntrack remembers the DNAT); only new connections
+see the new slots. The OpenFlow ``select`` group cannot hash on the source
+address alone in OpenFlow 1.3 (``selection_method`` is an OpenFlow 1.5
+extension), so every algorithm uses one mechanism: multipath into a
+register. Flows are a network's (``network_flows``), built for every
+listener reachable from the network.
+"""
+from dragonflow.controller import apps
+from dragonflow.controller import pipeline as pl
+from dragonflow.model import loadbalancer as lbm
+
+PROTO = {'tcp': 6, 'udp': 17}
+# multipath fields (ovs-actions(7)): symmetric_l3l4+udp, nw_src
+HASH_5TUPLE, HASH_SOURCE = 3, 4
+HASH_FIELDS = {'ROUND_ROBIN': HASH_5TUPLE, 'SOURCE_IP_PORT': HASH_5TUPLE,
+               'SOURCE_IP': HASH_SOURCE}
+DOWN = ('ERROR', 'OFFLINE')
+LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member', 'healthmonitor')
+
+
+def l4_match(proto, field, port):
+    return {f'{proto}_{field}': port}
+
+
+def listeners_of(state, lb_id):
+    return [li for li in state.objects['listener'].values()
+            if li.loadbalancer_id == lb_id]
+
+
+def members_of(state, pool_id):
+    return sorted((m for m in state.objects['member'].values()
+                   if m.pool_id == pool_id), key=lambda m: m.id)
+
+
+def serving(members):
+    """(member, weight) that take new connections: up, enabled, weighted;
+    backups only when no other member does."""
+    def usable(m):
+        return m.admin_state_up and m.weight > 0 and \
+            m.operating_status not in DOWN
+    primary = [m for m in members if usable(m) and not m.backup]
+    return primary or [m for m in members if usable(m) and m.backup]
+
+
+def slot_members(members):
+    """The member of each hash slot, in slot order."""
+    chosen = serving(members)
+    out = []
+    for member, count in zip(chosen, lbm.slots([m.weight for m in chosen])):
+        out += [member] * count
+    return out
+
+
+def lb_networks(state, lb):
+    """The networks whose clients reach the VIP: its own and those routed
+    to it."""
+    if lb.vip_network_id is None:
+        return set()
+    return {lb.vip_network_id} | state.routed_networks(lb.vip_network_id)
+
+
+class LbApp(apps.App):
+    name = 'lb'
+    cookie = 17
+
+    def global_flows(self, state):
+        return [
+            self.flow(pl.LB_VIP, 0, goto=pl.PASS_THROUGH[pl.LB_VIP]),
+            self.flow(pl.LB_SELECT, 0),
+            self.flow(pl.LB_MEMBER, 0),
+            self.flow(pl.INGRESS_LB, 0, goto=pl.PASS_THROUGH[pl.INGRESS_LB]),
+        ]
+
+    def network_flows(self, state, network):
+        out = []
+        for lb in sorted(state.objects['loadbalancer'].values(),
+                         key=lambda b: b.id):
+            if not lb.admin_state_up or \
+                    network.id not in lb_networks(state, lb):
+                continue
+            for listener in sorted(listeners_of(state, lb.id),
+                                   key=lambda li: li.id):
+                pool = state.get('pool', listener.default_pool_id) \
+                    if listener.default_pool_id else None
+                if pool is None or not listener.admin_state_up or \
+                        not pool.admin_state_up:
+                    continue
+                out += self._listener_flows(state, network, lb, listener,
+                                            pool)
+        return out
+
+    def _listener_flows(self, state, network, lb, listener, pool):
+        proto = lbm.L4[listener.protocol]
+        meta = network.unique_key
+        base = {'metadata': meta, 'eth_type': pl.ETH_IP,
+                'ip_proto': PROTO[proto]}
+        key = listener.unique_key
+        mine = {'metadata': meta, pl.REG_LISTENER: key}
+        members = members_of(state, pool.id)
+        out = [
+            self.flow(pl.LB_VIP, 100, dict(
+                base, ipv4_dst=lb.vip_address,
+                **l4_match(proto, 'dst', listener.protocol_port)),
+                [('set_field', pl.REG_LISTENER, key),
+                 ('ct', pl.LB_ZONE, pl.LB_SELECT, False, 'restore')]),
+        ]
+        slots = slot_members(members)
+        if slots:
+            out.append(self.flow(
+                pl.LB_SELECT, 50, dict(mine, ct_state=pl.CT_STATE_NEW),
+                [('multipath', HASH_FIELDS[pool.lb_algorithm], len(slots),
+                  pl.REG_SLOT), ('resubmit', pl.LB_MEMBER)]))
+        for i, member in enumerate(slots):
+            # NAT to a port needs the L4 protocol in the match.
+            out.append(self.flow(
+                pl.LB_MEMBER, 100, dict(base, **{pl.REG_LISTENER: key,
+                                                 pl.REG_SLOT: i}),
+                [('ct', pl.LB_ZONE, pl.LB_SELECT, True,
+                  ('dst', member.address, member.protocol_port))]))
+        # Every member, also drained or down ones: their established
+        # connections go on.
+        for member in members:
+            mac = self._next_hop_mac(state, network, member)
+            to_member = dict(base, ipv4_dst=member.address, **l4_match(
+                proto, 'dst', member.protocol_port))
+            if mac is not None:
+                out.append(self.flow(
+                    pl.LB_SELECT, 100, dict(
+                        to_member, ct_state=pl.CT_STATE_DNAT,
+                        **{pl.REG_LISTENER: key}),
+                    [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP))
+            out.append(self.flow(
+                pl.INGRESS_LB, 100, dict(
+                    base, ipv4_src=member.address,
+                    **l4_match(proto, 'src', member.protocol_port)),
+                [('ct', pl.LB_ZONE, pl.INGRESS_CT, False, 'restore')]))
+        return out
+
+    @staticmethod
+    def _next_hop_mac(state, network, member):
+        """The member's MAC if it is on the client's network, else the MAC
+        of the client network's router that reaches the member."""
+        subnet = state.get('subnet', member.subnet_id)
+        if subnet is None:
+            return None
+        if subnet.network_id == network.id:
+            for port in state.ports(network.id):
+                if member.address in port.ips and port.macs:
+                    return port.macs[0]
+            return None
+        for rport in state.router_ports(network.id):
+            if any(other.network_id == subnet.network_id for other in
+                   state.router_interfaces(rport.router_id)):
+                return rport.mac
+        return None
+
+    # --- what an NB change of a load balancer object touches -------------
+    @staticmethod
+    def touched_networks(state, table, obj, old):
+        """The networks whose LB flows a change of one of the LB tables
+        touches (None: all programmed ones, the object's load balancer is
+        gone from the local view)."""
+        lb_ids = set()
+        for o in (obj, old):
+            if o is None:
+                continue
+            if table == 'loadbalancer':
+                lb_ids.add(o.id)
+            elif table in ('listener', 'pool'):
+                lb_ids.add(o.loadbalancer_id)
+            else:
+                pool = state.get('pool', o.pool_id)
+                if pool is None:
+                    return None
+                lb_ids.add(pool.loadbalancer_id)
+        nets = set()
+        for lb_id in lb_ids:
+            lb = state.get('loadbalancer', lb_id) or (
+                old if table == 'loadbalancer' else None)
+            if lb is None:
+                return None
+            nets |= lb_networks(state, lb)
+        return nets
+
+
+APP = LbApp

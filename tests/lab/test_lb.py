@@ -1,0 +1,253 @@
+"""Distributed load balancing with real packets: three backends on two
+chassis (one on another network, behind the router) answer with their own
+name; clients on two chassis and on the routed network connect to the VIP,
+which each client's own chassis balances. Checked: the spread (±25 %),
+weights, UDP, SOURCE_IP stickiness, draining a member, and that deleting
+the load balancer leaves no flow of the app anywhere."""
+import collections
+import json
+import subprocess
+import sys
+
+import pytest
+
+from topology import Topology
+from waiting import wait_until
+
+LB_COOKIE = 17
+PORT, BACKEND_PORT = 80, 8080
+
+SERVER = """
+import socket, sys, threading
+name, port = sys.argv[1].encode(), int(sys.argv[2])
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(('', port))
+    while True:
+        _, peer = u.recvfrom(2048)
+        u.sendto(name, peer)
+threading.Thread(target=udp, daemon=True).start()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('', port))
+s.listen(128)
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(name)
+    except OSError:
+        pass    # a health check that connected and reset
+    c.close()
+"""
+
+CLIENT = """
+import collections, json, socket, sys
+ip, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \\
+    sys.argv[4]
+seen = collections.Counter()
+for _ in range(count):
+    try:
+        if proto == 'tcp':
+            s = socket.create_connection((ip, port), timeout=2)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.sendto(b'?', (ip, port))
+        seen[s.recv(100).decode() or 'empty'] += 1
+        s.close()
+    except OSError:
+        seen['failed'] += 1
+print(json.dumps(seen))
+"""
+
+
+def connections(vm, ip, count, proto='tcp'):
+    """Counter of who answered count new connections from vm to ip."""
+    proc = subprocess.run(
+        ['ip', 'netns', 'exec', vm.ns, sys.executable, '-c', CLIENT, ip,
+         str(PORT), str(count), proto], capture_output=True, text=True,
+        timeout=count * 5 + 30, check=True)
+    return collections.Counter(json.loads(proc.stdout))
+
+
+def lb_flows(lab):
+    return {name: [line for line in ch.flows()
+                   if int(line.split('cookie=')[1].split(',')[0], 16) &
+                   0xffffffff == LB_COOKIE]
+            for name, ch in lab.chassis.items()}
+
+
+def serve(topo, vm, name):
+    """A server in vm answering TCP and UDP on BACKEND_PORT with name
+    (stopped at cleanup)."""
+    proc = subprocess.Popen(
+        ['ip', 'netns', 'exec', vm.ns, sys.executable, '-c', SERVER, name,
+         str(BACKEND_PORT)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    topo.servers.append(proc)
+    return proc
+
+
+@pytest.fixture(scope='module')
+def lb_lab(lab, lab_nb):
+    topo = Topology(lab, lab_nb)
+    front = topo.network('10.130.0.0/24')
+    back = topo.network('10.131.0.0/24')
+    topo.router('lb-router', [front, back])
+    backends = {'b1': topo.vm(front, 'ch1'), 'b2': topo.vm(front, 'ch2'),
+                'b3': topo.vm(back, 'ch2')}
+    servers = {}
+    for name, vm in backends.items():
+        servers[name] = serve(topo, vm, name)
+    clients = [topo.vm(front, 'ch1'), topo.vm(front, 'ch3'),
+               topo.vm(back, 'ch1')]
+    subnet = {net.id: lab_nb.list('subnet', network_id=net.id)[0]
+              for net in (front, back)}
+    lb = lab_nb.create('loadbalancer', {'name': 'web',
+                                        'vip_subnet_id': subnet[front.id].id})
+    pools = {}
+    for proto in ('TCP', 'UDP'):
+        pool = pools[proto] = lab_nb.create('pool', {
+            'loadbalancer_id': lb.id, 'protocol': proto,
+            'lb_algorithm': 'ROUND_ROBIN'})
+        lab_nb.create('listener', {'loadbalancer_id': lb.id,
+                                   'protocol': proto, 'protocol_port': PORT,
+                                   'default_pool_id': pool.id})
+    members = {proto: {name: lab_nb.create('member', {
+        'pool_id': pool.id, 'address': vm.ip,
+        'subnet_id': subnet[vm.port.network_id].id,
+        'protocol_port': BACKEND_PORT}) for name, vm in backends.items()}
+        for proto, pool in pools.items()}
+    for vm in list(backends.values()) + clients:
+        vm.run('ip', 'route', 'add', 'default', 'via',
+               subnet[vm.port.network_id].gateway_ip)
+        topo.wait_bound(vm)
+    yield dict(topo=topo, lb=lb, clients=clients, pools=pools,
+               members=members, backends=backends, servers=servers)
+    try:
+        lab_nb.delete('loadbalancer', lb.id, cascade=True)
+    except Exception:
+        pass
+    topo.cleanup()
+
+
+def spread(lb_lab, per_client=100, proto='tcp'):
+    total = collections.Counter()
+    for client in lb_lab['clients']:
+        total += connections(client, lb_lab['lb'].vip_address, per_client,
+                             proto)
+    return total
+
+
+def assert_shares(total, shares):
+    assert total['failed'] == 0, total
+    count = sum(total.values())
+    weight = sum(shares.values())
+    for name, share in shares.items():
+        expected = count * share / weight
+        assert abs(total[name] - expected) <= 0.25 * expected, (total, shares)
+
+
+def test_vip_balances_every_client_over_all_members(lb_lab):
+    wait_until(lambda: set(spread(lb_lab, 5)) == {'b1', 'b2', 'b3'}, 30,
+               interval=1, message='all three members answer through the VIP')
+    assert_shares(spread(lb_lab), {'b1': 1, 'b2': 1, 'b3': 1})
+
+
+def test_udp_listener_balances_datagrams(lb_lab):
+    wait_until(lambda: set(spread(lb_lab, 5, 'udp')) == {'b1', 'b2', 'b3'},
+               30, interval=1, message='UDP through the VIP')
+    assert_shares(spread(lb_lab, 60, 'udp'), {'b1': 1, 'b2': 1, 'b3': 1})
+
+
+def test_weights_are_respected(lb_lab, lab_nb):
+    b1 = lb_lab['members']['TCP']['b1']
+    lab_nb.patch('member', b1.id, {'weight': 2})
+    try:
+        wait_until(lambda: spread(lb_lab, 20)['b1'] > 24, 20, interval=1,
+                   message='b1 takes half the connections')
+        assert_shares(spread(lb_lab), {'b1': 2, 'b2': 1, 'b3': 1})
+    finally:
+        lab_nb.patch('member', b1.id, {'weight': 1})
+
+
+def test_source_ip_keeps_a_client_on_one_member(lb_lab, lab_nb):
+    pool = lb_lab['pools']['TCP']
+    lab_nb.patch('pool', pool.id, {'lb_algorithm': 'SOURCE_IP'})
+    try:
+        def sticky():
+            return all(len(connections(c, lb_lab['lb'].vip_address, 20)) == 1
+                       for c in lb_lab['clients'])
+        wait_until(sticky, 20, interval=1,
+                   message='each client always on one member')
+    finally:
+        lab_nb.patch('pool', pool.id, {'lb_algorithm': 'ROUND_ROBIN'})
+
+
+def test_a_disabled_member_is_drained(lb_lab, lab_nb):
+    b2 = lb_lab['members']['TCP']['b2']
+    lab_nb.patch('member', b2.id, {'admin_state_up': False})
+    try:
+        wait_until(lambda: 'b2' not in spread(lb_lab, 10), 20, interval=1,
+                   message='no new connection to b2')
+        total = spread(lb_lab, 30)
+        assert set(total) == {'b1', 'b3'}, total
+    finally:
+        lab_nb.patch('member', b2.id, {'admin_state_up': True})
+    wait_until(lambda: 'b2' in spread(lb_lab, 10), 20, interval=1,
+               message='b2 back')
+
+
+def statuses(lab_nb, pool):
+    return {m.address: m.operating_status
+            for m in lab_nb.list('member', pool_id=pool.id)}
+
+
+def test_health_monitor_takes_a_dead_backend_out_and_back(lb_lab, lab_nb):
+    pool = lb_lab['pools']['TCP']
+    b1 = lb_lab['backends']['b1']
+    hm = lab_nb.create('healthmonitor', {
+        'pool_id': pool.id, 'type': 'TCP', 'delay': 1, 'timeout': 1,
+        'max_retries': 2, 'max_retries_down': 2})
+    try:
+        wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                   {'ONLINE'}, 30, interval=0.5,
+                   message='every member ONLINE')
+        server = lb_lab['servers'].pop('b1')
+        server.kill()
+        server.wait()
+        # delay x max_retries_down + timeout, and propagation.
+        wait_until(lambda: statuses(lab_nb, pool)[b1.ip] == 'ERROR', 15,
+                   interval=0.5, message='b1 in ERROR')
+        wait_until(lambda: 'b1' not in spread(lb_lab, 5), 10, interval=0.5,
+                   message='no new connection to b1')
+        total = spread(lb_lab, 30)
+        assert set(total) == {'b2', 'b3'}, total
+        lb_lab['servers']['b1'] = serve(lb_lab['topo'], b1, 'b1')
+        wait_until(lambda: statuses(lab_nb, pool)[b1.ip] == 'ONLINE', 15,
+                   interval=0.5, message='b1 ONLINE again')
+        wait_until(lambda: 'b1' in spread(lb_lab, 10), 10, interval=0.5,
+                   message='b1 takes connections again')
+    finally:
+        lab_nb.delete('healthmonitor', hm.id)
+    wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+               {'NO_MONITOR'}, 15, interval=0.5,
+               message='members NO_MONITOR without a monitor')
+    # The health-check ports went with the monitor.
+    wait_until(lambda: lab_nb.list('logical_port',
+                                   device_owner='network:lb-healthcheck')
+               == [], 15, message='health-check ports removed')
+
+
+def test_deleting_the_load_balancer_removes_its_flows_everywhere(
+        lb_lab, lab, lab_nb):
+    flows = lb_flows(lab)
+    assert all(len(flows[name]) > 4 for name in ('ch1', 'ch2', 'ch3')), \
+        {n: len(f) for n, f in flows.items()}
+    lab_nb.delete('loadbalancer', lb_lab['lb'].id, cascade=True)
+    # Only the four table defaults stay.
+    wait_until(lambda: all(len(f) == 4 for f in lb_flows(lab).values()), 20,
+               message='no load balancer flows left')
+    assert lab_nb.list('logical_port', device_owner='Octavia') == []
+    assert connections(lb_lab['clients'][0], lb_lab['lb'].vip_address,
+                       1)['failed'] == 1
