@@ -6,6 +6,7 @@ import json
 import pytest
 
 from dragonflow import errors
+from dragonflow.trace import check
 from test_nb_api import assert_refused, snapshot
 
 
@@ -65,6 +66,13 @@ def test_vip_port_created_and_deleted_with_the_load_balancer(nb, site):
         assert nb.list(table) == []
     with pytest.raises(errors.NotFound):
         nb.get('logical_port', lb.vip_port_id)
+
+
+def test_check_does_not_expect_the_vip_port_plugged(nb, site):
+    claimed = nb.create('logical_port', {'network_id': site['net'].id,
+                                         'device_owner': 'compute:nova'})
+    subjects = {f.subject for f in check.ports(nb, {})}
+    assert claimed.id in subjects and site['lb'].vip_port_id not in subjects
 
 
 def test_member_subnet_defaults_to_the_vips(nb, site):
@@ -144,5 +152,15 @@ def test_dfctl_loadbalancer_tree(nb, site, dfctl):
     assert 'member.weight: must be <= 256' in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     assert snapshot(nb) == before
+    tree = json.loads(dfctl('--json', 'loadbalancer', 'status',
+                            'web').stdout)['loadbalancer']
+    [listener] = tree['listeners']
+    [member] = listener['pools'][0]['members']
+    assert (member['address'], member['weight'],
+            member['operating_status']) == ('10.0.0.9', 2, 'NO_MONITOR')
+    nb.patch('member', nb.list('member')[0].id, {'operating_status': 'ERROR'})
+    text = dfctl('loadbalancer', 'status', 'web').stdout
+    assert 'member 10.0.0.9:80 weight 2 ERROR' in text
+    assert text.splitlines()[0].endswith(' ERROR')
     dfctl('loadbalancer', 'delete', 'web', '--cascade')
     assert nb.list('member') == [] and nb.list('loadbalancer') == []

@@ -2,12 +2,10 @@
 chassis (one on another network, behind the router) answer with their own
 name; clients on two chassis and on the routed network connect to the VIP,
 which each client's own chassis balances. Checked: the spread (±25 %),
-weights, UDP, SOURCE_IP stickiness, draining a member, and that deleting
-the load balancer leaves no flow of the app anywhere."""
+weights, UDP, SOURCE_IP stickiness, draining a member, hairpin, a health
+monitor taking a dead backend out and back, and that deleting the load
+balancer leaves no flow of the app anywhere."""
 import collections
-import json
-import subprocess
-import sys
 
 import pytest
 
@@ -17,57 +15,9 @@ from waiting import wait_until
 LB_COOKIE = 17
 PORT, BACKEND_PORT = 80, 8080
 
-SERVER = """
-import socket, sys, threading
-name, port = sys.argv[1].encode(), int(sys.argv[2])
-def udp():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(('', port))
-    while True:
-        _, peer = u.recvfrom(2048)
-        u.sendto(name, peer)
-threading.Thread(target=udp, daemon=True).start()
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('', port))
-s.listen(128)
-while True:
-    c, _ = s.accept()
-    try:
-        c.sendall(name)
-    except OSError:
-        pass    # a health check that connected and reset
-    c.close()
-"""
-
-CLIENT = """
-import collections, json, socket, sys
-ip, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \\
-    sys.argv[4]
-seen = collections.Counter()
-for _ in range(count):
-    try:
-        if proto == 'tcp':
-            s = socket.create_connection((ip, port), timeout=2)
-        else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.settimeout(2)
-            s.sendto(b'?', (ip, port))
-        seen[s.recv(100).decode() or 'empty'] += 1
-        s.close()
-    except OSError:
-        seen['failed'] += 1
-print(json.dumps(seen))
-"""
-
 
 def connections(vm, ip, count, proto='tcp'):
-    """Counter of who answered count new connections from vm to ip."""
-    proc = subprocess.run(
-        ['ip', 'netns', 'exec', vm.ns, sys.executable, '-c', CLIENT, ip,
-         str(PORT), str(count), proto], capture_output=True, text=True,
-        timeout=count * 5 + 30, check=True)
-    return collections.Counter(json.loads(proc.stdout))
+    return vm.connections(ip, PORT, count, proto)
 
 
 def lb_flows(lab):
@@ -80,12 +30,8 @@ def lb_flows(lab):
 def serve(topo, vm, name):
     """A server in vm answering TCP and UDP on BACKEND_PORT with name
     (stopped at cleanup)."""
-    proc = subprocess.Popen(
-        ['ip', 'netns', 'exec', vm.ns, sys.executable, '-c', SERVER, name,
-         str(BACKEND_PORT)], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    topo.servers.append(proc)
-    return proc
+    topo.servers.append(vm.serve_named(name, BACKEND_PORT))
+    return topo.servers[-1]
 
 
 @pytest.fixture(scope='module')
@@ -158,6 +104,12 @@ def test_udp_listener_balances_datagrams(lb_lab):
     wait_until(lambda: set(spread(lb_lab, 5, 'udp')) == {'b1', 'b2', 'b3'},
                30, interval=1, message='UDP through the VIP')
     assert_shares(spread(lb_lab, 60, 'udp'), {'b1': 1, 'b2': 1, 'b3': 1})
+
+
+def test_hairpin_a_member_reaches_its_own_vip(lb_lab):
+    b1 = lb_lab['backends']['b1']
+    total = connections(b1, lb_lab['lb'].vip_address, 30)
+    assert total['failed'] == 0 and 'b1' in total, total
 
 
 def test_weights_are_respected(lb_lab, lab_nb):

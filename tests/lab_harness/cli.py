@@ -8,9 +8,11 @@
         external VLAN network whose upstream router runs BIRD: VMs leave by
         SNAT through their own chassis, a floating IP is reached from
         outside, BIRD learns the tenant prefixes and the FIP /32 from
-        df-bgp; a security group without ssh on green2: dfctl trace
-        --physical names the missing rule (and writes its HTML report to
-        /var/tmp/dragonflow-demo-trace.html), then passes once it is added;
+        df-bgp; a load balancer VIP on blue balanced by each client's
+        chassis over a member on each chassis; a security group without
+        ssh on green2: dfctl trace --physical names the missing rule (and
+        writes its HTML report to /var/tmp/dragonflow-demo-trace.html),
+        then passes once it is added;
         dfctl check finds nothing wrong; print the flow count per chassis,
         tear down (--keep leaves it up)
     python3 -m lab_harness.cli status   what a kept lab runs
@@ -124,6 +126,7 @@ def demo(lab):
         print(f'{src} -> {dst} ({target}), routed: '
               f'{"ok" if reached else "FAILED"}')
         ok &= reached
+    ok &= _balance(lab, vms, ports)
     ok &= _outside(lab, vms, ports)
     ok &= _trace(lab, vms, ports)
     _step('flows per chassis and service health')
@@ -132,6 +135,59 @@ def demo(lab):
     print(_dfctl(lab, 'service', 'list', show=False))
     print('demo ' + ('passed' if ok else 'FAILED'))
     return 0 if ok else 1
+
+
+def _balance(lab, vms, ports):
+    """A VIP on blue balanced over a server on each chassis (blue2 on
+    ch2, green1 on ch1, routed), by each client's own chassis."""
+    _step('a load balancer: VIP on blue, members on both chassis (one '
+          'routed), balanced on each client\'s chassis')
+    servers = [vms[name].serve_named(name, 8080)
+               for name in ('blue2', 'green1')]
+    try:
+        lb = json.loads(_dfctl(lab, '--json', 'loadbalancer', 'create',
+                               '--name', 'web', '--vip-subnet-id', 'blue-v4',
+                               show=False))
+        _dfctl(lab, 'pool', 'create', '--name', 'web-pool',
+               '--loadbalancer-id', 'web', '--protocol', 'TCP',
+               '--lb-algorithm', 'ROUND_ROBIN', show=False)
+        _dfctl(lab, 'listener', 'create', '--name', 'web-80',
+               '--loadbalancer-id', 'web', '--protocol', 'TCP',
+               '--protocol-port', '80', '--default-pool-id', 'web-pool',
+               show=False)
+        for name, subnet in (('blue2', 'blue-v4'), ('green1', 'green-v4')):
+            _dfctl(lab, 'member', 'create', '--name', name, '--pool-id',
+                   'web-pool', '--address', ports[name]['ips'][0],
+                   '--subnet-id', subnet, '--protocol-port', '8080',
+                   show=False)
+        _dfctl(lab, 'healthmonitor', 'create', '--pool-id', 'web-pool',
+               '--type', 'TCP', '--delay', '2', '--timeout', '1',
+               '--max-retries', '2', show=False)
+        vip = lb['vip_address']
+        ok = True
+        for client in ('blue1', 'green2'):
+            seen = {}
+            for _ in range(10):
+                seen = vms[client].connections(vip, 80, 20)
+                if set(seen) == {'blue2', 'green1'}:
+                    break
+                time.sleep(1)
+            print(f'{client} on {vms[client].chassis.name} -> VIP {vip}:80, '
+                  f'20 connections: ' + ', '.join(
+                      f'{k} {v}' for k, v in sorted(seen.items())))
+            ok &= set(seen) == {'blue2', 'green1'}
+        for _ in range(10):
+            status = _dfctl(lab, 'loadbalancer', 'status', 'web', show=False)
+            if 'NO_MONITOR' not in status:
+                break
+            time.sleep(1)
+        print('$ dfctl loadbalancer status web')
+        print(status)
+        return ok
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
 
 
 def _trace(lab, vms, ports):

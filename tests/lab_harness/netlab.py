@@ -16,6 +16,7 @@
 Everything is created with names derived from a short lab prefix and
 stopped by PID; ``destroy()`` removes exactly what was created.
 """
+import collections
 import ipaddress
 import json
 import os
@@ -397,6 +398,26 @@ class Vm:
                  .splitlines() if line.startswith('Ip:')]
         return int(lines[1][lines[0].index('ForwDatagrams')])
 
+    def serve_named(self, name, port):
+        """A server answering every TCP connection and UDP datagram on
+        port with name (what load balancer tests count); returns the
+        process (the caller stops it)."""
+        return subprocess.Popen(
+            ['ip', 'netns', 'exec', self.ns, sys.executable, '-c',
+             NAMED_SERVER, name, str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def connections(self, ip, port, count, proto='tcp'):
+        """Counter of the answers to count new connections (or UDP
+        datagrams from new sockets) from the VM to ip:port ('failed' for
+        those that got none)."""
+        proc = subprocess.run(
+            ['ip', 'netns', 'exec', self.ns, sys.executable, '-c',
+             CONNECT_MANY, ip, str(port), str(count), proto],
+            capture_output=True, text=True, timeout=count * 5 + 30,
+            check=True)
+        return collections.Counter(json.loads(proc.stdout))
+
     def serve_tcp(self, port):
         """Start a TCP server in the VM that answers every connection with
         the peer address it sees (what NAT tests need); returns the
@@ -576,6 +597,49 @@ while True:
     c, peer = s.accept()
     c.sendall(peer[0].encode() + b'\\n')
     c.close()
+"""
+
+NAMED_SERVER = """
+import socket, sys, threading
+name, port = sys.argv[1].encode(), int(sys.argv[2])
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(('', port))
+    while True:
+        _, peer = u.recvfrom(2048)
+        u.sendto(name, peer)
+threading.Thread(target=udp, daemon=True).start()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('', port))
+s.listen(128)
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(name)
+    except OSError:
+        pass    # a health check that connected and reset
+    c.close()
+"""
+
+CONNECT_MANY = """
+import collections, json, socket, sys
+ip, port, count, proto = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \\
+    sys.argv[4]
+seen = collections.Counter()
+for _ in range(count):
+    try:
+        if proto == 'tcp':
+            s = socket.create_connection((ip, port), timeout=2)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(2)
+            s.sendto(b'?', (ip, port))
+        seen[s.recv(100).decode() or 'empty'] += 1
+        s.close()
+    except OSError:
+        seen['failed'] += 1
+print(json.dumps(seen))
 """
 
 TCP_CONNECT = """

@@ -23,6 +23,7 @@ from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
 from dragonflow.cli import check as df_check
+from dragonflow.cli import lbstatus
 from dragonflow.cli import topology as df_topology
 from dragonflow.cli import trace as df_trace
 from dragonflow.model import base
@@ -34,7 +35,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 VERBS = ('create', 'show', 'list', 'update', 'delete')
 READ_ONLY = {'service': ('show', 'list', 'delete')}
 # Fields computed by the NB API, not set by users.
-DERIVED = {'subnets', 'unique_key'}
+DERIVED = {'subnets', 'unique_key', 'vip_network_id', 'vip_port_id'}
 STATUS_LISTS = {'service': health.service_status,
                 'chassis': health.chassis_status}
 STATUS_COLUMNS = {'service': ('id', 'binary', 'chassis', 'host', 'version',
@@ -111,6 +112,13 @@ def build_parser():
         verbs.required = True
         for verb in READ_ONLY.get(table, VERBS):
             _add_verb(verbs, verb, model)
+        if table == 'loadbalancer':
+            p = verbs.add_parser(
+                'status', help='the tree of listeners, pools, health '
+                'monitor and members with their operating status',
+                description=lbstatus.__doc__.split('\n\n', 1)[1],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+            p.add_argument('ref', metavar='ID_OR_NAME')
     return parser
 
 
@@ -251,6 +259,15 @@ class Cli:
                                          'field options or --unset)')
         obj = self.nb.patch(self.table, obj_id, values, self.args.version)
         self._show(obj.to_api())
+
+    def do_status(self):
+        status = lbstatus.tree(self.nb, self.resolve(self.table,
+                                                     self.args.ref))
+        if self.args.json:
+            print(json.dumps(status, indent=2, sort_keys=True),
+                  file=self.out)
+        else:
+            print('\n'.join(lbstatus.lines(status)), file=self.out)
 
     def do_delete(self):
         if self.args.force:

@@ -100,9 +100,11 @@ STAGES = (
            'IP to a VIP:port of a listener reachable from the network → '
            'reg2 = listener key, conntrack (LB zone, NAT restored)',
            pass_through=ND_RESPONDER),
-    _stage(LB_SELECT, 'lb_select', ('lb',), ('lb',), (LB_MEMBER, L2_LOOKUP),
+    _stage(LB_SELECT, 'lb_select', ('lb',), ('lb',),
+           (LB_SELECT, LB_MEMBER, L2_LOOKUP),
            'new: multipath hash into reg3 (slots by weight); DNATed: to '
-           'the member\'s MAC, or the router\'s when routed'),
+           'the member\'s MAC, or the router\'s when routed; hairpin: '
+           'SNAT to the VIP (hairpin zone), replies un-NATed'),
     _stage(LB_MEMBER, 'lb_member', ('lb',), ('lb',), (LB_SELECT,),
            'slot in reg3 → commit with DNAT to that member\'s address and '
            'port'),
@@ -241,6 +243,7 @@ def markdown():
 
 NAT_ZONE = 0xffff       # conntrack zone of FIP/SNAT (network keys are below)
 LB_ZONE = 0xfffe        # conntrack zone of load balancer DNAT
+HAIRPIN_ZONE = 0xfffd   # ... and of the SNAT of a member to its own VIP
 
 REG_SRC = 'reg6'
 REG_DST = 'reg7'

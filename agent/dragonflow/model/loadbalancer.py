@@ -34,8 +34,9 @@ def _subnet(model, view, field, subnet_id):
 
 @base.register
 class LoadBalancer(base.Model):
-    """A virtual IP balanced across pool members, served on every client's
-    chassis (no load-balancer VM)."""
+    """A VIP balanced over pool members on each client's own chassis.
+
+    No load-balancer VM and no central hop."""
 
     table = 'loadbalancer'
     cli_name = 'loadbalancer'
@@ -118,8 +119,7 @@ class LoadBalancer(base.Model):
 
 @base.register
 class Listener(keyed.KeyedModel):
-    """A protocol and port of a load balancer's VIP (HTTP is balanced at
-    L4, like TCP)."""
+    """A protocol and port of a VIP; HTTP is balanced at L4, like TCP."""
 
     table = 'listener'
     cli_name = 'listener'

@@ -19,6 +19,7 @@ import collections
 import concurrent.futures
 import time
 
+from dragonflow.model import loadbalancer as lbm
 from dragonflow.nb import health
 from dragonflow.trace import requests
 
@@ -59,6 +60,11 @@ def chassis_agents(chassis, rows):
     return {c.id: agents.get(c.id) for c in chassis}
 
 
+# Ports no interface ever carries: load balancer VIPs (served by the
+# chassis of each client).
+VIRTUAL = (lbm.VIP_OWNER,)
+
+
 def ports(nb, agents):
     out = []
     children = {s.port_id for s in nb.list('child_port_segmentation')}
@@ -72,8 +78,9 @@ def ports(nb, agents):
                         agents[where]['state'] != 'up'):
             out.append(Finding('port', port.id, f'port {name} is bound to '
                                f'chassis {where}, whose {AGENT} is down'))
-        elif not where and port.id not in children and (
-                port.device_owner or port.device_id):
+        elif not where and port.id not in children and \
+                port.device_owner not in VIRTUAL and (
+                    port.device_owner or port.device_id):
             out.append(Finding('port', port.id, f'port {name} of '
                                f'{port.device_owner or "device"} '
                                f'{port.device_id or ""} is plugged on no '

@@ -154,7 +154,45 @@ class LbApp(apps.App):
                     base, ipv4_src=member.address,
                     **l4_match(proto, 'src', member.protocol_port)),
                 [('ct', pl.LB_ZONE, pl.INGRESS_CT, False, 'restore')]))
+            if mac is not None and network.id == state.get(
+                    'subnet', member.subnet_id).network_id:
+                out += self._hairpin_flows(base, proto, lb, listener,
+                                           member, mac)
         return out
+
+    def _hairpin_flows(self, base, proto, lb, listener, member, mac):
+        """A member connecting to its own VIP and drawn for it: SNATed to
+        the VIP (its kernel drops packets from its own address), in a
+        zone of its own since the LB zone already DNATed the connection;
+        its replies, to the VIP, are un-SNATed then un-DNATed."""
+        key = listener.unique_key
+        m, vip = member.address, lb.vip_address
+        port, vport = member.protocol_port, listener.protocol_port
+        return [
+            self.flow(pl.LB_SELECT, 110, dict(
+                base, ipv4_src=m, ipv4_dst=m, ct_state=pl.CT_STATE_DNAT,
+                **{pl.REG_LISTENER: key}, **l4_match(proto, 'dst', port)),
+                [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, True,
+                  ('src', vip))]),
+            self.flow(pl.LB_SELECT, 105, dict(
+                base, ipv4_src=vip, ipv4_dst=m, ct_state=pl.CT_STATE_VALID,
+                **{pl.REG_LISTENER: key}, **l4_match(proto, 'dst', port)),
+                [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP),
+            # The reply: member -> VIP, back to member -> member, back to
+            # VIP -> member.
+            self.flow(pl.LB_VIP, 110, dict(
+                base, ipv4_src=m, ipv4_dst=vip,
+                **l4_match(proto, 'src', port)),
+                [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, False, 'restore')]),
+            self.flow(pl.LB_SELECT, 110, dict(
+                base, ipv4_src=m, ipv4_dst=m, **{pl.REG_LISTENER: 0},
+                **l4_match(proto, 'src', port)),
+                [('ct', pl.LB_ZONE, pl.LB_SELECT, False, 'restore')]),
+            self.flow(pl.LB_SELECT, 105, dict(
+                base, ipv4_src=vip, ipv4_dst=m, **{pl.REG_LISTENER: 0},
+                **l4_match(proto, 'src', vport)),
+                [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP),
+        ]
 
     @staticmethod
     def _next_hop_mac(state, network, member):
