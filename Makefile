@@ -15,13 +15,17 @@ DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config 
 # openssl for throwaway CAs (TLS to ZooKeeper), promtool (prometheus).
 TEST_PACKAGES = chromium chromium-driver python3-selenium openssl prometheus
 
+# Only the benchmarks need these: HAProxy as the central load balancer
+# the distributed one is compared with.
+BENCH_PACKAGES = haproxy
+
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \
 	rpm rpmlint createrepo-c apt-utils dpkg-dev fakeroot git dnf \
 	systemd-container debootstrap ansible ansible-lint python3-testinfra \
 	python3-yaml
 
-.PHONY: deps packaging-deps test-deps packages test test-pypi test-unit golden \
+.PHONY: deps packaging-deps test-deps bench-deps packages test test-pypi test-unit golden \
 	demo bench clean
 
 deps:
@@ -38,6 +42,11 @@ test-deps:
 	@if ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends $(TEST_PACKAGES); fi
+
+bench-deps:
+	@if ! dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $(BENCH_PACKAGES); fi
 
 packages: packaging-deps
 	packaging/build-packages
@@ -69,12 +78,13 @@ golden:
 demo: deps
 	$(PYTHON) -m lab_harness.cli demo $(DEMO_ARGS)
 
-bench: deps
+bench: deps bench-deps
 	$(PYTHON) bench/nb_bench.py
 	$(PYTHON) bench/controller_bench.py
 	$(PYTHON) bench/l3_bench.py
 	$(PYTHON) bench/trunk_bench.py
 	$(PYTHON) bench/sfc_bench.py
+	$(PYTHON) bench/lb_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
 	$(PYTHON) bench/trace_bench.py

@@ -6,6 +6,7 @@ weights, UDP, SOURCE_IP stickiness, draining a member, hairpin, a health
 monitor taking a dead backend out and back, and that deleting the load
 balancer leaves no flow of the app anywhere."""
 import collections
+import sys
 
 import pytest
 
@@ -98,6 +99,43 @@ def test_vip_balances_every_client_over_all_members(lb_lab):
     wait_until(lambda: set(spread(lb_lab, 5)) == {'b1', 'b2', 'b3'}, 30,
                interval=1, message='all three members answer through the VIP')
     assert_shares(spread(lb_lab), {'b1': 1, 'b2': 1, 'b3': 1})
+
+
+SAME_SOURCE_PORT = """
+import socket, sys
+vip, member, vport, mport = sys.argv[1], sys.argv[2], int(sys.argv[3]), \\
+    int(sys.argv[4])
+def connect(ip, port, source):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('', source))
+    s.settimeout(2)
+    try:
+        s.connect((ip, port))
+        return s.recv(100).decode() or 'empty'
+    except OSError as e:
+        return type(e).__name__
+    finally:
+        s.close()
+for source in range(41000, 41060):
+    if connect(vip, vport, source) == 'b1':
+        print(connect(member, mport, source))
+        break
+else:
+    print('never balanced to b1')
+"""
+
+
+def test_direct_connection_reusing_a_balanced_ones_tuple(lb_lab):
+    # A client's kernel picks source ports per destination: a direct
+    # connection to a member may get the 5-tuple of an earlier balanced
+    # one whose conntrack entry lingers (TIME_WAIT); its answers must not
+    # be un-DNATed to the VIP.
+    client, b1 = lb_lab['clients'][0], lb_lab['backends']['b1']
+    out = client.run(sys.executable, '-c', SAME_SOURCE_PORT,
+                     lb_lab['lb'].vip_address, b1.ip, str(PORT),
+                     str(BACKEND_PORT)).strip()
+    assert out == 'b1', out
 
 
 def test_udp_listener_balances_datagrams(lb_lab):

@@ -147,9 +147,10 @@ STAGES = (
            ('tunneling', 'provider'), (INGRESS_LB,),
            'arrivals from a tunnel or provider patch: destination MAC → '
            'reg7; broadcast → local ports'),
-    _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',), (INGRESS_CT,),
-           'from a member\'s address and port to a client of its load '
-           'balancer → conntrack (LB zone, NAT restored)',
+    _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',),
+           (INGRESS_LB, INGRESS_CT),
+           'from a member\'s address and port → conntrack (LB zone); '
+           'valid replies of balanced connections un-DNATed',
            pass_through=INGRESS_CT),
     _stage(INGRESS_CT, 'ingress_ct', ('security_groups',),
            ('security_groups',), (INGRESS_SG, INGRESS_DISPATCH),
@@ -267,6 +268,7 @@ CT_STATE_EST = (CT_EST | CT_TRK, CT_EST | CT_REL | CT_INV | CT_TRK)
 CT_STATE_REL = (CT_REL | CT_TRK, CT_REL | CT_INV | CT_TRK)
 CT_STATE_INV = (CT_INV | CT_TRK, CT_INV | CT_TRK)
 CT_STATE_VALID = (CT_TRK, CT_INV | CT_TRK)
+CT_STATE_REPLY = (CT_RPL | CT_TRK, CT_RPL | CT_INV | CT_TRK)
 CT_DNAT = 0x80
 CT_STATE_DNAT = (CT_DNAT | CT_TRK, CT_DNAT | CT_INV | CT_TRK)
 

@@ -15,9 +15,9 @@ packet is sent to the member's MAC, or to the router's when the member is
 on another network, and L2/L3 carry it on (table 55).
 
 The member's reply reaches the client's chassis (it is the destination);
-table 102, before the ingress security groups, sends what comes from a
-member's address and port into the LB zone, where conntrack restores the
-VIP as its source. Established connections keep their member when the set
+table 102, before the ingress security groups, looks up what comes from
+a member's address and port in the LB zone and un-DNATs it (the VIP as
+its source) when it is a valid reply. Established connections keep their member when the set
 of members changes (conntrack remembers the DNAT); only new connections
 see the new slots. The OpenFlow ``select`` group cannot hash on the source
 address alone in OpenFlow 1.3 (``selection_method`` is an OpenFlow 1.5
@@ -149,16 +149,31 @@ class LbApp(apps.App):
                         to_member, ct_state=pl.CT_STATE_DNAT,
                         **{pl.REG_LISTENER: key}),
                     [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP))
-            out.append(self.flow(
-                pl.INGRESS_LB, 100, dict(
-                    base, ipv4_src=member.address,
-                    **l4_match(proto, 'src', member.protocol_port)),
-                [('ct', pl.LB_ZONE, pl.INGRESS_CT, False, 'restore')]))
+            out += self._reply_flows(base, proto, member)
             if mac is not None and network.id == state.get(
                     'subnet', member.subnet_id).network_id:
                 out += self._hairpin_flows(base, proto, lb, listener,
                                            member, mac)
         return out
+
+    def _reply_flows(self, base, proto, member):
+        """What comes from a member's address and port: looked up in the
+        LB zone first without NAT, and un-DNATed only as a valid reply.
+        A NAT lookup alone would also rewrite the answers of a direct
+        connection that happens to reuse the 5-tuple of an old balanced
+        one (a client talking to a member both ways): conntrack calls
+        those invalid, and they go on untouched."""
+        match = dict(base, ipv4_src=member.address,
+                     **l4_match(proto, 'src', member.protocol_port))
+        looked_up = dict(match, ct_zone=pl.LB_ZONE)
+        return [
+            self.flow(pl.INGRESS_LB, 100, match,
+                      [('ct', pl.LB_ZONE, pl.INGRESS_LB, False)]),
+            self.flow(pl.INGRESS_LB, 110,
+                      dict(looked_up, ct_state=pl.CT_STATE_REPLY),
+                      [('ct', pl.LB_ZONE, pl.INGRESS_CT, False, 'restore')]),
+            self.flow(pl.INGRESS_LB, 105, looked_up, goto=pl.INGRESS_CT),
+        ]
 
     def _hairpin_flows(self, base, proto, lb, listener, member, mac):
         """A member connecting to its own VIP and drawn for it: SNATed to
