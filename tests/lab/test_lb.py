@@ -22,8 +22,11 @@ def connections(vm, ip, count, proto='tcp'):
 
 
 def lb_flows(lab):
-    return {name: [line for line in ch.flows()
-                   if int(line.split('cookie=')[1].split(',')[0], 16) &
+    """The agents' load balancer flows per chassis (not those the switch
+    learned for session persistence: cookie 0, they expire by
+    themselves)."""
+    return {name: [line for line in ch.flows() if 'cookie=' in line and
+                   int(line.split('cookie=')[1].split(',')[0], 16) &
                    0xffffffff == LB_COOKIE]
             for name, ch in lab.chassis.items()}
 
@@ -102,7 +105,7 @@ def test_vip_balances_every_client_over_all_members(lb_lab):
 
 
 SAME_SOURCE_PORT = """
-import socket, sys
+import socket, sys, time
 vip, member, vport, mport = sys.argv[1], sys.argv[2], int(sys.argv[3]), \\
     int(sys.argv[4])
 def connect(ip, port, source):
@@ -119,6 +122,7 @@ def connect(ip, port, source):
         s.close()
 for source in range(41000, 41060):
     if connect(vip, vport, source) == 'b1':
+        time.sleep(0.5)     # the old connection's close handshake done
         print(connect(member, mport, source))
         break
 else:
@@ -172,6 +176,39 @@ def test_source_ip_keeps_a_client_on_one_member(lb_lab, lab_nb):
                    message='each client always on one member')
     finally:
         lab_nb.patch('pool', pool.id, {'lb_algorithm': 'ROUND_ROBIN'})
+
+
+def test_session_persistence_keeps_a_client_on_its_member(lb_lab, lab_nb):
+    pool = lb_lab['pools']['TCP']
+    vip = lb_lab['lb'].vip_address
+    lab_nb.patch('pool', pool.id, {'session_persistence': {
+        'type': 'SOURCE_IP', 'persistence_timeout': 60}})
+    chosen = {}
+    try:
+        def pinned():
+            for client in lb_lab['clients']:
+                seen = connections(client, vip, 15)
+                if len(seen) != 1 or 'failed' in seen:
+                    return False
+                chosen[client.name] = next(iter(seen))
+            return True
+        wait_until(pinned, 20, interval=1,
+                   message='each client pinned to one member')
+        # Its member drained: the client moves, and stays on the new one.
+        client = lb_lab['clients'][0]
+        member = lb_lab['members']['TCP'][chosen[client.name]]
+        lab_nb.patch('member', member.id, {'admin_state_up': False})
+        try:
+            def moved():
+                seen = connections(client, vip, 15)
+                return len(seen) == 1 and \
+                    next(iter(seen)) not in (chosen[client.name], 'failed')
+            wait_until(moved, 20, interval=1,
+                       message='the client pinned to another member')
+        finally:
+            lab_nb.patch('member', member.id, {'admin_state_up': True})
+    finally:
+        lab_nb.patch('pool', pool.id, {'session_persistence': None})
 
 
 def test_a_disabled_member_is_drained(lb_lab, lab_nb):
@@ -232,11 +269,11 @@ def test_health_monitor_takes_a_dead_backend_out_and_back(lb_lab, lab_nb):
 def test_deleting_the_load_balancer_removes_its_flows_everywhere(
         lb_lab, lab, lab_nb):
     flows = lb_flows(lab)
-    assert all(len(flows[name]) > 4 for name in ('ch1', 'ch2', 'ch3')), \
+    assert all(len(flows[name]) > 5 for name in ('ch1', 'ch2', 'ch3')), \
         {n: len(f) for n, f in flows.items()}
     lab_nb.delete('loadbalancer', lb_lab['lb'].id, cascade=True)
-    # Only the four table defaults stay.
-    wait_until(lambda: all(len(f) == 4 for f in lb_flows(lab).values()), 20,
+    # Only the five table defaults stay.
+    wait_until(lambda: all(len(f) == 5 for f in lb_flows(lab).values()), 20,
                message='no load balancer flows left')
     assert lab_nb.list('logical_port', device_owner='Octavia') == []
     assert connections(lb_lab['clients'][0], lb_lab['lb'].vip_address,

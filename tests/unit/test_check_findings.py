@@ -38,3 +38,19 @@ def test_agent_answers():
         'priority 1',
         'chassis ch1: 1 flow(s) refused by the pipeline check since the '
         'agent started (see its log)']
+
+
+def test_flows_the_switch_learned_are_no_drift():
+    import collections
+    import types
+
+    from dragonflow.controller import ofswitch
+    from dragonflow.controller import pipeline as pl
+    from dragonflow.controller import tracer
+    me = types.SimpleNamespace(apps={17: 'lb'})
+    wanted = collections.Counter({('lb', pl.LB_SELECT, 50): 1})
+    dumped = [(ofswitch.cookie(3, 17), pl.LB_SELECT, 50),
+              (0, pl.LB_AFFINITY, 100), (0, pl.LB_AFFINITY, 100)]
+    found = tracer.Tracer.compare(me, wanted, 3, dumped)
+    assert found['flows'] == 1 and not (found['missing'] or found['extra']
+                                        or found['unknown'])

@@ -22,7 +22,11 @@ zone; recirculate to table unless it is None; commit the connection if
 commit is true; nat: ``'restore'`` or ``('src'|'dst', ip[, port])``; mark:
 a ct_mark to set on commit),
 ``('multipath', hash fields, links, register)`` (modulo-N of a hash of
-the fields, ovs-actions(7)'s numbering, into the register's low 16 bits).
+the fields, ovs-actions(7)'s numbering, into the register's low 16 bits),
+``('learn', table, idle timeout, fixed, copied, loads)`` (the switch
+adds a flow matching the fixed ``(value, field, bits)`` and the packet's
+values of the copied ``(field, bits)``, loading the ``(value, field,
+bits)``; cookie 0).
 An empty action list with no goto drops.
 """
 import collections
@@ -214,7 +218,8 @@ def _order(flow):
 
 
 # --- text form, in the spirit of ``ovs-ofctl dump-flows`` -----------------
-HEX_FIELDS = ('metadata', 'reg4', 'reg5', 'reg6', 'reg7', 'ct_mark',
+HEX_FIELDS = ('metadata', 'reg1', 'reg2', 'reg3', 'reg4', 'reg5', 'reg6',
+              'reg7', 'ct_mark',
               'ct_state', 'eth_type', 'vlan_vid', 'tunnel_id',
               'tun_metadata0')
 
@@ -259,6 +264,14 @@ def action_text(action):
         return f'push_vlan:{hex(args[0])}'
     if kind == 'conjunction':
         return f'conjunction({args[0]},{args[1]}/{args[2]})'
+    if kind == 'learn':
+        table, idle, fixed, copied, loads = args
+        parts = [f'table={table}', f'idle_timeout={idle}', 'priority=100']
+        parts += [f'{field}={_value(field, value)}'
+                  for value, field, _ in fixed]
+        parts += [f'{field}[]' for field, _ in copied]
+        parts += [f'load:{hex(value)}->{field}[]' for value, field, _ in loads]
+        return f'learn({",".join(parts)})'
     if kind == 'multipath':
         fields = {3: 'symmetric_l3l4+udp', 4: 'nw_src'}.get(args[0], args[0])
         return f'multipath({fields},0,modulo_n,{args[1]},0,{args[2]}[0..15])'

@@ -77,6 +77,8 @@ def _actions(dp, flow):
                 fields=action[1], basis=0, algorithm=MP_MODULO_N,
                 max_link=action[2] - 1, arg=0, ofs_nbits=15,
                 dst=action[3]))
+        elif kind == 'learn':
+            actions.append(_learn(parser, *action[1:]))
         elif kind == 'write_metadata':
             metadata = action[1]
         else:
@@ -118,6 +120,21 @@ def _ct(ofp, parser, zone, table, commit, nat=None, mark=None):
         flags=1 if commit else 0, zone_src='', zone_ofs_nbits=zone,
         recirc_table=ofp.OFPTT_ALL if table is None else table, alg=0,
         actions=inner)
+
+
+def _learn(parser, table, idle_timeout, fixed, copied, loads):
+    """learn(...): a flow in table matching constants ((value, field,
+    bits): prerequisites such as eth_type go first, as values), the
+    current packet's values of the copied fields ((field, bits)), and
+    loading constants ((value, field, bits))."""
+    specs = [parser.NXFlowSpecMatch(src=value, dst=(field, 0), n_bits=bits)
+             for value, field, bits in fixed]
+    specs += [parser.NXFlowSpecMatch(src=(field, 0), dst=(field, 0),
+                                     n_bits=bits) for field, bits in copied]
+    specs += [parser.NXFlowSpecLoad(src=value, dst=(field, 0), n_bits=bits)
+              for value, field, bits in loads]
+    return parser.NXActionLearn(table_id=table, specs=specs,
+                                idle_timeout=idle_timeout, priority=100)
 
 
 def flow_mod(dp, flow, flow_cookie):

@@ -3,7 +3,8 @@
 Registers: ``reg6`` source port key, ``reg7`` destination port key,
 ``reg5`` router key, ``metadata`` network key (Dragonflow's conventions);
 ``reg4`` marks the copies of a flooded packet; ``reg2`` a load balancer
-listener's key and ``reg3`` its hash slot.
+listener's key, ``reg3`` its hash slot and ``reg1`` a persistent client's
+member.
 Conntrack zone = network key (16 bits).
 
 Every stage (OpenFlow table) is a :class:`Stage` in :data:`STAGES`: its
@@ -30,6 +31,7 @@ DHCP = 30
 LB_VIP = 40             # load balancer: new connections to a VIP:port
 LB_SELECT = 41          # ... pick a member (multipath), MACs after DNAT
 LB_MEMBER = 42          # ... DNAT to the member of the slot picked
+LB_AFFINITY = 43        # ... learned: a client's member (persistence)
 ND_RESPONDER = 45       # IPv6 neighbour solicitations, router solicitations
 INGRESS_NAT = 50        # from a provider bridge: ARP for our external
                         # addresses, conntrack NAT lookup
@@ -101,13 +103,18 @@ STAGES = (
            'reg2 = listener key, conntrack (LB zone, NAT restored)',
            pass_through=ND_RESPONDER),
     _stage(LB_SELECT, 'lb_select', ('lb',), ('lb',),
-           (LB_SELECT, LB_MEMBER, L2_LOOKUP),
+           (LB_SELECT, LB_MEMBER, LB_AFFINITY, L2_LOOKUP),
            'new: multipath hash into reg3 (slots by weight); DNATed: to '
            'the member\'s MAC, or the router\'s when routed; hairpin: '
            'SNAT to the VIP (hairpin zone), replies un-NATed'),
     _stage(LB_MEMBER, 'lb_member', ('lb',), ('lb',), (LB_SELECT,),
-           'slot in reg3 → commit with DNAT to that member\'s address and '
-           'port'),
+           'slot in reg3 (or, with session persistence, a client\'s '
+           'learned member in reg1) → commit with DNAT to that member\'s '
+           'address and port'),
+    _stage(LB_AFFINITY, 'lb_affinity', ('lb',), ('lb',), (),
+           'flows the switch learns (session persistence): listener + '
+           'client address → its member in reg1, idle timeout = '
+           'persistence timeout'),
     _stage(ND_RESPONDER, 'nd_responder', ('nd_responder',),
            ('nd_responder', 'router_advertisement'), (L2_LOOKUP,),
            'IPv6 NS for known addresses → controller → NA; router '
@@ -164,6 +171,9 @@ STAGES = (
            'flooded copy for its own sender dropped'),
 )
 BY_ID = {stage.id: stage for stage in STAGES}
+# Stages whose flows the switch learns (``learn`` actions): not the
+# agent's, so not counted as drift.
+LEARNED = (LB_AFFINITY,)
 # Optional stages: when no enabled app owns the table, the controller
 # installs a table-miss flow going on to the next stage.
 PASS_THROUGH = {s.id: s.pass_through for s in STAGES
@@ -252,6 +262,7 @@ REG_ROUTER = 'reg5'
 REG_FLOOD = 'reg4'      # 1 on the copies of a flooded packet (see l2)
 REG_LISTENER = 'reg2'   # load balancer listener key (see lb)
 REG_SLOT = 'reg3'       # its multipath hash slot
+REG_AFFINITY = 'reg1'   # a persistent client's member address
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806

@@ -1,4 +1,4 @@
-"""Distributed load balancing (tables 40-42 and 102): a VIP is served on
+"""Distributed load balancing (tables 40-43 and 102): a VIP is served on
 the chassis of each client, with no central hop and no load-balancer VM.
 
 A client's packet to VIP:port (from the VIP's network or from a network
@@ -7,24 +7,31 @@ its listener's key in ``reg2`` and goes through conntrack in the LB zone
 with NAT restored. A new connection (41) is hashed by ``multipath`` into a
 slot (``reg3``) — the 5-tuple for ROUND_ROBIN and SOURCE_IP_PORT, the
 client address for SOURCE_IP — and the slot's flow (42) commits it with a
-DNAT to its member's address and port. Each member has slots in proportion
-to its weight (modulo-N over all slots), so weights hold; members that are
-disabled, of weight 0 or reported down have none, and backups have slots
-only when no other member is up. Once DNATed (new or established) the
-packet is sent to the member's MAC, or to the router's when the member is
-on another network, and L2/L3 carry it on (table 55).
+DNAT to its member's address and port. Each member has slots in
+proportion to its weight (modulo-N over all slots), so weights hold;
+members that are disabled, of weight 0 or reported down have none, and
+backups have slots only when no other member is up. With session
+persistence (SOURCE_IP) the slot's flow also makes the switch learn
+(table 43) the client's member for the listener, idle timeout = the
+persistence timeout: the client's next connections go to that member
+while it takes connections (else to a slot again, which learns anew).
+Once DNATed (new or established) the packet is sent to the member's MAC,
+or to the router's when the member is on another network, and L2/L3
+carry it on (table 55).
 
 The member's reply reaches the client's chassis (it is the destination);
 table 102, before the ingress security groups, looks up what comes from
 a member's address and port in the LB zone and un-DNATs it (the VIP as
-its source) when it is a valid reply. Established connections keep their member when the set
-of members changes (conntrack remembers the DNAT); only new connections
-see the new slots. The OpenFlow ``select`` group cannot hash on the source
-address alone in OpenFlow 1.3 (``selection_method`` is an OpenFlow 1.5
-extension), so every algorithm uses one mechanism: multipath into a
-register. Flows are a network's (``network_flows``), built for every
-listener reachable from the network.
+its source) when it is a valid reply. Established connections keep their
+member when the set of members changes (conntrack remembers the DNAT);
+only new connections see the new slots. The OpenFlow ``select`` group
+cannot hash on the source address alone in OpenFlow 1.3
+(``selection_method`` is an OpenFlow 1.5 extension), so every algorithm
+uses one mechanism: multipath into a register. Flows are a network's
+(``network_flows``), built for every listener reachable from the network.
 """
+import ipaddress
+
 from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 from dragonflow.model import loadbalancer as lbm
@@ -71,6 +78,10 @@ def slot_members(members):
     return out
 
 
+def _ip_int(address):
+    return int(ipaddress.IPv4Address(address))
+
+
 def lb_networks(state, lb):
     """The networks whose clients reach the VIP: its own and those routed
     to it."""
@@ -88,6 +99,7 @@ class LbApp(apps.App):
             self.flow(pl.LB_VIP, 0, goto=pl.PASS_THROUGH[pl.LB_VIP]),
             self.flow(pl.LB_SELECT, 0),
             self.flow(pl.LB_MEMBER, 0),
+            self.flow(pl.LB_AFFINITY, 0),
             self.flow(pl.INGRESS_LB, 0, goto=pl.PASS_THROUGH[pl.INGRESS_LB]),
         ]
 
@@ -125,18 +137,34 @@ class LbApp(apps.App):
                  ('ct', pl.LB_ZONE, pl.LB_SELECT, False, 'restore')]),
         ]
         slots = slot_members(members)
+        persistence = pool.session_persistence
         if slots:
+            pick = [('multipath', HASH_FIELDS[pool.lb_algorithm],
+                     len(slots), pl.REG_SLOT), ('resubmit', pl.LB_MEMBER)]
+            if persistence:
+                pick = [('set_field', pl.REG_AFFINITY, 0),
+                        ('resubmit', pl.LB_AFFINITY)] + pick
             out.append(self.flow(
                 pl.LB_SELECT, 50, dict(mine, ct_state=pl.CT_STATE_NEW),
-                [('multipath', HASH_FIELDS[pool.lb_algorithm], len(slots),
-                  pl.REG_SLOT), ('resubmit', pl.LB_MEMBER)]))
+                pick))
+        # NAT to a port needs the L4 protocol in the match.
+        to_member = dict(base, **{pl.REG_LISTENER: key})
         for i, member in enumerate(slots):
-            # NAT to a port needs the L4 protocol in the match.
-            out.append(self.flow(
-                pl.LB_MEMBER, 100, dict(base, **{pl.REG_LISTENER: key,
-                                                 pl.REG_SLOT: i}),
-                [('ct', pl.LB_ZONE, pl.LB_SELECT, True,
-                  ('dst', member.address, member.protocol_port))]))
+            commit = [('ct', pl.LB_ZONE, pl.LB_SELECT, True,
+                       ('dst', member.address, member.protocol_port))]
+            if persistence:
+                commit.insert(0, self._learn(key, member, persistence))
+            out.append(self.flow(pl.LB_MEMBER, 100,
+                                 dict(to_member, **{pl.REG_SLOT: i}),
+                                 commit))
+        if persistence:
+            # A client's learned member, while it takes connections.
+            for member in {m.id: m for m in slots}.values():
+                out.append(self.flow(
+                    pl.LB_MEMBER, 110, dict(to_member, **{
+                        pl.REG_AFFINITY: _ip_int(member.address)}),
+                    [('ct', pl.LB_ZONE, pl.LB_SELECT, True,
+                      ('dst', member.address, member.protocol_port))]))
         # Every member, also drained or down ones: their established
         # connections go on.
         for member in members:
@@ -155,6 +183,17 @@ class LbApp(apps.App):
                 out += self._hairpin_flows(base, proto, lb, listener,
                                            member, mac)
         return out
+
+    @staticmethod
+    def _learn(key, member, persistence):
+        """Session persistence: the switch learns, for this listener and
+        the client's address, the member just drawn; the flow expires
+        after persistence_timeout without a new connection."""
+        return ('learn', pl.LB_AFFINITY,
+                persistence['persistence_timeout'],
+                ((pl.ETH_IP, 'eth_type', 16),),
+                ((pl.REG_LISTENER, 32), ('ipv4_src', 32)),
+                ((_ip_int(member.address), pl.REG_AFFINITY, 32),))
 
     def _reply_flows(self, base, proto, member):
         """What comes from a member's address and port: looked up in the
