@@ -6,6 +6,7 @@ weights, UDP, SOURCE_IP stickiness, draining a member, hairpin, a health
 monitor taking a dead backend out and back, and that deleting the load
 balancer leaves no flow of the app anywhere."""
 import collections
+import signal
 import sys
 
 import pytest
@@ -264,6 +265,53 @@ def test_health_monitor_takes_a_dead_backend_out_and_back(lb_lab, lab_nb):
     wait_until(lambda: lab_nb.list('logical_port',
                                    device_owner='network:lb-healthcheck')
                == [], 15, message='health-check ports removed')
+    # A monitor created again probes from the same addresses: members'
+    # ARP caches still hold them, so their MACs must not change.
+    for kind, status in (('TCP', 'ONLINE'), ('HTTP', 'ERROR')):
+        hm = lab_nb.create('healthmonitor', {
+            'pool_id': pool.id, 'type': kind, 'delay': 1, 'timeout': 1,
+            'max_retries': 1})
+        try:
+            # The named server speaks no HTTP: HTTP probes fail.
+            wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                       {status}, 20, interval=0.5,
+                       message=f'{kind} probes: every member {status}')
+        finally:
+            lab_nb.delete('healthmonitor', hm.id)
+        wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                   {'NO_MONITOR'}, 15, interval=0.5,
+                   message='members NO_MONITOR')
+
+
+def test_members_of_a_dead_chassis_are_taken_out(lb_lab, lab, lab_nb):
+    pool = lb_lab['pools']['TCP']
+    backends = lb_lab['backends']
+    hm = lab_nb.create('healthmonitor', {
+        'pool_id': pool.id, 'type': 'TCP', 'delay': 1, 'timeout': 1,
+        'max_retries': 2, 'max_retries_down': 2})
+    ch2 = lab.chassis['ch2']
+    try:
+        wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                   {'ONLINE'}, 30, interval=0.5,
+                   message='every member ONLINE')
+        # b2 and b3 are on ch2: its agent dies (its flows stay, so only
+        # the others' marks take them out).
+        ch2.stop_controller(signal.SIGKILL)
+        try:
+            wait_until(lambda: [statuses(lab_nb, pool)[backends[n].ip]
+                                for n in ('b2', 'b3')] == ['ERROR'] * 2,
+                       60, interval=0.5,
+                       message='members of the dead chassis in ERROR')
+            wait_until(lambda: set(spread(lb_lab, 5)) == {'b1'}, 10,
+                       interval=0.5, message='only b1 takes connections')
+        finally:
+            ch2.start_controller()
+            ch2.wait_connected()
+        wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                   {'ONLINE'}, 30, interval=0.5,
+                   message='back ONLINE, probed by their restarted agent')
+    finally:
+        lab_nb.delete('healthmonitor', hm.id)
 
 
 def test_deleting_the_load_balancer_removes_its_flows_everywhere(

@@ -21,6 +21,13 @@ success when it had no verdict yet); a pool without an enabled monitor
 gets its members back to NO_MONITOR. A member is probed every ``delay``
 seconds with ``timeout``, at ``monitor_address``/``monitor_port`` when set.
 All NB, OVSDB and process work runs in a worker thread, off the main loop.
+
+A chassis that dies stops probing its members; so every agent with
+monitored members on ports bound to another chassis watches the agents'
+presence in ZooKeeper (the ephemeral node of their session), and writes
+ERROR for the members of a chassis whose agent has been gone longer than
+the monitor's window (an agent restart is shorter; its probes bring the
+members back ONLINE). Several agents may write the same ERROR.
 """
 import collections
 import concurrent.futures
@@ -33,10 +40,14 @@ import time
 import uuid
 import zlib
 
+from kazoo.recipe import watchers
+
 from dragonflow import errors
 from dragonflow import logs
+from dragonflow.nb import health
 
 LOG = logging.getLogger(__name__)
+AGENT = 'df-local-controller'
 OWNER = 'network:lb-healthcheck'
 PORT_NAMESPACE = uuid.UUID('5b0b4b8e-6a9e-4c55-9d2a-1f0d1bfb0e11')
 SETUP_TIMEOUT = 10.0
@@ -52,6 +63,13 @@ def health_port_id(chassis_id, network_id):
     return str(uuid.uuid5(PORT_NAMESPACE, f'{chassis_id}/{network_id}'))
 
 
+def health_port_mac(port_id):
+    """A MAC derived from the health-check port's id (OpenStack's
+    fa:16:3e range)."""
+    b = uuid.UUID(port_id).bytes
+    return 'fa:16:3e:%02x:%02x:%02x' % (b[-3], b[-2], b[-1])
+
+
 def iface_names(chassis_id, network_id):
     """(br-int end, prober end) of the health-check veth."""
     crc = zlib.crc32(f'{chassis_id}/{network_id}'.encode()) & 0xffffffff
@@ -61,20 +79,35 @@ def iface_names(chassis_id, network_id):
 def targets(state):
     """What this chassis probes now: ({member id: Target} of members on
     its ports whose pool has an enabled monitor, {member id} of members
-    on its ports left with a status and no monitor)."""
+    on its ports left with a status and no monitor, {member id: (chassis,
+    window)} of monitored members on ports bound to other chassis)."""
+    monitors = {hm.pool_id: hm for hm in
+                state.objects['healthmonitor'].values() if hm.admin_state_up}
+    members = list(state.objects['member'].values())
+    bound = {}              # (network id, ip) -> binding chassis
+    for net_id in {s.network_id for s in (
+            state.get('subnet', m.subnet_id) for m in members) if s}:
+        for port in state.ports(net_id):
+            for ip in port.ips:
+                bound[(net_id, ip)] = port.binding_chassis
     local = set()
     for port_id in state.local_port_ids():
         port = state.get('logical_port', port_id)
         if port is not None:
             local.update((port.network_id, ip) for ip in port.ips)
-    monitors = {hm.pool_id: hm for hm in
-                state.objects['healthmonitor'].values() if hm.admin_state_up}
-    probe, reset = {}, set()
-    for member in state.objects['member'].values():
+    probe, reset, elsewhere = {}, set(), {}
+    for member in members:
         subnet = state.get('subnet', member.subnet_id)
-        if subnet is None or (subnet.network_id, member.address) not in local:
+        if subnet is None:
             continue
+        where = (subnet.network_id, member.address)
         hm = monitors.get(member.pool_id)
+        if where not in local:
+            chassis = bound.get(where)
+            if hm is not None and chassis and chassis != state.chassis_id:
+                elsewhere[member.id] = (chassis, hm.delay *
+                                        hm.max_retries_down + hm.timeout)
+            continue
         if hm is None:
             if member.operating_status != 'NO_MONITOR':
                 reset.add(member.id)
@@ -85,7 +118,7 @@ def targets(state):
             member.monitor_port or member.protocol_port, hm.type, hm.delay,
             hm.timeout, hm.max_retries, hm.max_retries_down, hm.http_method,
             hm.url_path, hm.expected_codes, member.operating_status)
-    return probe, reset
+    return probe, reset, elsewhere
 
 
 def verdict(status, ok, run, target):
@@ -193,17 +226,54 @@ class HealthMonitors:
         self.streak = {}             # member id -> (ok, run)
         self.reported = {}           # member id -> status we wrote
         self._cleaned = False
+        self.elsewhere = {}          # member id -> (chassis, window)
+        self.alive = set()           # agents with a live session
+        self.gone_since = {}         # agent id -> monotonic time
+        self.marked = {}             # member id -> gone_since it was for
+        self.watch = watchers.ChildrenWatch(
+            nb.client, nb.store.layout.presence, self._presence)
         threading.Thread(target=self._schedule, daemon=True,
                          name='df-lb-health-scheduler').start()
 
     # --- from the main loop ------------------------------------------------
-    def want(self, probe, reset):
+    def want(self, probe, reset, elsewhere):
         with self._lock:
             self._wanted = (probe, reset)
+            self.elsewhere = elsewhere
             if self._queued:
                 return
             self._queued = True
         self.pool.submit(self._apply)
+
+    # --- members of dead chassis --------------------------------------------
+    def _presence(self, children):
+        """The agents whose ZooKeeper session is alive (a watch)."""
+        now = time.monotonic()
+        with self._lock:
+            alive = set(children)
+            for gone in self.alive - alive:
+                self.gone_since.setdefault(gone, now)
+            for back in alive:
+                self.gone_since.pop(back, None)
+            self.alive = alive
+
+    def _mark_dead_chassis_members(self, now):
+        """Members on chassis whose agent has been gone longer than their
+        monitor's window: ERROR (their own agent probes them back)."""
+        with self._lock:
+            due = []
+            for member_id, (chassis, window) in self.elsewhere.items():
+                since = self.gone_since.get(
+                    health.service_id(chassis, AGENT))
+                if since is not None and now - since >= window and \
+                        self.marked.get(member_id) != since:
+                    self.marked[member_id] = since
+                    due.append((member_id, chassis))
+        for member_id, chassis in due:
+            LOG.info('member %s: the agent of its chassis %s is gone',
+                     member_id, chassis, extra=logs.fields(
+                         member=member_id, chassis=chassis))
+            self.pool.submit(self._write, member_id, 'ERROR')
 
     # --- the worker ----------------------------------------------------------
     def _apply(self):
@@ -223,6 +293,11 @@ class HealthMonitors:
             with self._lock:
                 self.targets = {m: t for m, t in probe.items()
                                 if t.network_id in self.probers}
+                # A member probed again later starts from its NB status.
+                for member_id in set(self.reported) - set(self.targets):
+                    del self.reported[member_id]
+                for member_id in set(self.streak) - set(self.targets):
+                    del self.streak[member_id]
             for net_id in sorted(set(self.probers) -
                                  {t.network_id for t in probe.values()}):
                 self._stop(net_id)
@@ -239,6 +314,9 @@ class HealthMonitors:
             raise RuntimeError(f'health-check port {port.id} on network '
                                f'{net_id} has no IPv4 address')
         host_end, peer_end = iface_names(self.chassis_id, net_id)
+        # A port left by an earlier run holds the old veth, gone with its
+        # namespace: vswitchd would not reopen the new one by that name.
+        self.ovs.del_port(host_end)
         prober = ProberProcess(net_id, host_end, peer_end, self._result)
         try:
             prober.setup(port.macs[0],
@@ -258,11 +336,17 @@ class HealthMonitors:
         except errors.NotFound:
             pass
         network = self.nb.get('logical_switch', net_id)
-        return self.nb.create('logical_port', {
-            'id': port_id, 'name': f'lb-health-{self.chassis_id}',
-            'network_id': net_id, 'topic': network.topic,
-            'device_owner': OWNER, 'device_id': self.chassis_id,
-            'port_security_enabled': False})
+        port = {'id': port_id, 'name': f'lb-health-{self.chassis_id}',
+                'network_id': net_id, 'topic': network.topic,
+                'device_owner': OWNER, 'device_id': self.chassis_id,
+                'port_security_enabled': False}
+        try:
+            # The same MAC each time (members' ARP caches outlive a
+            # monitor deleted and created again).
+            return self.nb.create('logical_port', dict(
+                port, macs=[health_port_mac(port_id)]))
+        except errors.UniqueConflict:
+            return self.nb.create('logical_port', port)
 
     def _stop(self, net_id):
         prober = self.probers.pop(net_id)
@@ -303,6 +387,7 @@ class HealthMonitors:
         while True:
             time.sleep(STEP)
             now = time.monotonic()
+            self._mark_dead_chassis_members(now)
             with self._lock:
                 due = [t for m, t in self.targets.items()
                        if self.due.get(m, 0) <= now]
