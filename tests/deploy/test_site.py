@@ -12,6 +12,7 @@ import time
 import pytest
 import yaml
 
+from lab_harness import netlab
 from lab_harness import nodes
 from lab_harness import tls
 from waiting import wait_until
@@ -289,8 +290,8 @@ def test_vms_on_two_nodes_ping_and_verify_passes(site):
     def dfctl(*args):
         return json.loads(c1.run('dfctl', '--json', *args))
     dfctl('network', 'create', '--name', 'site-net')
-    dfctl('subnet', 'create', '--network-id', 'site-net', '--cidr',
-          '10.90.0.0/24')
+    subnet = dfctl('subnet', 'create', '--network-id', 'site-net', '--cidr',
+                   '10.90.0.0/24')
     vms = []
     for node, name in ((c1, 'vm1'), (c2, 'vm2')):
         port = dfctl('port', 'create', '--network-id', 'site-net',
@@ -315,8 +316,40 @@ def test_vms_on_two_nodes_ping_and_verify_passes(site):
                               check=False).count(' 0% packet'),
                timeout=30, interval=0.5,
                message='vm1 on compute1 pings vm2 on compute2')
+    _load_balancer(c1, c2, dfctl, subnet, vms[1][2])
     # testinfra on every node, ports bound: the flows NB implies are there.
     site.playbook('verify.yml')
+
+
+def _load_balancer(c1, c2, dfctl, subnet, member):
+    """A VIP balanced by the packaged agents, with a health monitor
+    whose prober (a process in its own network namespace) runs under the
+    unit's hardening: the member ONLINE, vm1 served through the VIP."""
+    c2.write('/root/named_server.py', netlab.NAMED_SERVER)
+    c2.run('systemd-run', '--unit', 'df-test-server', 'ip', 'netns', 'exec',
+           'vm2', 'python3', '/root/named_server.py', 'vm2', '8080')
+    lb = dfctl('loadbalancer', 'create', '--name', 'site-lb',
+               '--vip-subnet-id', subnet['id'])
+    dfctl('pool', 'create', '--name', 'site-pool', '--loadbalancer-id',
+          'site-lb', '--protocol', 'TCP', '--lb-algorithm', 'ROUND_ROBIN')
+    dfctl('listener', 'create', '--loadbalancer-id', 'site-lb', '--protocol',
+          'TCP', '--protocol-port', '80', '--default-pool-id', 'site-pool')
+    dfctl('member', 'create', '--pool-id', 'site-pool', '--address',
+          member['ips'][0], '--protocol-port', '8080')
+    dfctl('healthmonitor', 'create', '--pool-id', 'site-pool', '--type',
+          'TCP', '--delay', '1', '--timeout', '1', '--max-retries', '1')
+    wait_until(lambda: [m['operating_status'] for m in
+                        dfctl('member', 'list')] == ['ONLINE'],
+               timeout=60, interval=1,
+               message='the member ONLINE, probed by compute2\'s agent')
+
+    def served():
+        out = c1.run('ip', 'netns', 'exec', 'vm1', 'python3', '-c',
+                     netlab.CONNECT_MANY, lb['vip_address'], '80', '5', 'tcp',
+                     check=False)
+        return out.strip() and json.loads(out) == {'vm2': 5}
+    wait_until(served, timeout=30, interval=1,
+               message='vm1 served by vm2 through the VIP')
 
 
 def test_flavour_switch_on_a_node_then_verify(site):
