@@ -113,10 +113,13 @@ def test_a_remote_port_touches_the_address_sets_of_its_groups(
     # flows do not.
     assert controller.recomputed == [({'net'}, {'vm2'})]
     sg = ('security_groups', 'address')
+    # vm2 is also a load balancer member (of two pools): its member flows
+    # for each listener and client network carry its MAC.
+    lb = lb_keys(members={'http': ['m-vm2'], 'dns': ['m-dns']})
     assert controller.recomputed_keys == [{sg + ('10.0.0.6',),
-                                           sg + ('10.0.0.66',)}]
+                                           sg + ('10.0.0.66',)} | lb]
     owners, _ = changed_owners(controller)
-    assert owners <= {'net', ('port', 'vm2'), sg + ('10.0.0.66',)}
+    assert owners <= {'net', ('port', 'vm2'), sg + ('10.0.0.66',)} | lb
 
 
 def test_a_security_group_rule_touches_only_its_groups_local_ports(
@@ -208,3 +211,39 @@ def test_a_subport_segmentation_touches_the_parent_network_and_the_child(
     controller.step([change('update', new, old)])
     assert controller.recomputed == [
         ({'net', 'net2'}, controller.state.port_ids({'net2'}) | {'child'})]
+
+
+LB_NETS = ('net', 'net2', 'vlan100')
+LB_MEMBERS = {'http': ['m-vm2', 'm-vm3', 'm-vm1'], 'dns': ['m-dns']}
+
+
+def lb_keys(listeners=(), members=None):
+    """The lb app's keys of these listeners (VIP, slots) and of these
+    members ({listener: [member]}), for every client network."""
+    out = {('lb', 'listener', (li, net)) for li in listeners
+           for net in LB_NETS}
+    for li, ids in (members or {}).items():
+        out |= {('lb', 'member', (m, li, net)) for m in ids
+                for net in LB_NETS}
+    return out
+
+
+@pytest.mark.parametrize('table,obj_id,changes,keys', [
+    # A member: its own flows, and the slots of its pool's listeners.
+    ('member', 'm-vm3', {'weight': 3},
+     lb_keys(['http'], {'http': ['m-vm3']})),
+    ('pool', 'sticky', {'lb_algorithm': 'SOURCE_IP_PORT'},
+     lb_keys(['dns'], {'dns': ['m-dns']})),
+    ('listener', 'http', {'admin_state_up': False},
+     lb_keys(['http'], {'http': LB_MEMBERS['http']})),
+    ('loadbalancer', 'lb', {'name': 'web'},
+     lb_keys(['http', 'dns'], LB_MEMBERS)),
+])
+def test_a_load_balancer_change_touches_only_its_keys(
+        controller, table, obj_id, changes, keys):
+    new, old = state_obj(controller, table, obj_id, **changes)
+    controller.step([change('update', new, old)])
+    # No network, no port: only the keys.
+    assert controller.recomputed == [(set(), set())]
+    assert controller.recomputed_keys == [keys]
+    assert controller.refused == 0

@@ -84,12 +84,6 @@ def targets(state):
     monitors = {hm.pool_id: hm for hm in
                 state.objects['healthmonitor'].values() if hm.admin_state_up}
     members = list(state.objects['member'].values())
-    bound = {}              # (network id, ip) -> binding chassis
-    for net_id in {s.network_id for s in (
-            state.get('subnet', m.subnet_id) for m in members) if s}:
-        for port in state.ports(net_id):
-            for ip in port.ips:
-                bound[(net_id, ip)] = port.binding_chassis
     local = set()
     for port_id in state.local_port_ids():
         port = state.get('logical_port', port_id)
@@ -103,7 +97,8 @@ def targets(state):
         where = (subnet.network_id, member.address)
         hm = monitors.get(member.pool_id)
         if where not in local:
-            chassis = bound.get(where)
+            port = state.port_by_ip(*where)
+            chassis = port.binding_chassis if port is not None else None
             if hm is not None and chassis and chassis != state.chassis_id:
                 elsewhere[member.id] = (chassis, hm.delay *
                                         hm.max_retries_down + hm.timeout)

@@ -318,7 +318,8 @@ class LocalController:
                 nets.add(rport.network_id)
                 nets |= {p.network_id for p in
                          self.state.router_interfaces(rport.router_id)}
-        return Touched(networks=nets)
+        return Touched(networks=nets, keys=df_apps.touched_keys(
+            self.apps, self.state, 'logical_router_port', obj, old))
 
     def _touched_logical_router(self, change, obj, old):
         state = self.state
@@ -348,10 +349,9 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _touched_lb(self, change, obj, old):
-        # A load balancer's flows are those of its clients' networks.
-        nets = lb_app.LbApp.touched_networks(self.state, change.table, obj,
-                                             old)
-        return Touched(networks=self.programmed if nets is None else nets)
+        # Load balancer flows are keyed by listener (and client network).
+        return Touched(keys=df_apps.touched_keys(
+            self.apps, self.state, change.table, obj, old))
 
     def _port_policy_changed(self, port, old):
         """A port changed: its own flows, and the apps' keyed flows it is

@@ -21,11 +21,12 @@ GROUP_REFS = {'logical_port': 'security_groups',
 
 
 # Cached lists that depend on which ports are local (dropped with them).
-LOCALITY = ('local_networks', 'local_set', 'programmed')
+LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys')
 # Tables whose objects decide nothing cached here.
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
-            'port_chain', 'loadbalancer', 'listener', 'pool', 'member',
-            'healthmonitor')
+            'port_chain', 'healthmonitor')
+# Load balancer tables: they decide only the lb app's keys.
+LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member')
 
 
 class _Watched(dict):
@@ -129,6 +130,8 @@ class LocalState:
             return
         if table == 'floating_ip':
             self._drop(keys=('fips',))
+        elif table in LB_TABLES:
+            self._drop(keys=('lb_keys',))
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:
@@ -196,6 +199,11 @@ class LocalState:
         return sorted(self.by_network[net_id]['subnet'].values(),
                       key=lambda s: s.id)
 
+    def derived(self, what, compute):
+        """A value computed from the whole state (compute()), kept until
+        a change drops it (``lb_keys``: see _changed)."""
+        return self._cached(what, None, lambda _: compute())
+
     def _cached(self, what, net_id, compute):
         key = (what, net_id)
         found = self._cache.get(key)
@@ -217,6 +225,11 @@ class LocalState:
             out |= self._cached('ids', net_id, lambda n: frozenset(
                 p.id for p in self.ports(n)))
         return out
+
+    def port_by_ip(self, net_id, ip):
+        """The network's port with that fixed IP, or None."""
+        return self._cached('by_ip', net_id, lambda n: {
+            i: p for p in self.ports(n) for i in p.ips}).get(ip)
 
     def paired_ports(self, net_id):
         """The network's ports with allowed address pairs."""

@@ -27,8 +27,10 @@ member when the set of members changes (conntrack remembers the DNAT);
 only new connections see the new slots. The OpenFlow ``select`` group
 cannot hash on the source address alone in OpenFlow 1.3
 (``selection_method`` is an OpenFlow 1.5 extension), so every algorithm
-uses one mechanism: multipath into a register. Flows are a network's
-(``network_flows``), built for every listener reachable from the network.
+uses one mechanism: multipath into a register. Flows are keyed by
+(listener, client network): a change of a load balancer object, of a
+member's port or of a router interface recomputes only the listeners it
+touches, whatever the number of ports on the network.
 """
 import ipaddress
 
@@ -47,11 +49,6 @@ LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member', 'healthmonitor')
 
 def l4_match(proto, field, port):
     return {f'{proto}_{field}': port}
-
-
-def listeners_of(state, lb_id):
-    return [li for li in state.objects['listener'].values()
-            if li.loadbalancer_id == lb_id]
 
 
 def members_of(state, pool_id):
@@ -82,6 +79,11 @@ def _ip_int(address):
     return int(ipaddress.IPv4Address(address))
 
 
+def _on_network(state, member, net_id):
+    subnet = state.get('subnet', member.subnet_id)
+    return subnet is not None and subnet.network_id == net_id
+
+
 def lb_networks(state, lb):
     """The networks whose clients reach the VIP: its own and those routed
     to it."""
@@ -103,25 +105,124 @@ class LbApp(apps.App):
             self.flow(pl.INGRESS_LB, 0, goto=pl.PASS_THROUGH[pl.INGRESS_LB]),
         ]
 
-    def network_flows(self, state, network):
-        out = []
-        for lb in sorted(state.objects['loadbalancer'].values(),
-                         key=lambda b: b.id):
-            if not lb.admin_state_up or \
-                    network.id not in lb_networks(state, lb):
+    # Flows are keyed so that a change touches what depends on it alone,
+    # whatever the size of the network: per (listener, client network)
+    # the VIP, selection and slot flows; per (member, listener, network)
+    # the flows carrying the member's MAC; per backend (address, port,
+    # protocol, network) the reply flows, shared by every listener whose
+    # pool has that backend (one flow per match: two load balancers may
+    # share a backend); per (VIP, backend, network) a hairpin reply.
+    def keys(self, state):
+        # Called on every change: kept in the state until a load balancer
+        # object, a router or the set of programmed networks changes.
+        return state.derived('lb_keys', lambda: frozenset(
+            self._keys(state)))
+
+    def _keys(self, state):
+        programmed = set(state.programmed_networks())
+        out = set()
+        for listener, lb, nets in self._listeners(state):
+            nets &= programmed
+            if not nets:
                 continue
-            for listener in sorted(listeners_of(state, lb.id),
-                                   key=lambda li: li.id):
-                pool = state.get('pool', listener.default_pool_id) \
-                    if listener.default_pool_id else None
-                if pool is None or not listener.admin_state_up or \
-                        not pool.admin_state_up:
-                    continue
-                out += self._listener_flows(state, network, lb, listener,
-                                            pool)
+            proto = lbm.L4[listener.protocol]
+            members = members_of(state, listener.default_pool_id) \
+                if listener.default_pool_id else []
+            for net_id in nets:
+                out.add(self.key('listener', (listener.id, net_id)))
+                for m in members:
+                    backend = (m.address, m.protocol_port, proto, net_id)
+                    out.add(self.key('member', (m.id, listener.id, net_id)))
+                    out.add(self.key('backend', backend))
+                    if _on_network(state, m, net_id):
+                        out.add(self.key('hairpin',
+                                         (lb.vip_address,) + backend))
         return out
 
+    @staticmethod
+    def _listeners(state):
+        """(listener, load balancer, the networks whose clients reach
+        it) of enabled load balancers."""
+        out = []
+        for listener in state.objects['listener'].values():
+            lb = state.get('loadbalancer', listener.loadbalancer_id)
+            if lb is not None and lb.admin_state_up:
+                out.append((listener, lb, lb_networks(state, lb)))
+        return out
+
+    def key_flows(self, state, key):
+        kind, what = key[1], key[2]
+        if kind == 'backend':
+            return self._backend_flows(state, *what)
+        if kind == 'hairpin':
+            return self._hairpin_reply_flows(state, *what)
+        listener_id, net_id = what[-2:]
+        listener = state.get('listener', listener_id)
+        network = state.network(net_id)
+        if listener is None or network is None:
+            return []
+        lb = state.get('loadbalancer', listener.loadbalancer_id)
+        pool = state.get('pool', listener.default_pool_id) \
+            if listener.default_pool_id else None
+        if lb is None or pool is None or not listener.admin_state_up or \
+                not pool.admin_state_up:
+            return []
+        if kind == 'listener':
+            return self._listener_flows(state, network, lb, listener, pool)
+        member = state.get('member', what[0])
+        if member is None:
+            return []
+        return self._member_flows(state, network, lb, listener, member)
+
+    def touched_keys(self, state, table, obj, old):
+        objs = [o for o in (obj, old) if o is not None]
+        if table == 'logical_port':
+            # A member's port: its MAC is in its member flows.
+            ips = {(o.network_id, ip) for o in objs for ip in o.ips}
+            members = set()
+            for member in state.objects['member'].values():
+                subnet = state.get('subnet', member.subnet_id)
+                if subnet and (subnet.network_id, member.address) in ips:
+                    members.add(member.id)
+            return {k for k in self.keys(state)
+                    if k[1] == 'member' and k[2][0] in members} \
+                if members else set()
+        if table == 'logical_router_port':
+            # Router MACs are in the member flows of routed members.
+            nets = {o.network_id for o in objs}
+            return {k for k in self.keys(state)
+                    if k[1] == 'member' and k[2][-1] in nets}
+        if table not in LB_TABLES:
+            return set()
+        keys = self.keys(state)
+        if table == 'member':
+            # Its own flows, and the slots of its pool's listeners.
+            ids = {o.id for o in objs}
+            pools = {o.pool_id for o in objs}
+            return {k for k in keys if k[1] == 'member' and k[2][0] in ids} \
+                | {k for k in keys if k[1] == 'listener' and
+                   self._uses(state, k[2][0], (), pools)}
+        if table == 'listener':
+            ids = {o.id for o in objs}
+            return {k for k in keys if k[1] in ('listener', 'member') and
+                    k[2][-2] in ids}
+        lb_ids = {o.id for o in objs} if table == 'loadbalancer' else set()
+        pools = {o.id for o in objs} if table == 'pool' else \
+            {o.pool_id for o in objs} if table == 'healthmonitor' else set()
+        return {k for k in keys if k[1] in ('listener', 'member') and
+                self._uses(state, k[2][-2], lb_ids, pools)}
+
+    @staticmethod
+    def _uses(state, listener_id, lb_ids, pools):
+        """Whether the listener is of these load balancers or uses one of
+        these pools."""
+        listener = state.get('listener', listener_id)
+        return listener is not None and (
+            listener.loadbalancer_id in lb_ids or
+            listener.default_pool_id in pools)
+
     def _listener_flows(self, state, network, lb, listener, pool):
+        """The VIP, the selection and the slots of a listener."""
         proto = lbm.L4[listener.protocol]
         meta = network.unique_key
         base = {'metadata': meta, 'eth_type': pl.ETH_IP,
@@ -165,24 +266,57 @@ class LbApp(apps.App):
                         pl.REG_AFFINITY: _ip_int(member.address)}),
                     [('ct', pl.LB_ZONE, pl.LB_SELECT, True,
                       ('dst', member.address, member.protocol_port))]))
-        # Every member, also drained or down ones: their established
-        # connections go on.
-        for member in members:
-            mac = self._next_hop_mac(state, network, member)
-            to_member = dict(base, ipv4_dst=member.address, **l4_match(
-                proto, 'dst', member.protocol_port))
-            if mac is not None:
-                out.append(self.flow(
-                    pl.LB_SELECT, 100, dict(
-                        to_member, ct_state=pl.CT_STATE_DNAT,
-                        **{pl.REG_LISTENER: key}),
-                    [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP))
-            out += self._reply_flows(base, proto, member)
-            if mac is not None and network.id == state.get(
-                    'subnet', member.subnet_id).network_id:
-                out += self._hairpin_flows(base, proto, lb, listener,
-                                           member, mac)
         return out
+
+    def _member_flows(self, state, network, lb, listener, member):
+        """A member's flows for a listener, also while it is drained or
+        down (its established connections go on): once DNATed, to its
+        MAC (or the router's); hairpin."""
+        mac = self._next_hop_mac(state, network, member)
+        if mac is None:
+            return []
+        proto = lbm.L4[listener.protocol]
+        base = {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
+                'ip_proto': PROTO[proto]}
+        out = [self.flow(
+            pl.LB_SELECT, 100, dict(
+                base, ipv4_dst=member.address, ct_state=pl.CT_STATE_DNAT,
+                **{pl.REG_LISTENER: listener.unique_key},
+                **l4_match(proto, 'dst', member.protocol_port)),
+            [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP)]
+        if _on_network(state, member, network.id):
+            out += self._hairpin_flows(base, proto, lb, listener, member,
+                                       mac)
+        return out
+
+    def _backend_flows(self, state, address, port, proto, net_id):
+        """What comes from a backend (address and port): its replies."""
+        network = state.network(net_id)
+        if network is None:
+            return []
+        base = {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
+                'ip_proto': PROTO[proto]}
+        match = dict(base, ipv4_src=address, **l4_match(proto, 'src', port))
+        out = self._reply_flows(match)
+        if any(s.contains(address) for s in state.subnets(net_id)):
+            # A hairpin reply, back to member -> member: un-DNATed.
+            out.append(self.flow(pl.LB_SELECT, 110, dict(
+                match, ipv4_dst=address, **{pl.REG_LISTENER: 0}),
+                [('ct', pl.LB_ZONE, pl.LB_SELECT, False, 'restore')]))
+        return out
+
+    def _hairpin_reply_flows(self, state, vip, address, port, proto,
+                             net_id):
+        """A backend answering a hairpin connection (to the VIP, its
+        SNATed source): un-SNATed."""
+        network = state.network(net_id)
+        if network is None:
+            return []
+        return [self.flow(pl.LB_VIP, 110, dict(
+            {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
+             'ip_proto': PROTO[proto]}, ipv4_src=address, ipv4_dst=vip,
+            **l4_match(proto, 'src', port)),
+            [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, False, 'restore')])]
 
     @staticmethod
     def _learn(key, member, persistence):
@@ -195,15 +329,13 @@ class LbApp(apps.App):
                 ((pl.REG_LISTENER, 32), ('ipv4_src', 32)),
                 ((_ip_int(member.address), pl.REG_AFFINITY, 32),))
 
-    def _reply_flows(self, base, proto, member):
+    def _reply_flows(self, match):
         """What comes from a member's address and port: looked up in the
         LB zone first without NAT, and un-DNATed only as a valid reply.
         A NAT lookup alone would also rewrite the answers of a direct
         connection that happens to reuse the 5-tuple of an old balanced
         one (a client talking to a member both ways): conntrack calls
         those invalid, and they go on untouched."""
-        match = dict(base, ipv4_src=member.address,
-                     **l4_match(proto, 'src', member.protocol_port))
         looked_up = dict(match, ct_zone=pl.LB_ZONE)
         return [
             self.flow(pl.INGRESS_LB, 100, match,
@@ -218,7 +350,8 @@ class LbApp(apps.App):
         """A member connecting to its own VIP and drawn for it: SNATed to
         the VIP (its kernel drops packets from its own address), in a
         zone of its own since the LB zone already DNATed the connection;
-        its replies, to the VIP, are un-SNATed then un-DNATed."""
+        its replies, to the VIP, are un-SNATed (a ``hairpin`` key), then
+        un-DNATed (its ``backend`` key), then sent back to it here."""
         key = listener.unique_key
         m, vip = member.address, lb.vip_address
         port, vport = member.protocol_port, listener.protocol_port
@@ -232,16 +365,6 @@ class LbApp(apps.App):
                 base, ipv4_src=vip, ipv4_dst=m, ct_state=pl.CT_STATE_VALID,
                 **{pl.REG_LISTENER: key}, **l4_match(proto, 'dst', port)),
                 [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP),
-            # The reply: member -> VIP, back to member -> member, back to
-            # VIP -> member.
-            self.flow(pl.LB_VIP, 110, dict(
-                base, ipv4_src=m, ipv4_dst=vip,
-                **l4_match(proto, 'src', port)),
-                [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, False, 'restore')]),
-            self.flow(pl.LB_SELECT, 110, dict(
-                base, ipv4_src=m, ipv4_dst=m, **{pl.REG_LISTENER: 0},
-                **l4_match(proto, 'src', port)),
-                [('ct', pl.LB_ZONE, pl.LB_SELECT, False, 'restore')]),
             self.flow(pl.LB_SELECT, 105, dict(
                 base, ipv4_src=vip, ipv4_dst=m, **{pl.REG_LISTENER: 0},
                 **l4_match(proto, 'src', vport)),
@@ -256,43 +379,13 @@ class LbApp(apps.App):
         if subnet is None:
             return None
         if subnet.network_id == network.id:
-            for port in state.ports(network.id):
-                if member.address in port.ips and port.macs:
-                    return port.macs[0]
-            return None
+            port = state.port_by_ip(network.id, member.address)
+            return port.macs[0] if port is not None and port.macs else None
         for rport in state.router_ports(network.id):
             if any(other.network_id == subnet.network_id for other in
                    state.router_interfaces(rport.router_id)):
                 return rport.mac
         return None
-
-    # --- what an NB change of a load balancer object touches -------------
-    @staticmethod
-    def touched_networks(state, table, obj, old):
-        """The networks whose LB flows a change of one of the LB tables
-        touches (None: all programmed ones, the object's load balancer is
-        gone from the local view)."""
-        lb_ids = set()
-        for o in (obj, old):
-            if o is None:
-                continue
-            if table == 'loadbalancer':
-                lb_ids.add(o.id)
-            elif table in ('listener', 'pool'):
-                lb_ids.add(o.loadbalancer_id)
-            else:
-                pool = state.get('pool', o.pool_id)
-                if pool is None:
-                    return None
-                lb_ids.add(pool.loadbalancer_id)
-        nets = set()
-        for lb_id in lb_ids:
-            lb = state.get('loadbalancer', lb_id) or (
-                old if table == 'loadbalancer' else None)
-            if lb is None:
-                return None
-            nets |= lb_networks(state, lb)
-        return nets
 
 
 APP = LbApp
