@@ -247,3 +247,28 @@ def test_a_load_balancer_change_touches_only_its_keys(
     assert controller.recomputed == [(set(), set())]
     assert controller.recomputed_keys == [keys]
     assert controller.refused == 0
+
+
+def test_two_load_balancers_share_a_backend(controller):
+    """A second VIP with the same backend (10.0.0.6:8080/tcp): the
+    backend's reply flows are one key, not one per listener."""
+    objs = [world.obj('logical_port', id='vip2', network_id='net',
+                      unique_key=21, ips=['10.0.0.101'],
+                      macs=[world.mac(21)], port_security_enabled=False),
+            world.obj('loadbalancer', id='lb2', vip_subnet_id='sub',
+                      vip_network_id='net', vip_address='10.0.0.101',
+                      vip_port_id='vip2'),
+            world.obj('pool', id='pool2', loadbalancer_id='lb2',
+                      protocol='TCP', lb_algorithm='ROUND_ROBIN'),
+            world.obj('listener', id='http2', loadbalancer_id='lb2',
+                      protocol='TCP', protocol_port=80,
+                      default_pool_id='pool2', unique_key=42),
+            world.obj('member', id='m2-vm2', pool_id='pool2',
+                      address='10.0.0.6', protocol_port=8080,
+                      subnet_id='sub')]
+    controller.step([change('create', o) for o in objs])
+    assert controller.refused == 0
+    backend = ('lb', 'backend', ('10.0.0.6', 8080, 'tcp', 'net'))
+    assert len(controller.installed.flows('lb', backend)) == 4
+    assert controller.installed.flows('lb', ('lb', 'hairpin', (
+        '10.0.0.101', '10.0.0.6', 8080, 'tcp', 'net')))
