@@ -7,6 +7,7 @@ monitor taking a dead backend out and back, and that deleting the load
 balancer leaves no flow of the app anywhere."""
 import collections
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -281,6 +282,68 @@ def test_health_monitor_takes_a_dead_backend_out_and_back(lb_lab, lab_nb):
         wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
                    {'NO_MONITOR'}, 15, interval=0.5,
                    message='members NO_MONITOR')
+
+
+HTTP_SERVER = '''
+import http.server, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(204 if self.path == '/health' else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('', int(sys.argv[1])), Health).serve_forever()
+'''
+
+
+@pytest.mark.parametrize('kind,fields,pool', [
+    ('PING', {}, 'TCP'),
+    ('HTTP', {'url_path': '/health', 'expected_codes': '200-204',
+              'http_method': 'GET'}, 'TCP'),
+    ('UDP-CONNECT', {}, 'UDP'),
+])
+def test_monitor_kinds(lb_lab, lab_nb, kind, fields, pool):
+    """Every kind of probe: members ONLINE, then b1's servers stopped
+    (its address still answers ping: PING stays ONLINE) -> ERROR."""
+    pool = lb_lab['pools'][pool]
+    b1 = lb_lab['backends']['b1']
+    topo = lb_lab['topo']
+    extra = {}
+    if kind == 'HTTP':
+        # A health endpoint on another port: monitor_port.
+        for vm in lb_lab['backends'].values():
+            topo.servers.append(subprocess.Popen(
+                ['ip', 'netns', 'exec', vm.ns, sys.executable, '-c',
+                 HTTP_SERVER, '8081'], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        for member in lb_lab['members']['TCP'].values():
+            lab_nb.patch('member', member.id, {'monitor_port': 8081})
+        extra = {'http': topo.servers[-3:]}
+    hm = lab_nb.create('healthmonitor', dict(
+        {'pool_id': pool.id, 'type': kind, 'delay': 1, 'timeout': 1,
+         'max_retries': 1, 'max_retries_down': 2}, **fields))
+    try:
+        wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+                   {'ONLINE'}, 30, interval=0.5,
+                   message=f'{kind}: every member ONLINE')
+        if kind == 'PING':
+            return
+        stopped = extra['http'][0] if kind == 'HTTP' else \
+            lb_lab['servers'].pop('b1')
+        stopped.kill()
+        stopped.wait()
+        wait_until(lambda: statuses(lab_nb, pool)[b1.ip] == 'ERROR', 20,
+                   interval=0.5, message=f'{kind}: b1 in ERROR')
+        if kind != 'HTTP':
+            lb_lab['servers']['b1'] = serve(topo, b1, 'b1')
+    finally:
+        lab_nb.delete('healthmonitor', hm.id)
+        if kind == 'HTTP':
+            for member in lb_lab['members']['TCP'].values():
+                lab_nb.patch('member', member.id, {'monitor_port': None})
+    wait_until(lambda: set(statuses(lab_nb, pool).values()) ==
+               {'NO_MONITOR'}, 15, interval=0.5,
+               message='members NO_MONITOR')
 
 
 def test_members_of_a_dead_chassis_are_taken_out(lb_lab, lab, lab_nb):
