@@ -71,6 +71,7 @@ def test_deb_dependencies_are_the_distributions_packages(dist):
     controller = run('dpkg-deb', '-f', deb(dist, 'dragonflow-controller'),
                      'Depends')
     assert 'openvswitch-switch' in controller
+    assert 'iproute2' in controller     # the load balancer's prober
     assert f'dragonflow-common (= {VERSION})' in controller
 
 
