@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from lab_harness.netlab import EXTERNAL_CIDR, EXTERNAL_GATEWAY, PHYSNET
 from topology import Topology
 from waiting import wait_until
 
@@ -124,7 +125,7 @@ def connect(ip, port, source):
         s.close()
 for source in range(41000, 41060):
     if connect(vip, vport, source) == 'b1':
-        time.sleep(0.5)     # the old connection's close handshake done
+        time.sleep(2)       # the old connection's close handshake done
         print(connect(member, mport, source))
         break
 else:
@@ -375,6 +376,47 @@ def test_members_of_a_dead_chassis_are_taken_out(lb_lab, lab, lab_nb):
                    message='back ONLINE, probed by their restarted agent')
     finally:
         lab_nb.delete('healthmonitor', hm.id)
+
+
+def test_vip_reached_from_outside_through_a_floating_ip(lb_lab, lab,
+                                                       lab_nb):
+    """An upstream router on an external VLAN network reaches the VIP by
+    its floating IP: the chassis serving it (the first hosting a member)
+    balances over all members, also the routed one on another chassis."""
+    external = lab_nb.create('logical_switch', {
+        'name': 'lb-public', 'network_type': 'vlan', 'external': True,
+        'physical_network': PHYSNET, 'segmentation_id': 201})
+    lab_nb.create('subnet', {'network_id': external.id,
+                             'cidr': EXTERNAL_CIDR,
+                             'gateway_ip': EXTERNAL_GATEWAY,
+                             'enable_dhcp': False})
+    host = lab.add_external('lbup')
+    host.add_address(f'{EXTERNAL_GATEWAY}/24', vlan=201)
+    router = lab_nb.list('logical_router', name='lb-router')[0]
+    fip = None
+    try:
+        lab_nb.patch('logical_router', router.id, {
+            'external_gateway': {'network_id': external.id}})
+        fip = lab_nb.create('floating_ip', {
+            'floating_network_id': external.id,
+            'port_id': lb_lab['lb'].vip_port_id})
+        address = fip.floating_ip_address
+        wait_until(lambda: set(host.connections(address, PORT, 6)) <=
+                   {'b1', 'b2', 'b3'}, 30, interval=1,
+                   message='the outside served through the floating IP')
+        total = host.connections(address, PORT, 90)
+        assert_shares(total, {'b1': 1, 'b2': 1, 'b3': 1})
+        # The VIP port is bound to the chassis serving the floating IP.
+        assert lab_nb.get('logical_port', lb_lab['lb'].vip_port_id) \
+            .binding_chassis == 'ch1'
+    finally:
+        if fip is not None:
+            lab_nb.delete('floating_ip', fip.id)
+        lab_nb.patch('logical_router', router.id,
+                     {'external_gateway': None})
+        host.destroy()
+        lab.vms.pop('lbup', None)
+        lab_nb.delete('logical_switch', external.id, cascade=True)
 
 
 def test_deleting_the_load_balancer_removes_its_flows_everywhere(

@@ -103,7 +103,7 @@ STAGES = (
            'reg2 = listener key, conntrack (LB zone, NAT restored)',
            pass_through=ND_RESPONDER),
     _stage(LB_SELECT, 'lb_select', ('lb',), ('lb',),
-           (LB_SELECT, LB_MEMBER, LB_AFFINITY, L2_LOOKUP),
+           (LB_SELECT, LB_MEMBER, LB_AFFINITY, L2_LOOKUP, EGRESS_NAT),
            'new: multipath hash into reg3 (slots by weight); DNATed: to '
            'the member\'s MAC, or the router\'s when routed; hairpin: '
            'SNAT to the VIP (hairpin zone), replies un-NATed'),
@@ -125,7 +125,7 @@ STAGES = (
            'answered; IP to them → conntrack (NAT zone)',
            pass_through=INGRESS_TUNNEL),
     _stage(INGRESS_NAT_ROUTE, 'ingress_nat_route', ('nat',), ('nat',),
-           (INGRESS_NAT_ROUTE, EGRESS),
+           (INGRESS_NAT_ROUTE, EGRESS, LB_VIP),
            'un-NATed replies and DNATed FIP connections → their port by '
            'ct_mark'),
     _stage(L2_LOOKUP, 'l2_lookup', ('l2',), ('l2', 'l3', 'provider'),
@@ -155,7 +155,7 @@ STAGES = (
            'arrivals from a tunnel or provider patch: destination MAC → '
            'reg7; broadcast → local ports'),
     _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',),
-           (INGRESS_LB, INGRESS_CT),
+           (INGRESS_LB, INGRESS_CT, EGRESS_NAT),
            'from a member\'s address and port → conntrack (LB zone); '
            'valid replies of balanced connections un-DNATed',
            pass_through=INGRESS_CT),
@@ -263,6 +263,7 @@ REG_FLOOD = 'reg4'      # 1 on the copies of a flooded packet (see l2)
 REG_LISTENER = 'reg2'   # load balancer listener key (see lb)
 REG_SLOT = 'reg3'       # its multipath hash slot
 REG_AFFINITY = 'reg1'   # a persistent client's member address
+REG_FROM_FIP = 'reg0'   # 1: came in through a VIP's floating IP
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806

@@ -329,10 +329,13 @@ class LocalController:
              if r is not None} - {None}))
 
     def _touched_floating_ip(self, change, obj, old):
-        # NAT flows of a floating IP are its port's (nat.port_flows).
+        # NAT flows of a floating IP are its port's (nat.port_flows); a
+        # VIP's floating IP is also in the lb app's keyed flows.
         fips = [fip for fip in (obj, old) if fip is not None]
         return Touched(shared={fip.floating_network_id for fip in fips},
-                       ports={fip.port_id for fip in fips if fip.port_id})
+                       ports={fip.port_id for fip in fips if fip.port_id},
+                       keys=df_apps.touched_keys(self.apps, self.state,
+                                                 'floating_ip', obj, old))
 
     def _touched_security_group_rule(self, change, obj, old):
         return self._group_members({obj.security_group_id}) | Touched(
@@ -355,8 +358,12 @@ class LocalController:
 
     def _port_policy_changed(self, port, old):
         """A port changed: its own flows, and the apps' keyed flows it is
-        part of (e.g. the address sets of its security groups)."""
-        return Touched(ports={port.id}, keys=df_apps.touched_keys(
+        part of (e.g. the address sets of its security groups); a load
+        balancer member's port: the VIP port whose floating IP's chassis
+        it takes part in choosing (nat.port_flows)."""
+        vips = lb_app.vip_ports_of(self.state, [p for p in (port, old)
+                                                if p is not None])
+        return Touched(ports={port.id} | vips, keys=df_apps.touched_keys(
             self.apps, self.state, 'logical_port', port, old))
 
     def _group_members(self, group_ids):

@@ -304,6 +304,14 @@ class HealthMonitor(base.Model):
         return self.delay * self.max_retries_down + self.timeout
 
 
+def is_vip_bound_here(state, port):
+    """A VIP port bound to this chassis (the one serving its floating
+    IP): what arrives for it from other chassis is received here, though
+    no interface carries it."""
+    return port.device_owner == VIP_OWNER and \
+        port.binding_chassis == state.chassis_id
+
+
 def slots(weights, limit=256):
     """Hash slots per member for integer weights: proportional, at least
     one per non-zero weight, at most ``limit`` in all (multipath's

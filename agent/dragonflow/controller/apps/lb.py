@@ -84,6 +84,77 @@ def _on_network(state, member, net_id):
     return subnet is not None and subnet.network_id == net_id
 
 
+def members_on(state, ports):
+    """The members whose address is a fixed IP of one of these ports."""
+    ips = {(p.network_id, ip) for p in ports for ip in p.ips}
+    out = []
+    for member in state.objects['member'].values():
+        subnet = state.get('subnet', member.subnet_id)
+        if subnet and (subnet.network_id, member.address) in ips:
+            out.append(member)
+    return out
+
+
+def load_balancers_of(state, members):
+    pools = {m.pool_id for m in members}
+    ids = {p.loadbalancer_id for p in state.objects['pool'].values()
+           if p.id in pools}
+    return [lb for lb in state.objects['loadbalancer'].values()
+            if lb.id in ids]
+
+
+def vip_ports_of(state, ports):
+    """VIP ports whose floating IP's chassis these ports (members) pick."""
+    return {lb.vip_port_id for lb in load_balancers_of(
+        state, members_on(state, ports))
+        if lb.vip_port_id and state.floating_ip_of(lb.vip_port_id)}
+
+
+def _lb_of_vip(state, vip):
+    return next((lb for lb in state.objects['loadbalancer'].values()
+                 if lb.vip_address == vip), None)
+
+
+def vip_load_balancer(state, port):
+    """The load balancer whose VIP port this is, or None."""
+    if port.device_owner != lbm.VIP_OWNER:
+        return None
+    return next((lb for lb in state.objects['loadbalancer'].values()
+                 if lb.vip_port_id == port.id), None)
+
+
+def fip_chassis(state, lb):
+    """(floating IP of the VIP, the chassis serving it) or (fip, None) or
+    (None, None). The chassis: the first (by id) of those hosting a member
+    that have an address on the floating IP's external network; every
+    chassis with the load balancer's networks computes the same one."""
+    fip = state.floating_ip_of(lb.vip_port_id)
+    if fip is None:
+        return None, None
+    external = [sub for sub in state.subnets(fip.floating_network_id)
+                if sub.network.version == 4]
+    candidates = set()
+    for listener in state.objects['listener'].values():
+        if listener.loadbalancer_id != lb.id or not listener.default_pool_id:
+            continue
+        for member in members_of(state, listener.default_pool_id):
+            subnet = state.get('subnet', member.subnet_id)
+            port = state.port_by_ip(subnet.network_id, member.address) \
+                if subnet is not None else None
+            chassis = state.chassis(port.binding_chassis) \
+                if port is not None and port.binding_chassis else None
+            if chassis is not None and chassis.external_host_ip and any(
+                    sub.contains(chassis.external_host_ip)
+                    for sub in external):
+                candidates.add(chassis.id)
+    return fip, (min(candidates) if candidates else None)
+
+
+def serves_fip(state, lb):
+    """Whether this chassis serves the floating IP of lb's VIP."""
+    return fip_chassis(state, lb)[1] == state.chassis_id
+
+
 def lb_networks(state, lb):
     """The networks whose clients reach the VIP: its own and those routed
     to it."""
@@ -137,6 +208,8 @@ class LbApp(apps.App):
                     if _on_network(state, m, net_id):
                         out.add(self.key('hairpin',
                                          (lb.vip_address,) + backend))
+                    if net_id == lb.vip_network_id:
+                        out.add(self.key('fip', (lb.vip_address,) + backend))
         return out
 
     @staticmethod
@@ -156,6 +229,8 @@ class LbApp(apps.App):
             return self._backend_flows(state, *what)
         if kind == 'hairpin':
             return self._hairpin_reply_flows(state, *what)
+        if kind == 'fip':
+            return self._fip_reply_flows(state, *what)
         listener_id, net_id = what[-2:]
         listener = state.get('listener', listener_id)
         network = state.network(net_id)
@@ -177,16 +252,20 @@ class LbApp(apps.App):
     def touched_keys(self, state, table, obj, old):
         objs = [o for o in (obj, old) if o is not None]
         if table == 'logical_port':
-            # A member's port: its MAC is in its member flows.
-            ips = {(o.network_id, ip) for o in objs for ip in o.ips}
-            members = set()
-            for member in state.objects['member'].values():
-                subnet = state.get('subnet', member.subnet_id)
-                if subnet and (subnet.network_id, member.address) in ips:
-                    members.add(member.id)
-            return {k for k in self.keys(state)
-                    if k[1] == 'member' and k[2][0] in members} \
-                if members else set()
+            # A member's port: its MAC is in its member flows, its binding
+            # may choose another chassis for its VIP's floating IP.
+            members = members_on(state, objs)
+            if not members:
+                return set()
+            lbs = [lb for lb in load_balancers_of(state, members)
+                   if state.floating_ip_of(lb.vip_port_id)]
+            return self._fip_keys(state, lbs) | {
+                k for k in self.keys(state)
+                if k[1] == 'member' and k[2][0] in {m.id for m in members}}
+        if table == 'floating_ip':
+            lbs = [lb for lb in state.objects['loadbalancer'].values()
+                   if lb.vip_port_id in {o.port_id for o in objs}]
+            return self._fip_keys(state, lbs)
         if table == 'logical_router_port':
             # Router MACs are in the member flows of routed members.
             nets = {o.network_id for o in objs}
@@ -211,6 +290,27 @@ class LbApp(apps.App):
             {o.pool_id for o in objs} if table == 'healthmonitor' else set()
         return {k for k in keys if k[1] in ('listener', 'member') and
                 self._uses(state, k[2][-2], lb_ids, pools)}
+
+    def _fip_keys(self, state, lbs):
+        """The keys whose flows depend on where lbs' floating IPs are
+        served."""
+        ids = {lb.id for lb in lbs}
+        vips = {lb.vip_address for lb in lbs}
+        return {k for k in self.keys(state)
+                if (k[1] in ('hairpin', 'fip') and k[2][0] in vips) or
+                (k[1] == 'member' and self._uses(state, k[2][1], ids, ()))}
+
+    def tick(self, state, send_packet):
+        """The VIP port of a floating IP served here is bound here: the
+        other chassis tunnel what members send to the VIP to this one."""
+        bindings = {}
+        for lb in state.objects['loadbalancer'].values():
+            port = state.get('logical_port', lb.vip_port_id)
+            if port is not None and serves_fip(state, lb) and \
+                    port.binding_chassis != state.chassis_id:
+                bindings[port.id] = state.chassis_id
+        if bindings and hasattr(self.controller, '_write_bindings'):
+            self.controller._write_bindings(bindings)
 
     @staticmethod
     def _uses(state, listener_id, lb_ids, pools):
@@ -287,6 +387,35 @@ class LbApp(apps.App):
         if _on_network(state, member, network.id):
             out += self._hairpin_flows(base, proto, lb, listener, member,
                                        mac)
+        if network.id == lb.vip_network_id and serves_fip(state, lb):
+            out += self._from_outside_flows(state, base, proto, lb,
+                                            listener, member, mac,
+                                            _on_network(state, member,
+                                                        network.id))
+        return out
+
+    def _from_outside_flows(self, state, base, proto, lb, listener, member,
+                            mac, hairpin):
+        """On the chassis serving the VIP's floating IP, a connection from
+        outside (reg0 = 1) is also SNATed to the VIP, so that the member
+        answers to the VIP, which is bound here; the mark (the VIP port's
+        key) says so on the way back."""
+        vip_port = state.get('logical_port', lb.vip_port_id)
+        if vip_port is None:
+            return []
+        key = listener.unique_key
+        m, vip, port = member.address, lb.vip_address, member.protocol_port
+        out = [self.flow(pl.LB_SELECT, 115, dict(
+            base, ipv4_dst=m, ct_state=pl.CT_STATE_DNAT,
+            **{pl.REG_FROM_FIP: 1, pl.REG_LISTENER: key},
+            **l4_match(proto, 'dst', port)),
+            [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, True, ('src', vip),
+              vip_port.unique_key)])]
+        if not hairpin:     # else _hairpin_flows has it
+            out.append(self.flow(pl.LB_SELECT, 105, dict(
+                base, ipv4_src=vip, ipv4_dst=m, ct_state=pl.CT_STATE_VALID,
+                **{pl.REG_LISTENER: key}, **l4_match(proto, 'dst', port)),
+                [('set_field', 'eth_dst', mac)], goto=pl.L2_LOOKUP))
         return out
 
     def _backend_flows(self, state, address, port, proto, net_id):
@@ -307,16 +436,58 @@ class LbApp(apps.App):
 
     def _hairpin_reply_flows(self, state, vip, address, port, proto,
                              net_id):
-        """A backend answering a hairpin connection (to the VIP, its
-        SNATed source): un-SNATed."""
+        """A backend answering a connection whose source is the VIP (a
+        hairpin, or one from outside through the VIP's floating IP): the
+        SNAT to the VIP undone where it was made (hairpin: here); what
+        conntrack does not know here goes on to the VIP's port, bound to
+        the chassis serving its floating IP."""
         network = state.network(net_id)
         if network is None:
             return []
-        return [self.flow(pl.LB_VIP, 110, dict(
-            {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
-             'ip_proto': PROTO[proto]}, ipv4_src=address, ipv4_dst=vip,
-            **l4_match(proto, 'src', port)),
-            [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, False, 'restore')])]
+        match = {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
+                 'ip_proto': PROTO[proto], 'ipv4_src': address,
+                 **l4_match(proto, 'src', port)}
+        out = [
+            self.flow(pl.LB_VIP, 110, dict(match, ipv4_dst=vip),
+                      [('ct', pl.HAIRPIN_ZONE, pl.LB_SELECT, False,
+                        'restore')]),
+            self.flow(pl.LB_SELECT, 90, dict(
+                match, ipv4_dst=vip, **{pl.REG_LISTENER: 0}),
+                goto=pl.L2_LOOKUP)]
+        lb = _lb_of_vip(state, vip)
+        if lb is not None and serves_fip(state, lb):
+            out.append(self._fip_reply(pl.LB_SELECT, dict(
+                match, **{pl.REG_LISTENER: 0}), state, lb))
+        return out
+
+    def _fip_reply_flows(self, state, vip, address, port, proto, net_id):
+        """On the chassis serving the VIP's floating IP: a backend's
+        answer to a connection from outside (sent to the VIP, its SNATed
+        source) arrives here; un-SNATed, un-DNATed, then out through the
+        floating IP's NAT."""
+        network = state.network(net_id)
+        lb = _lb_of_vip(state, vip)
+        if network is None or lb is None or not serves_fip(state, lb):
+            return []
+        match = {'metadata': network.unique_key, 'eth_type': pl.ETH_IP,
+                 'ip_proto': PROTO[proto], 'ipv4_src': address,
+                 **l4_match(proto, 'src', port)}
+        return [
+            self.flow(pl.INGRESS_LB, 120, dict(match, ipv4_dst=vip),
+                      [('ct', pl.HAIRPIN_ZONE, pl.INGRESS_LB, False,
+                        'restore')]),
+            self._fip_reply(pl.INGRESS_LB, match, state, lb)]
+
+    def _fip_reply(self, table, match, state, lb):
+        """Un-SNATed (ct_mark = the VIP port's key: it came from outside):
+        un-DNAT in the LB zone, then the floating IP's NAT (table 70) as
+        from the VIP's port."""
+        vip_port = state.get('logical_port', lb.vip_port_id)
+        key = vip_port.unique_key if vip_port is not None else 0
+        return self.flow(table, 80 if table == pl.LB_SELECT else 120, dict(
+            match, ct_zone=pl.HAIRPIN_ZONE, ct_mark=key),
+            [('set_field', pl.REG_SRC, key),
+             ('ct', pl.LB_ZONE, pl.EGRESS_NAT, False, 'restore')])
 
     @staticmethod
     def _learn(key, member, persistence):

@@ -31,7 +31,9 @@ from dragonflow.controller import apps
 from dragonflow.controller import arp
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps import arp_responder
+from dragonflow.controller.apps import lb as lb_app
 from dragonflow.controller.apps import provider
+from dragonflow.model import loadbalancer as lbm
 
 LOG = logging.getLogger(__name__)
 REFRESH = 60.0              # seconds between re-resolving a known gateway
@@ -161,10 +163,15 @@ class NatApp(apps.App):
             for _, router, _ in self._gateways(state, network.id)]
 
     def port_flows(self, state, port):
-        """A local port's way out (SNAT or its floating IP) and back."""
+        """A local port's way out (SNAT or its floating IP) and back; a
+        load balancer VIP's floating IP on the chassis serving it."""
         network = state.network(port.network_id)
-        if network is None or network.external or not state.is_local(port):
+        if network is None or network.external:
             return []
+        if not state.is_local(port):
+            lb = lb_app.vip_load_balancer(state, port)
+            if lb is None or not lb_app.serves_fip(state, lb):
+                return []
         out = []
         for rport, _, external in self._gateways(state, network.id):
             out += self._port_flows(state, network, rport, external, port)
@@ -181,19 +188,24 @@ class NatApp(apps.App):
         if source is None or not port.macs:
             return []
         key = port.unique_key
-        out = [
-            # Back from outside (reply, or a new connection to the FIP
-            # just committed): route to the port.
-            self.flow(pl.INGRESS_NAT_ROUTE, 100,
-                      {'ct_mark': key, 'ct_state': pl.CT_STATE_VALID,
-                       'eth_type': pl.ETH_IP},
-                      [('dec_ttl',),
-                       ('set_field', 'eth_src', rport.mac),
-                       ('set_field', 'eth_dst', port.macs[0]),
-                       ('set_field', pl.REG_DST, key),
-                       ('write_metadata', network.unique_key)],
-                      goto=pl.EGRESS),
-        ]
+        routed = [('dec_ttl',),
+                  ('set_field', 'eth_src', rport.mac),
+                  ('set_field', 'eth_dst', port.macs[0]),
+                  ('set_field', pl.REG_DST, key)]
+        vip = port.device_owner == lbm.VIP_OWNER
+        match = {'ct_mark': key, 'ct_state': pl.CT_STATE_VALID,
+                 'eth_type': pl.ETH_IP}
+        # Back from outside (reply, or a new connection to the FIP just
+        # committed): route to the port; a VIP's connections from outside
+        # go back to the load balancer's table 40 (marked in reg0: its
+        # members see them from the VIP).
+        out = [self.flow(
+            pl.INGRESS_NAT_ROUTE, 100, match, routed + [
+                ('set_field', 'metadata', network.unique_key),
+                ('set_field', pl.REG_FROM_FIP, 1),
+                ('resubmit', pl.LB_VIP)]) if vip else self.flow(
+            pl.INGRESS_NAT_ROUTE, 100, match, routed + [
+                ('write_metadata', network.unique_key)], goto=pl.EGRESS)]
         if fip is not None:
             out += self._address_flows(state, external,
                                        fip.floating_ip_address)
@@ -206,11 +218,12 @@ class NatApp(apps.App):
         if gateway_mac is None:
             return out          # no way out until the gateway answers ARP
         match = {pl.REG_SRC: key, 'eth_type': pl.ETH_IP}
+        if not vip:         # a VIP opens no connection of its own
+            out.append(self.flow(pl.EGRESS_NAT_OUT, 50,
+                                 dict(match, ct_state=pl.CT_STATE_NEW),
+                                 [('ct', pl.NAT_ZONE, pl.EGRESS_NAT_OUT,
+                                   True, ('src', source), key)]))
         out += [
-            self.flow(pl.EGRESS_NAT_OUT, 50,
-                      dict(match, ct_state=pl.CT_STATE_NEW),
-                      [('ct', pl.NAT_ZONE, pl.EGRESS_NAT_OUT, True,
-                        ('src', source), key)]),
             self.flow(pl.EGRESS_NAT_OUT, 100,
                       dict(match, ct_mark=key, ct_state=pl.CT_STATE_VALID),
                       [('dec_ttl',),

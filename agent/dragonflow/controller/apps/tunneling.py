@@ -10,6 +10,7 @@ from dragonflow.controller import apps
 from dragonflow.controller import geneve
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.apps import l2
+from dragonflow.model import loadbalancer as lbm
 
 
 class TunnelingApp(apps.App):
@@ -43,7 +44,7 @@ class TunnelingApp(apps.App):
         if ofport is None:
             return []
         keyed = network.network_type == 'geneve'
-        if state.is_local(port):
+        if state.is_local(port) or lbm.is_vip_bound_here(state, port):
             out = l2.arrival_port_flows(self, network, port)
             if keyed:
                 out.append(self.flow(
