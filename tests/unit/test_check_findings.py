@@ -48,9 +48,11 @@ def test_flows_the_switch_learned_are_no_drift():
     from dragonflow.controller import pipeline as pl
     from dragonflow.controller import tracer
     me = types.SimpleNamespace(apps={17: 'lb'})
-    wanted = collections.Counter({('lb', pl.LB_SELECT, 50): 1})
+    wanted = collections.Counter({('lb', pl.LB_SELECT, 50): 1,
+                                  ('lb', pl.LB_AFFINITY, 0): 1})
     dumped = [(ofswitch.cookie(3, 17), pl.LB_SELECT, 50),
+              (ofswitch.cookie(3, 17), pl.LB_AFFINITY, 0),
               (0, pl.LB_AFFINITY, 100), (0, pl.LB_AFFINITY, 100)]
     found = tracer.Tracer.compare(me, wanted, 3, dumped)
-    assert found['flows'] == 1 and not (found['missing'] or found['extra']
+    assert found['flows'] == 2 and not (found['missing'] or found['extra']
                                         or found['unknown'])

@@ -195,8 +195,9 @@ class Tracer:
     def compare(self, wanted, generation, dumped):
         have = collections.Counter()
         stale, unknown = collections.Counter(), collections.Counter()
-        # Flows the switch learned are its own, not the agent's.
-        dumped = [d for d in dumped if d[1] not in pl.LEARNED]
+        # Flows the switch learned (cookie 0, in a stage for them) are
+        # its own, not the agent's.
+        dumped = [d for d in dumped if d[0] or d[1] not in pl.LEARNED]
         for cookie, table, priority in dumped:
             flow_generation, app_cookie = ofswitch.split_cookie(cookie)
             app = self.apps.get(app_cookie)
