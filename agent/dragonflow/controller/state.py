@@ -131,7 +131,7 @@ class LocalState:
         if table == 'floating_ip':
             self._drop(keys=('fips',))
         elif table in LB_TABLES:
-            self._drop(keys=('lb_keys',))
+            self._drop(keys=('lb_keys', 'lb_members'))
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:

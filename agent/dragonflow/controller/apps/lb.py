@@ -86,13 +86,17 @@ def _on_network(state, member, net_id):
 
 def members_on(state, ports):
     """The members whose address is a fixed IP of one of these ports."""
-    ips = {(p.network_id, ip) for p in ports for ip in p.ips}
-    out = []
-    for member in state.objects['member'].values():
-        subnet = state.get('subnet', member.subnet_id)
-        if subnet and (subnet.network_id, member.address) in ips:
-            out.append(member)
-    return out
+    def index():
+        out = {}
+        for member in state.objects['member'].values():
+            subnet = state.get('subnet', member.subnet_id)
+            if subnet is not None:
+                out.setdefault((subnet.network_id, member.address),
+                               []).append(member)
+        return out
+    by_address = state.derived('lb_members', index)
+    return [m for p in ports for ip in p.ips
+            for m in by_address.get((p.network_id, ip), ())]
 
 
 def load_balancers_of(state, members):
