@@ -2,8 +2,10 @@
 chassis (one on another network, behind the router) answer with their own
 name; clients on two chassis and on the routed network connect to the VIP,
 which each client's own chassis balances. Checked: the spread (±25 %),
-weights, UDP, SOURCE_IP stickiness, draining a member, hairpin, a health
-monitor taking a dead backend out and back, and that deleting the load
+weights, UDP, SOURCE_IP stickiness, session persistence, draining a
+member, hairpin, health monitors of every kind taking a dead backend out
+and back, a dead chassis' members, the VIP from outside through a
+floating IP, security groups of members, and that deleting the load
 balancer leaves no flow of the app anywhere."""
 import collections
 import signal
@@ -378,8 +380,8 @@ def test_members_of_a_dead_chassis_are_taken_out(lb_lab, lab, lab_nb):
         lab_nb.delete('healthmonitor', hm.id)
 
 
-def test_vip_reached_from_outside_through_a_floating_ip(lb_lab, lab,
-                                                       lab_nb):
+def test_vip_reached_from_outside_through_a_floating_ip(
+        lb_lab, lab, lab_nb):
     """An upstream router on an external VLAN network reaches the VIP by
     its floating IP: the chassis serving it (the first hosting a member)
     balances over all members, also the routed one on another chassis."""
@@ -409,6 +411,24 @@ def test_vip_reached_from_outside_through_a_floating_ip(lb_lab, lab,
         # The VIP port is bound to the chassis serving the floating IP.
         assert lab_nb.get('logical_port', lb_lab['lb'].vip_port_id) \
             .binding_chassis == 'ch1'
+        # Members keep their own way out (SNAT) and their own floating IP.
+        b2 = lb_lab['backends']['b2']
+        server = host.serve_tcp(9090)
+        try:
+            wait_until(lambda: b2.connect_tcp(EXTERNAL_GATEWAY, 9090) ==
+                       lab.chassis['ch2'].external_ip, 20, interval=0.5,
+                       message='b2 leaves by SNAT through its chassis')
+        finally:
+            server.kill()
+            server.wait()
+        own = lab_nb.create('floating_ip', {
+            'floating_network_id': external.id, 'port_id': b2.port_id})
+        try:
+            wait_until(lambda: host.connections(
+                own.floating_ip_address, BACKEND_PORT, 3) == {'b2': 3},
+                20, interval=0.5, message="b2 reached by its own FIP")
+        finally:
+            lab_nb.delete('floating_ip', own.id)
     finally:
         if fip is not None:
             lab_nb.delete('floating_ip', fip.id)
@@ -417,6 +437,39 @@ def test_vip_reached_from_outside_through_a_floating_ip(lb_lab, lab,
         host.destroy()
         lab.vms.pop('lbup', None)
         lab_nb.delete('logical_switch', external.id, cascade=True)
+
+
+def test_security_groups_still_apply_to_members(lb_lab, lab_nb):
+    """b1 in a group admitting TCP 8080 only from the routed network:
+    balanced connections of clients on the VIP's network that are drawn
+    for b1 are dropped by b1's ingress rules; the routed client gets
+    b1."""
+    front_client, routed_client = lb_lab['clients'][0], \
+        lb_lab['clients'][2]
+    b1 = lb_lab['backends']['b1']
+    vip = lb_lab['lb'].vip_address
+    group = lab_nb.create('security_group', {'name': 'lb-members'})
+    for rule in ({'direction': 'egress'},
+                 {'direction': 'ingress', 'protocol': 'tcp',
+                  'port_range_min': BACKEND_PORT,
+                  'port_range_max': BACKEND_PORT,
+                  'remote_ip_prefix': '10.131.0.0/24'}):
+        lab_nb.create('security_group_rule',
+                      dict(rule, security_group_id=group.id))
+    lab_nb.patch('logical_port', b1.port_id,
+                 {'security_groups': [group.id]})
+    try:
+        def filtered():
+            seen = connections(front_client, vip, 15)
+            return 'b1' not in seen and seen['failed'] > 0
+        wait_until(filtered, 20, interval=1,
+                   message="b1's rules drop the front clients' connections")
+        assert 'b1' in connections(routed_client, vip, 30)
+    finally:
+        lab_nb.patch('logical_port', b1.port_id, {'security_groups': []})
+        lab_nb.delete('security_group', group.id, cascade=True)
+    wait_until(lambda: 'failed' not in connections(front_client, vip, 15),
+               20, interval=1, message='no rules, no drops')
 
 
 def test_deleting_the_load_balancer_removes_its_flows_everywhere(
