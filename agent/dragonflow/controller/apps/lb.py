@@ -57,8 +57,8 @@ def members_of(state, pool_id):
 
 
 def serving(members):
-    """(member, weight) that take new connections: up, enabled, weighted;
-    backups only when no other member does."""
+    """The members that take new connections: up, enabled, of non-zero
+    weight; backups only when no other member does."""
     def usable(m):
         return m.admin_state_up and m.weight > 0 and \
             m.operating_status not in DOWN
