@@ -23,6 +23,7 @@ from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
 from dragonflow.cli import check as df_check
+from dragonflow.cli import firewall as df_firewall
 from dragonflow.cli import lbstatus
 from dragonflow.cli import topology as df_topology
 from dragonflow.cli import trace as df_trace
@@ -112,6 +113,8 @@ def build_parser():
         verbs.required = True
         for verb in READ_ONLY.get(table, VERBS):
             _add_verb(verbs, verb, model)
+        if table == 'firewall_policy':
+            df_firewall.add_parsers(verbs)
         if table == 'loadbalancer':
             p = verbs.add_parser(
                 'status', help='the tree of listeners, pools, health '
@@ -176,7 +179,7 @@ class Cli:
             return df_check.run(self)
         if self.args.resource == 'topology':
             return df_topology.run(self)
-        return getattr(self, f'do_{self.args.verb}')()
+        return getattr(self, f'do_{self.args.verb.replace("-", "_")}')()
 
     def do_apply(self):
         items = df_apply.load(self.args.file)
@@ -259,6 +262,20 @@ class Cli:
                                          'field options or --unset)')
         obj = self.nb.patch(self.table, obj_id, values, self.args.version)
         self._show(obj.to_api())
+
+    def do_insert_rule(self):
+        policy = self.resolve(self.table, self.args.ref)
+        refs = {k: self.resolve('firewall_rule', getattr(self.args, k))
+                for k in ('rule', 'before', 'after')
+                if getattr(self.args, k)}
+        self._show(df_firewall.insert_rule(
+            self.nb, policy, refs['rule'], refs.get('before'),
+            refs.get('after')).to_api())
+
+    def do_remove_rule(self):
+        self._show(df_firewall.remove_rule(
+            self.nb, self.resolve(self.table, self.args.ref),
+            self.resolve('firewall_rule', self.args.rule)).to_api())
 
     def do_status(self):
         status = lbstatus.tree(self.nb, self.resolve(self.table,
