@@ -25,28 +25,27 @@ PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	systemd-container debootstrap ansible ansible-lint python3-testinfra \
 	python3-yaml
 
+# Install Debian packages unless they all are already.
+define apt_install
+	@if ! dpkg -s $(1) >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $(1); fi
+endef
+
 .PHONY: deps packaging-deps test-deps bench-deps packages test test-pypi test-unit golden \
 	demo bench clean
 
 deps:
-	@if ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $(DEB_PACKAGES); fi
+	$(call apt_install,$(DEB_PACKAGES))
 
 packaging-deps:
-	@if ! dpkg -s $(PACKAGING_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $(PACKAGING_PACKAGES); fi
+	$(call apt_install,$(PACKAGING_PACKAGES))
 
 test-deps:
-	@if ! dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $(TEST_PACKAGES); fi
+	$(call apt_install,$(TEST_PACKAGES))
 
 bench-deps:
-	@if ! dpkg -s $(BENCH_PACKAGES) >/dev/null 2>&1; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $(BENCH_PACKAGES); fi
+	$(call apt_install,$(BENCH_PACKAGES))
 
 packages: packaging-deps
 	packaging/build-packages

@@ -221,9 +221,10 @@ class NbApi:
         if isinstance(data, base.Model):
             data = data.to_dict()
         cls = base.model_for(table)
-        plan = cls.from_dict(dict(data), table).create_plan(View(self))
-        if plan:
-            return self.write_many(plan)[-1]
+        if cls.create_plan is not base.Model.create_plan:
+            plan = cls.from_dict(dict(data), table).create_plan(View(self))
+            if plan:
+                return self.write_many(plan)[-1]
         return self._write(cls, data)
 
     def update(self, obj):

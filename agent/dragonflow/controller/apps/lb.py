@@ -263,9 +263,10 @@ class LbApp(apps.App):
                 return set()
             lbs = [lb for lb in load_balancers_of(state, members)
                    if state.floating_ip_of(lb.vip_port_id)]
+            ids = {m.id for m in members}
             return self._fip_keys(state, lbs) | {
                 k for k in self.keys(state)
-                if k[1] == 'member' and k[2][0] in {m.id for m in members}}
+                if k[1] == 'member' and k[2][0] in ids}
         if table == 'floating_ip':
             lbs = [lb for lb in state.objects['loadbalancer'].values()
                    if lb.vip_port_id in {o.port_id for o in objs}]
