@@ -150,7 +150,8 @@ def test_direct_connection_reusing_a_balanced_ones_tuple(lb_lab):
 def test_udp_listener_balances_datagrams(lb_lab):
     wait_until(lambda: set(spread(lb_lab, 5, 'udp')) == {'b1', 'b2', 'b3'},
                30, interval=1, message='UDP through the VIP')
-    assert_shares(spread(lb_lab, 60, 'udp'), {'b1': 1, 'b2': 1, 'b3': 1})
+    # 300 datagrams: the 25 % bound is 3 sigma of a fair share.
+    assert_shares(spread(lb_lab, 100, 'udp'), {'b1': 1, 'b2': 1, 'b3': 1})
 
 
 def test_hairpin_a_member_reaches_its_own_vip(lb_lab):
@@ -406,7 +407,9 @@ def test_vip_reached_from_outside_through_a_floating_ip(
         wait_until(lambda: set(host.connections(address, PORT, 6)) <=
                    {'b1', 'b2', 'b3'}, 30, interval=1,
                    message='the outside served through the floating IP')
-        total = host.connections(address, PORT, 90)
+        # 300, as from the clients: 90 left a share 1.7 sigma from the
+        # 25 % bound (seen failing 1 in 4).
+        total = host.connections(address, PORT, 300)
         assert_shares(total, {'b1': 1, 'b2': 1, 'b3': 1})
         # The VIP port is bound to the chassis serving the floating IP.
         assert lab_nb.get('logical_port', lb_lab['lb'].vip_port_id) \
