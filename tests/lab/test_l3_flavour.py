@@ -13,7 +13,9 @@ from test_nat import EXTERNAL_GATEWAY, _source_seen, upstream  # noqa: F401
 from waiting import wait_until
 
 # Cookies of the full set's L2 apps.
-L2_COOKIES = {apps.load([name])[0].cookie for name in apps.OWN_L2}
+L2_COOKIES = {apps.load([name] + (['security_groups'] if name == 'fwaas'
+                                  else []))[0].cookie
+              for name in apps.OWN_L2}
 
 
 @pytest.fixture(scope='module')

@@ -175,4 +175,4 @@ def test_the_shipped_apps_declarations_load():
     router = packet_in.PacketInRouter(apps)
     assert {a.name for a, _ in router.by_cookie.values()} == {
         'dhcp', 'dhcpv6', 'nd_responder', 'router_advertisement', 'nat',
-        'router_icmp'}
+        'router_icmp', 'fwaas'}

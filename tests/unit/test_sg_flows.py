@@ -132,15 +132,18 @@ def test_pass_through_installed_only_without_the_app():
     from dragonflow.controller import apps
     without = apps.load(['classifier'])
     with_sg = apps.load(['classifier', 'security_groups'])
-    assert without[-1].tables == (pl.EGRESS_CT, pl.SFC, pl.LB_VIP,
+    assert without[-1].tables == (pl.EGRESS_CT, pl.FW_EGRESS, pl.SFC,
+                                  pl.LB_VIP, pl.ND_RESPONDER,
+                                  pl.INGRESS_NAT, pl.INGRESS_LB,
+                                  pl.INGRESS_CT, pl.FW_INGRESS_ROUTER)
+    assert with_sg[-1].tables == (pl.FW_EGRESS, pl.SFC, pl.LB_VIP,
                                   pl.ND_RESPONDER, pl.INGRESS_NAT,
-                                  pl.INGRESS_LB, pl.INGRESS_CT)
-    assert with_sg[-1].tables == (pl.SFC, pl.LB_VIP, pl.ND_RESPONDER,
-                                  pl.INGRESS_NAT, pl.INGRESS_LB)
+                                  pl.INGRESS_LB, pl.FW_INGRESS_ROUTER)
     flows = without[-1].global_flows(types.SimpleNamespace())
     assert {(f.table, f.goto) for f in flows} == {
         (pl.EGRESS_CT, pl.SFC), (pl.SFC, pl.ARP_RESPONDER),
         (pl.LB_VIP, pl.ND_RESPONDER), (pl.INGRESS_LB, pl.INGRESS_CT),
         (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
         (pl.INGRESS_NAT, pl.INGRESS_TUNNEL),
-        (pl.ND_RESPONDER, pl.L2_LOOKUP)}
+        (pl.ND_RESPONDER, pl.L2_LOOKUP), (pl.FW_EGRESS, pl.EGRESS_SG),
+        (pl.FW_INGRESS_ROUTER, pl.INGRESS_SG)}

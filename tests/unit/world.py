@@ -153,6 +153,31 @@ OBJECTS = [
     ('member', dict(id='m-vm1', pool_id='pool', address='10.0.0.5',
                     protocol_port=8080, subnet_id='sub',
                     admin_state_up=False)),
+    # Firewall: vm1 in a group with both policies (drops logged); router
+    # interface rp2 (net2, where vm3 has no security groups) filters what
+    # net2 sends.
+    ('firewall_rule', dict(id='fw-ssh', protocol='tcp',
+                           source_ip_address='10.0.0.0/8',
+                           destination_port='22', action='allow')),
+    ('firewall_rule', dict(id='fw-dns', protocol='udp',
+                           destination_port='53', action='reject')),
+    ('firewall_rule', dict(id='fw-range', protocol='tcp',
+                           source_port='1000:1999', action='deny')),
+    ('firewall_rule', dict(id='fw-off', protocol='icmp', action='allow',
+                           enabled=False)),
+    ('firewall_rule', dict(id='fw-v6', ip_version=6, protocol='icmp',
+                           destination_ip_address='fd00:1::/64',
+                           action='allow')),
+    ('firewall_rule', dict(id='fw-out', action='allow')),
+    ('firewall_policy', dict(id='fw-in', firewall_rules=[
+        'fw-ssh', 'fw-dns', 'fw-range', 'fw-off', 'fw-v6'])),
+    ('firewall_policy', dict(id='fw-egress', firewall_rules=['fw-out'])),
+    ('firewall_group', dict(id='fwg', unique_key=50, ports=['vm1'],
+                            ingress_firewall_policy_id='fw-in',
+                            egress_firewall_policy_id='fw-egress',
+                            log='drop')),
+    ('firewall_group', dict(id='edge', unique_key=51, ports=['rp2'],
+                            egress_firewall_policy_id='fw-in')),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

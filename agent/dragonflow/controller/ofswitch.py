@@ -207,11 +207,21 @@ def _send_batch(dp, batch):
     dp.send(bytes(data))
 
 
-def packet_out(dp, ofport, data):
+def packet_out(dp, ofport, data, table=None, fields=None):
+    """Out of ofport; or, with table, through the pipeline from that
+    table with fields set first."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
+    if table is None:
+        actions = [parser.OFPActionOutput(ofport)]
+    else:
+        actions = [parser.OFPActionSetField(**{k: v})
+                   for k, v in sorted((fields or {}).items())]
+        # Nicira resubmit takes a 16-bit port: OpenFlow 1.0's IN_PORT.
+        actions.append(parser.NXActionResubmitTable(
+            in_port=0xfff8, table_id=table))
     return parser.OFPPacketOut(
         datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=ofp.OFPP_CONTROLLER,
-        actions=[parser.OFPActionOutput(ofport)], data=data)
+        actions=actions, data=data)
 
 
 class DfOfApp(app_manager.OSKenApp):

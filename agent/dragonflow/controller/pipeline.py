@@ -4,7 +4,8 @@ Registers: ``reg6`` source port key, ``reg7`` destination port key,
 ``reg5`` router key, ``metadata`` network key (Dragonflow's conventions);
 ``reg4`` marks the copies of a flooded packet; ``reg2`` a load balancer
 listener's key, ``reg3`` its hash slot and ``reg1`` a persistent client's
-member.
+member; ``reg8`` a firewall group's key and ``reg9`` the rule and verdict
+of a packet the firewall sends to the controller.
 Conntrack zone = network key (16 bits).
 
 Every stage (OpenFlow table) is a :class:`Stage` in :data:`STAGES`: its
@@ -24,6 +25,10 @@ import collections
 CLASSIFIER = 0          # ingress from local ports and tunnels
 PORT_SECURITY = 5       # egress anti-spoofing
 EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
+FW_EGRESS = 11          # firewall groups: a VM port's egress policy?
+FW_EGRESS_RULES = 12    # ... its rules, in policy order
+FW_EGRESS_ROUTER = 13   # ... a router interface's egress policy?
+FW_EGRESS_ROUTER_RULES = 14
 EGRESS_SG = 15          # egress security group rules
 SFC = 20                # service function chains: steer to the next hop
 ARP_RESPONDER = 25
@@ -45,6 +50,10 @@ EGRESS_PROVIDER = 80    # out to a provider network's bridge
 INGRESS_TUNNEL = 100    # from a tunnel or provider bridge: destination lookup
 INGRESS_LB = 102        # replies of balanced connections un-DNATed
 INGRESS_CT = 105        # ingress: send IP to protected ports to conntrack
+FW_INGRESS_ROUTER = 106  # firewall groups: a router interface's ingress
+FW_INGRESS_ROUTER_RULES = 107   # ... policy, its rules
+FW_INGRESS = 108        # ... a VM port's ingress policy?
+FW_INGRESS_RULES = 109  # ... its rules
 INGRESS_SG = 110        # ingress security group rules
 INGRESS_DISPATCH = 115  # output to the local port in reg7
 
@@ -82,13 +91,31 @@ STAGES = (
            'source MAC/IP of the port or its allowed pairs (v4, v6, '
            'link-local, DAD); no DHCP server, RA or DHCPv6 server'),
     _stage(EGRESS_CT, 'egress_ct', ('security_groups',),
-           ('security_groups',), (EGRESS_SG, SFC),
-           'IP of a port with security groups → conntrack (zone = network '
-           'key); DHCP requests, ND and MLD pass', pass_through=SFC),
+           ('security_groups', 'fwaas'), (FW_EGRESS, SFC),
+           'IP of a port with security groups (or under a firewall group) '
+           '→ conntrack (zone = network key); DHCP requests, ND and MLD '
+           'pass', pass_through=SFC),
+    _stage(FW_EGRESS, 'fw_egress', ('fwaas',), ('fwaas',),
+           (FW_EGRESS_RULES, FW_EGRESS_ROUTER, EGRESS_SG),
+           'established/related pass; a new connection of a port in a '
+           'firewall group with an egress policy → reg8 = group key',
+           pass_through=EGRESS_SG),
+    _stage(FW_EGRESS_RULES, 'fw_egress_rules', ('fwaas',), ('fwaas',),
+           (FW_EGRESS_ROUTER,),
+           'the group\'s egress rules in policy order (allow, deny, '
+           'reject → controller); no match: dropped'),
+    _stage(FW_EGRESS_ROUTER, 'fw_egress_router', ('fwaas',), ('fwaas',),
+           (FW_EGRESS_ROUTER_RULES, EGRESS_SG),
+           'new connection to a router interface\'s MAC whose group has '
+           'an egress policy → reg8 = group key'),
+    _stage(FW_EGRESS_ROUTER_RULES, 'fw_egress_router_rules', ('fwaas',),
+           ('fwaas',), (EGRESS_SG,),
+           'that group\'s egress rules in policy order'),
     _stage(EGRESS_SG, 'egress_sg', ('security_groups',),
-           ('security_groups',), (SFC,),
+           ('security_groups', 'fwaas'), (SFC,),
            'established/related pass; new connections need an egress rule '
-           'and are committed'),
+           'and are committed (a port without groups under a firewall: '
+           'committed)'),
     _stage(SFC, 'sfc', ('sfc',), ('sfc',), (ARP_RESPONDER, L2_LOOKUP),
            'a chain\'s classified traffic → MAC of a function of the next '
            'port pair group', pass_through=ARP_RESPONDER),
@@ -160,12 +187,30 @@ STAGES = (
            'valid replies of balanced connections un-DNATed',
            pass_through=INGRESS_CT),
     _stage(INGRESS_CT, 'ingress_ct', ('security_groups',),
-           ('security_groups',), (INGRESS_SG, INGRESS_DISPATCH),
-           'IP to a port with security groups → conntrack; ND and MLD pass',
-           pass_through=INGRESS_DISPATCH),
+           ('security_groups', 'fwaas'),
+           (FW_INGRESS_ROUTER, INGRESS_DISPATCH),
+           'IP to a port with security groups (or under a firewall group) '
+           '→ conntrack; ND and MLD pass', pass_through=INGRESS_DISPATCH),
+    _stage(FW_INGRESS_ROUTER, 'fw_ingress_router', ('fwaas',), ('fwaas',),
+           (FW_INGRESS_ROUTER_RULES, FW_INGRESS, INGRESS_SG),
+           'established/related pass; a new connection routed in through '
+           'an interface (source MAC) whose group has an ingress policy → '
+           'reg8 = group key', pass_through=INGRESS_SG),
+    _stage(FW_INGRESS_ROUTER_RULES, 'fw_ingress_router_rules', ('fwaas',),
+           ('fwaas',), (FW_INGRESS,),
+           'that group\'s ingress rules in policy order'),
+    _stage(FW_INGRESS, 'fw_ingress', ('fwaas',), ('fwaas',),
+           (FW_INGRESS_RULES, INGRESS_SG),
+           'new connection to a port in a firewall group with an ingress '
+           'policy → reg8 = group key'),
+    _stage(FW_INGRESS_RULES, 'fw_ingress_rules', ('fwaas',), ('fwaas',),
+           (INGRESS_SG,),
+           'the group\'s ingress rules in policy order (allow, deny, '
+           'reject → controller); no match: dropped'),
     _stage(INGRESS_SG, 'ingress_sg', ('security_groups',),
-           ('security_groups',), (INGRESS_DISPATCH,),
-           'established/related pass; new connections need an ingress rule'),
+           ('security_groups', 'fwaas'), (INGRESS_DISPATCH,),
+           'established/related pass; new connections need an ingress rule '
+           '(a port without groups under a firewall: committed)'),
     _stage(INGRESS_DISPATCH, 'ingress_dispatch', ('l2',), ('l2',), (),
            'output to the local port in reg7 (subport: VLAN pushed); a '
            'flooded copy for its own sender dropped'),
@@ -264,6 +309,8 @@ REG_LISTENER = 'reg2'   # load balancer listener key (see lb)
 REG_SLOT = 'reg3'       # its multipath hash slot
 REG_AFFINITY = 'reg1'   # a persistent client's member address
 REG_FROM_FIP = 'reg0'   # 1: came in through a VIP's floating IP
+REG_FW_GROUP = 'reg8'   # firewall group key (see fwaas)
+REG_FW_VERDICT = 'reg9'  # a logged or rejected packet's rule and verdict
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806

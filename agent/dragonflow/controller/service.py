@@ -41,6 +41,7 @@ from dragonflow.controller import lb_health
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller import tracer
+from dragonflow.controller.apps import fwaas as fwaas_app
 from dragonflow.controller.apps import lb as lb_app
 from dragonflow.controller.bfd import BfdSessions
 from dragonflow.controller.packet_in import PacketInRouter
@@ -57,7 +58,8 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'security_group_rule', 'floating_ip', 'trunk',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain', 'loadbalancer', 'listener',
-            'pool', 'member', 'healthmonitor']
+            'pool', 'member', 'healthmonitor', 'firewall_rule',
+            'firewall_policy', 'firewall_group']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
@@ -162,6 +164,9 @@ class LocalController:
             'port_chain': self._touched_sfc,
         }
         for table in lb_app.LB_TABLES:
+            self.touches[table] = self._touched_lb
+        for table in fwaas_app.FW_TABLES:
+            # Firewall flows are keyed by group, port and interface.
             self.touches[table] = self._touched_lb
         missing = sorted(set(FOLLOWED) - set(self.touches))
         if missing:
@@ -352,7 +357,8 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _touched_lb(self, change, obj, old):
-        # Load balancer flows are keyed by listener (and client network).
+        # Load balancer flows are keyed by listener (and client network);
+        # firewall flows by group, port and interface.
         return Touched(keys=df_apps.touched_keys(
             self.apps, self.state, change.table, obj, old))
 
@@ -590,9 +596,12 @@ class LocalController:
 
 
 def _sender(dp):
-    """send(ofport, data): a packet-out on dp."""
-    def send(ofport, data):
-        ofswitch.send_all(dp, [ofswitch.packet_out(dp, ofport, data)])
+    """send(ofport, data): a packet-out on dp; send(None, data,
+    table=T, fields={...}): into the pipeline at table T with those
+    fields (registers, metadata) set."""
+    def send(ofport, data, table=None, fields=None):
+        ofswitch.send_all(dp, [ofswitch.packet_out(dp, ofport, data, table,
+                                                   fields)])
     return send
 
 

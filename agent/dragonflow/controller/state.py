@@ -21,12 +21,16 @@ GROUP_REFS = {'logical_port': 'security_groups',
 
 
 # Cached lists that depend on which ports are local (dropped with them).
-LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys')
+LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys',
+            'fw_keys')
 # Tables whose objects decide nothing cached here.
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
             'port_chain', 'healthmonitor')
 # Load balancer tables: they decide only the lb app's keys.
 LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member')
+# Firewall tables: they decide only the fwaas app's keys and its index of
+# the ports in groups.
+FW_TABLES = ('firewall_rule', 'firewall_policy', 'firewall_group')
 
 
 class _Watched(dict):
@@ -132,6 +136,8 @@ class LocalState:
             self._drop(keys=('fips',))
         elif table in LB_TABLES:
             self._drop(keys=('lb_keys', 'lb_members'))
+        elif table in FW_TABLES:
+            self._drop(keys=('fw_keys', 'fw_port_groups'))
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:
@@ -156,7 +162,8 @@ class LocalState:
             # Plugging into a network that is already local changes no
             # network's locality; unplugging may (the last port).
             self._drop({port.network_id}, LOCALITY if not added or
-                       port.network_id not in self._local_set() else ())
+                       port.network_id not in self._local_set() else
+                       ('fw_keys',))
 
     def _local_set(self):
         return self._cached('local_set', None,

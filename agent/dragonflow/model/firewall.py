@@ -2,17 +2,22 @@
 rules, ordered policies of rules, and firewall groups applying an ingress
 and an egress policy to VM ports and router interface ports.
 
-Ingress and egress are from the port's point of view: ingress is into the
-VM, or into the router through that interface. Rules are evaluated in the
+Ingress and egress are seen from what the port leads to, as neutron-fwaas
+has them: ingress is what enters the VM, or what a router interface lets
+into the subnet behind it (routed out of the router through it); egress
+is what the VM sends, or what that subnet sends into the router through
+the interface (to other subnets, and through SNAT or a floating IP to
+external hosts). Rules are evaluated in the
 policy's order, the first match wins, and a direction with a policy drops
 what no rule allows (implicit deny); a direction without a policy is not
-filtered by the group. (This step is the NB model and ``dfctl``; the
-dataplane comes with the ``fwaas`` app.)
+filtered by the group. The dataplane is the ``fwaas`` controller app;
+a group's ``unique_key`` is its key in the pipeline (``reg8``).
 """
 import ipaddress
 
 from dragonflow.model import base
 from dragonflow.model import fields as f
+from dragonflow.model import keyed
 
 PORT_RANGE = r'^\d{1,5}(:\d{1,5})?$'
 PORTED = ('tcp', 'udp')
@@ -94,7 +99,10 @@ class FirewallPolicy(base.Model):
     shared = f.Boolean(default=False, help='usable by every project')
 
     def check_in_store(self, view, old):
+        had = set(old.firewall_rules) if old is not None else set()
         for i, rule_id in enumerate(self.firewall_rules):
+            if rule_id in had:
+                continue        # checked when it was added
             rule = view.get('firewall_rule', rule_id)
             if rule is not None and rule.topic and rule.topic != \
                     (self.topic or '') and not rule.shared:
@@ -109,7 +117,7 @@ class FirewallPolicy(base.Model):
 
 
 @base.register
-class FirewallGroup(base.Model):
+class FirewallGroup(keyed.KeyedModel):
     """An ingress and an egress policy applied to ports (VM ports and
     router interface ports)."""
 
@@ -135,6 +143,7 @@ class FirewallGroup(base.Model):
                  help='packet logging: accept, drop or all')
 
     def prepare(self, view):
+        super().prepare(view)
         self.status = 'ACTIVE' if self.ports and self.admin_state_up \
             else 'INACTIVE'
 
@@ -160,4 +169,5 @@ class FirewallGroup(base.Model):
 
     def unique_keys(self):
         # A port is in one firewall group at most (neutron-fwaas).
-        return [('firewall_port', port_id) for port_id in self.ports]
+        return list(super().unique_keys()) + [
+            ('firewall_port', port_id) for port_id in self.ports]

@@ -64,14 +64,21 @@ class View:
         """The keys under prefix of a unique index, as a set."""
         return set(self._nb.store.index_keys(index, prefix))
 
-    def check_references(self, obj):
+    def check_references(self, obj, old=None):
         """Name the field of a reference to a missing object (the store
         enforces references atomically too; this gives the better message)
         or to an object of another topic: an object may refer only to its
         own topic and to shared objects (empty topic), so that following
         the feeds of a port's topic and the shared one gives a chassis
-        everything the port refers to."""
+        everything the port refers to. References old (the object before
+        an update) already had were checked when it was written and are
+        held by the store since (a policy of 1,000 rules updated reads only
+        its new rules)."""
+        known = {(t, i) for _, t, i, _ in old.field_references()} \
+            if old is not None else set()
         for name, table, ref_id, enforced in obj.field_references():
+            if (table, ref_id) in known:
+                continue
             target = self.get(table, ref_id)
             if target is None:
                 if enforced:
@@ -309,7 +316,7 @@ class NbApi:
         guards = self.store.guard_versions(obj.guards())
         obj.prepare(view)
         obj.validate()
-        view.check_references(obj)
+        view.check_references(obj, old)
         obj.check_in_store(view, old)
         ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
                          version=old.version if old else -1,

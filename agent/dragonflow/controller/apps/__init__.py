@@ -39,11 +39,12 @@ APP_MODULES = {
     'sfc': 'dragonflow.controller.apps.sfc',
     'dhcpv6': 'dragonflow.controller.apps.dhcpv6',
     'lb': 'dragonflow.controller.apps.lb',
+    'fwaas': 'dragonflow.controller.apps.fwaas',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement', 'sfc', 'dhcpv6', 'lb')
+          'router_advertisement', 'sfc', 'dhcpv6', 'lb', 'fwaas')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 
@@ -182,6 +183,9 @@ def load(names, controller=None):
     if 'l2_normal' in names and clash:
         raise ValueError(f'l2_normal (the L3 flavour) cannot run with '
                          f'{", ".join(clash)}: those switch L2 themselves')
+    if 'fwaas' in names and 'security_groups' not in names:
+        raise ValueError('fwaas needs security_groups in apps_list: its '
+                         'stages sit in their conntrack pass')
     for name in names:
         try:
             module = importlib.import_module(APP_MODULES[name])

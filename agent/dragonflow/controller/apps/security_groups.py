@@ -5,7 +5,10 @@ A local port with port security and at least one security group is
 *protected*: its IPv4 and IPv6 packets go through conntrack in the zone of its
 network (zone = network key), both when it sends (table 10, after port
 security) and when a packet is delivered to it (table 105, from a local
-port or a tunnel). Established and related packets pass; invalid ones
+port or a tunnel); conntrack hands the packet to the firewall stages (11,
+106: the ``fwaas`` app's, else straight on) before the rules here (15,
+110), which commit: a connection is committed only when both allow it.
+Established and related packets pass; invalid ones
 drop; a new connection passes only if a rule of one of the port's groups
 allows it, and is then committed. So replies to allowed connections come
 back whatever the rules of the other direction say, and removing a rule
@@ -130,6 +133,22 @@ def _rule_table(direction):
     return pl.INGRESS_SG, pl.REG_DST, INGRESS_NEXT
 
 
+def conntrack_flows(app, key, zone):
+    """A port's IP through conntrack in its network's zone, both ways,
+    on to the firewall stages (11, 106) and then the rules (15, 110)."""
+    out = []
+    for eth_type in (pl.ETH_IP, pl.ETH_IPV6):
+        out += [
+            app.flow(pl.EGRESS_CT, 100,
+                     {pl.REG_SRC: key, 'eth_type': eth_type},
+                     [('ct', zone, pl.FW_EGRESS, False)]),
+            app.flow(pl.INGRESS_CT, 100,
+                     {pl.REG_DST: key, 'eth_type': eth_type},
+                     [('ct', zone, pl.FW_INGRESS_ROUTER, False)]),
+        ]
+    return out
+
+
 def is_protected(port):
     return bool(port.port_security_enabled and port.security_groups)
 
@@ -174,16 +193,7 @@ class SecurityGroupsApp(apps.App):
             return []
         zone = network.unique_key
         key = port.unique_key
-        out = []
-        for eth_type in (pl.ETH_IP, pl.ETH_IPV6):
-            out += [
-                self.flow(pl.EGRESS_CT, 100,
-                          {pl.REG_SRC: key, 'eth_type': eth_type},
-                          [('ct', zone, pl.EGRESS_SG, False)]),
-                self.flow(pl.INGRESS_CT, 100,
-                          {pl.REG_DST: key, 'eth_type': eth_type},
-                          [('ct', zone, pl.INGRESS_SG, False)]),
-            ]
+        out = conntrack_flows(self, key, zone)
         commit = [('ct', zone, None, True)]
         clauses = {}        # (table, match items) -> conjunction actions
         for group_id in port.security_groups:
