@@ -85,6 +85,7 @@ bench: deps bench-deps
 	$(PYTHON) bench/sfc_bench.py
 	$(PYTHON) bench/lb_bench.py
 	$(PYTHON) bench/lb_scale_bench.py
+	$(PYTHON) bench/fw_bench.py --lab
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
 	$(PYTHON) bench/trace_bench.py

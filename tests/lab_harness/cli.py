@@ -9,7 +9,9 @@
         SNAT through their own chassis, a floating IP is reached from
         outside, BIRD learns the tenant prefixes and the FIP /32 from
         df-bgp; a load balancer VIP on blue balanced by each client's
-        chassis over a member on each chassis; a security group without
+        chassis over a member on each chassis; a firewall group on blue2
+        drops ping (logged) until a rule inserted first allows it; a
+        security group without
         ssh on green2: dfctl trace --physical names the missing rule (and
         writes its HTML report to /var/tmp/dragonflow-demo-trace.html),
         then passes once it is added;
@@ -127,6 +129,7 @@ def demo(lab):
               f'{"ok" if reached else "FAILED"}')
         ok &= reached
     ok &= _balance(lab, vms, ports)
+    ok &= _firewall(lab, vms, ports)
     ok &= _outside(lab, vms, ports)
     ok &= _trace(lab, vms, ports)
     _step('flows per chassis and service health')
@@ -188,6 +191,45 @@ def _balance(lab, vms, ports):
         for proc in servers:
             proc.kill()
             proc.wait()
+
+
+def _firewall(lab, vms, ports):
+    """A firewall group on blue2 lets only TCP 8080 in: blue1's ping is
+    dropped; an allow-icmp rule inserted before it lets ping through."""
+    _step('a firewall group on blue2: only TCP 8080 in, then ping allowed '
+          'by a rule inserted first')
+    target = ports['blue2']['ips'][0]
+    _dfctl(lab, 'firewall-rule', 'create', '--name', 'fw-web', '--protocol',
+           'tcp', '--destination-port', '8080', '--action', 'allow',
+           show=False)
+    _dfctl(lab, 'firewall-policy', 'create', '--name', 'fw-in',
+           '--firewall-rules', 'fw-web', show=False)
+    print(_dfctl(lab, 'firewall-group', 'create', '--name', 'fw-blue2',
+                 '--ports', ports['blue2']['id'],
+                 '--ingress-firewall-policy-id', 'fw-in', '--log', 'drop',
+                 show=False))
+
+    def pings():
+        return any(vms['blue1'].ping(target, count=1, timeout=1)
+                   for _ in range(3))
+    time.sleep(1)                       # the agents take the new group
+    blocked = not pings()
+    print(f'blue1 -> blue2 ({target}) ping with the group: '
+          f'{"dropped, as expected" if blocked else "PASSED"}')
+    _dfctl(lab, 'firewall-rule', 'create', '--name', 'fw-ping', '--protocol',
+           'icmp', '--action', 'allow', show=False)
+    _dfctl(lab, 'firewall-policy', 'insert-rule', 'fw-in', 'fw-ping',
+           '--before', 'fw-web')
+    allowed = any(pings() for _ in range(5))
+    print(f'blue1 -> blue2 ping after insert-rule: '
+          f'{"ok" if allowed else "FAILED"}')
+    log = os.path.join(vms['blue2'].chassis.dir, 'controller.log')
+    with open(log, errors='replace') as f:
+        drops = [line.strip() for line in f if 'firewall DROP' in line]
+    print('the drop, as ch2\'s agent logged it:')
+    print(drops[-1] if drops else '(no log line)')
+    _dfctl(lab, 'firewall-group', 'delete', 'fw-blue2', show=False)
+    return blocked and allowed and bool(drops)
 
 
 def _trace(lab, vms, ports):
