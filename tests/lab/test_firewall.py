@@ -249,6 +249,17 @@ def test_rules_in_order_reject_stateful_and_logs(
     assert any('(default deny)' in line and ':8080' in line
                for line in lines), lines
 
+    # log all: an accepted connection's first packet is logged too (the
+    # connection itself goes on).
+    lab_nb.patch('firewall_group', group.id, {'log': 'all'})
+    start = _log_size(lab, 'ch2')
+
+    def accept_logged():
+        assert outcome(client, 'tcp', server.ip, 80) == server.name
+        return f'firewall ACCEPT group={group.id} rule={web.id}' in \
+            _log_since(lab, 'ch2', start)
+    wait_until(accept_logged, 20, interval=0.5,
+               message='an accept log line on ch2')
     # The group down filters nothing.
     lab_nb.patch('firewall_group', group.id, {'admin_state_up': False})
     settles(client, 'tcp', server.ip, 8080, server.name)
