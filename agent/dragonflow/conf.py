@@ -74,7 +74,7 @@ controller_opts = [
                                       'tunneling', 'l3', 'security_groups',
                                       'provider', 'nat', 'router_icmp',
                                       'nd_responder', 'router_advertisement',
-                                      'sfc', 'dhcpv6', 'lb', 'fwaas'],
+                                      'sfc', 'dhcpv6', 'lb', 'fwaas', 'tap'],
                 help='controller apps to run'),
     cfg.StrOpt('ovsdb_connection', default='unix:/var/run/openvswitch/db.sock',
                help='OVSDB server of the local Open vSwitch'),

@@ -8,13 +8,10 @@ from dragonflow import errors
 from waiting import wait_until
 
 
-def tunnel_capture(lab, action, verbose=False):
-    """(action()'s result, what crossed the underlay in Geneve meanwhile
-    as tcpdump text; verbose: with the Geneve options decoded)."""
-    capture = subprocess.Popen(
-        ['tcpdump', '-l', '-nn'] + (['-vv'] if verbose else []) +
-        ['-i', lab.bridge, 'udp port 6081'],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def tcpdump_during(argv, action):
+    """(action()'s result, the text tcpdump (argv) printed meanwhile)."""
+    capture = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
     try:
         time.sleep(1)
         result = action()
@@ -23,6 +20,14 @@ def tunnel_capture(lab, action, verbose=False):
         capture.send_signal(signal.SIGINT)
         out = capture.communicate(timeout=10)[0]
     return result, out
+
+
+def tunnel_capture(lab, action, verbose=False):
+    """(action()'s result, what crossed the underlay in Geneve meanwhile
+    as tcpdump text; verbose: with the Geneve options decoded)."""
+    return tcpdump_during(['tcpdump', '-l', '-nn'] +
+                          (['-vv'] if verbose else []) +
+                          ['-i', lab.bridge, 'udp port 6081'], action)
 
 
 class Topology:

@@ -133,7 +133,7 @@ def test_a_security_group_rule_touches_only_its_groups_local_ports(
     assert deletes == [] and [fl.text(f) for f, _ in adds] == [
         'table=110, priority=50, ct_state=0x21/0x37,eth_type=0x800,'
         'ip_proto=6,reg7=0xb,tcp_dst=80 actions=ct(zone=9,commit),'
-        'goto_table:115']
+        'goto_table:112']
 
 
 def test_a_subnet_change_touches_its_network_only(controller):
@@ -160,13 +160,13 @@ def test_unplugging_a_port_releases_it_and_removes_its_flows(controller):
 
 def test_every_followed_table_has_an_explicit_handler(controller):
     assert set(controller.touches) == set(service.FOLLOWED)
-    service.FOLLOWED.append('tap_flow')
+    service.FOLLOWED.append('multicast_group')
     try:
         with pytest.raises(ValueError, match='no NB change handler for '
-                                             'tap_flow'):
+                                             'multicast_group'):
             service.LocalController(controller.conf, Nb(), None, 'ch1')
     finally:
-        service.FOLLOWED.remove('tap_flow')
+        service.FOLLOWED.remove('multicast_group')
 
 
 ALL = {'net', 'net2', 'vlan100', 'public'}

@@ -81,7 +81,7 @@ def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
          (('conjunction', cid, 1, 2),))]
     egress = [f for f in flows if f.table == pl.EGRESS_SG]
     assert len(egress) == 1 and egress[0].actions == (('ct', 9, None, True),)
-    assert egress[0].goto == pl.SFC
+    assert egress[0].goto == pl.TAP_OUT
     keyed = _keyed(app, state)
     members = {app.key('address', a) for a in ('10.0.0.6', '10.0.0.7')}
     assert set(keyed) == members | {app.key('conj', 'db')}
@@ -92,7 +92,7 @@ def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
     assert commit.match_dict == {'conj_id': cid, 'metadata': 9,
                                  'eth_type': pl.ETH_IP}
     assert commit.actions == (('ct', 9, None, True),) and \
-        commit.goto == pl.INGRESS_DISPATCH
+        commit.goto == pl.TAP_IN
 
 
 def test_a_member_in_two_remote_groups_is_one_flow_with_both(state):
@@ -132,18 +132,12 @@ def test_pass_through_installed_only_without_the_app():
     from dragonflow.controller import apps
     without = apps.load(['classifier'])
     with_sg = apps.load(['classifier', 'security_groups'])
-    assert without[-1].tables == (pl.EGRESS_CT, pl.FW_EGRESS, pl.SFC,
-                                  pl.LB_VIP, pl.ND_RESPONDER,
-                                  pl.INGRESS_NAT, pl.INGRESS_LB,
-                                  pl.INGRESS_CT, pl.FW_INGRESS_ROUTER)
-    assert with_sg[-1].tables == (pl.FW_EGRESS, pl.SFC, pl.LB_VIP,
-                                  pl.ND_RESPONDER, pl.INGRESS_NAT,
-                                  pl.INGRESS_LB, pl.FW_INGRESS_ROUTER)
+    # Every optional stage but those the enabled apps own.
+    assert without[-1].tables == tuple(sorted(pl.PASS_THROUGH))
+    assert with_sg[-1].tables == tuple(sorted(
+        set(pl.PASS_THROUGH) - {pl.EGRESS_CT, pl.INGRESS_CT}))
     flows = without[-1].global_flows(types.SimpleNamespace())
-    assert {(f.table, f.goto) for f in flows} == {
-        (pl.EGRESS_CT, pl.SFC), (pl.SFC, pl.ARP_RESPONDER),
-        (pl.LB_VIP, pl.ND_RESPONDER), (pl.INGRESS_LB, pl.INGRESS_CT),
-        (pl.INGRESS_CT, pl.INGRESS_DISPATCH),
-        (pl.INGRESS_NAT, pl.INGRESS_TUNNEL),
-        (pl.ND_RESPONDER, pl.L2_LOOKUP), (pl.FW_EGRESS, pl.EGRESS_SG),
-        (pl.FW_INGRESS_ROUTER, pl.INGRESS_SG)}
+    assert {(f.table, f.goto) for f in flows} == set(pl.PASS_THROUGH.items())
+    # Unprotected traffic skips the rules, not the tap or firewall stages.
+    assert pl.PASS_THROUGH[pl.EGRESS_CT] == pl.TAP_OUT
+    assert pl.PASS_THROUGH[pl.INGRESS_CT] == pl.TAP_IN

@@ -178,6 +178,22 @@ OBJECTS = [
                             log='drop')),
     ('firewall_group', dict(id='edge', unique_key=51, ports=['rp2'],
                             egress_firewall_policy_id='fw-in')),
+    # Tap: vm1 mirrored both ways to sf-in (local), and what it receives
+    # before its security groups to mon2 (on ch2); the trunk parent's
+    # VLAN 10 (its subport) as sent, before security groups.
+    ('logical_port', dict(id='mon2', network_id='net', unique_key=21,
+                          ips=['10.0.0.21'], macs=[mac(21)],
+                          binding_chassis='ch2',
+                          port_security_enabled=False)),
+    ('tap_service', dict(id='ts', port_id='sf-in', unique_key=60)),
+    ('tap_service', dict(id='ts2', port_id='mon2', unique_key=61)),
+    ('tap_flow', dict(id='tf-vm1', tap_service_id='ts', source_port='vm1')),
+    ('tap_flow', dict(id='tf-vm1-in', tap_service_id='ts2',
+                      source_port='vm1', direction='IN',
+                      position='before-sg')),
+    ('tap_flow', dict(id='tf-trunk', tap_service_id='ts',
+                      source_port='parent', direction='OUT',
+                      vlan_filter='10', position='before-sg')),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

@@ -8,6 +8,8 @@ JSON file in bulk (see ``dragonflow.cli.apply``). ``dfctl trace`` follows a
 packet through the model and the real flows (``dragonflow.cli.trace``);
 ``dfctl check`` lists what is broken (``dragonflow.cli.check``), ``dfctl
 topology`` shows chassis, networks and routers; all three draw HTML pages.
+``dfctl tap capture PORT`` runs tcpdump on a port's mirrored traffic from
+the chassis it runs on (``dragonflow.cli.tapcapture``).
 Exit codes: 0 ok, 1 refused (invalid input, missing reference,
 conflict, not found), 2 usage error, 3 ZooKeeper unreachable.
 """
@@ -26,6 +28,7 @@ from dragonflow.cli import check as df_check
 from dragonflow.cli import firewall as df_firewall
 from dragonflow.cli import lbstatus
 from dragonflow.cli import topology as df_topology
+from dragonflow.cli import tapcapture as df_tapcapture
 from dragonflow.cli import trace as df_trace
 from dragonflow.model import base
 from dragonflow.model import fields as f
@@ -103,6 +106,7 @@ def build_parser():
     df_trace.add_parser(resources)
     df_check.add_parser(resources)
     df_topology.add_parser(resources)
+    df_tapcapture.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -179,6 +183,8 @@ class Cli:
             return df_check.run(self)
         if self.args.resource == 'topology':
             return df_topology.run(self)
+        if self.args.resource == 'tap':
+            return df_tapcapture.run(self)
         return getattr(self, f'do_{self.args.verb.replace("-", "_")}')()
 
     def do_apply(self):

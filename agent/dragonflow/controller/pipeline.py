@@ -24,11 +24,13 @@ import collections
 
 CLASSIFIER = 0          # ingress from local ports and tunnels
 PORT_SECURITY = 5       # egress anti-spoofing
+TAP_OUT_PRE = 6         # tap: copies of what a port sends (before SGs)
 EGRESS_CT = 10          # egress: send IP of protected ports to conntrack
 FW_EGRESS = 11          # firewall groups: a VM port's egress policy?
 FW_EGRESS_RULES = 12    # ... its rules, in policy order
 FW_EGRESS_ROUTER = 13   # ... a router interface's egress policy?
 FW_EGRESS_ROUTER_RULES = 14
+TAP_OUT = 16            # tap: copies of what a port sends (after SGs)
 EGRESS_SG = 15          # egress security group rules
 SFC = 20                # service function chains: steer to the next hop
 ARP_RESPONDER = 25
@@ -49,13 +51,16 @@ EGRESS = 75             # to the destination port: local or over a tunnel
 EGRESS_PROVIDER = 80    # out to a provider network's bridge
 INGRESS_TUNNEL = 100    # from a tunnel or provider bridge: destination lookup
 INGRESS_LB = 102        # replies of balanced connections un-DNATed
+TAP_IN_PRE = 103        # tap: copies of what a port receives (before SGs)
 INGRESS_CT = 105        # ingress: send IP to protected ports to conntrack
 FW_INGRESS_ROUTER = 106  # firewall groups: a router interface's ingress
 FW_INGRESS_ROUTER_RULES = 107   # ... policy, its rules
 FW_INGRESS = 108        # ... a VM port's ingress policy?
 FW_INGRESS_RULES = 109  # ... its rules
+TAP_IN = 112            # tap: copies of what a port receives (after SGs)
 INGRESS_SG = 110        # ingress security group rules
 INGRESS_DISPATCH = 115  # output to the local port in reg7
+TAP_DELIVER = 120       # tap: a copy to its tap service port
 
 PASS_THROUGH_APP = 'pipeline'   # installs the optional stages' table-miss
 
@@ -80,21 +85,29 @@ def _stage(table, name, owners, writers, nxt, purpose, pass_through=None):
 
 STAGES = (
     _stage(CLASSIFIER, 'classifier', ('classifier', 'l2_normal'),
-           ('classifier', 'l2_normal', 'tunneling', 'provider', 'nat'),
+           ('classifier', 'l2_normal', 'tunneling', 'provider', 'nat',
+            'tap'),
            (PORT_SECURITY, INGRESS_NAT, L2_LOOKUP, INGRESS_TUNNEL,
             INGRESS_LB),
            'local port (or trunk subport: VLAN popped) → reg6 = port key, '
            'metadata = network key; tunnel + VNI (+ Geneve port key) or '
-           'provider patch → network; L3 flavour: router MACs, else NORMAL'),
+           'provider patch → network; L3 flavour: router MACs, else '
+           'NORMAL; mirrored copies (reserved VNI) → their tap service '
+           'port'),
     _stage(PORT_SECURITY, 'port_security', ('port_security',),
-           ('port_security',), (EGRESS_CT,),
+           ('port_security',), (TAP_OUT_PRE,),
            'source MAC/IP of the port or its allowed pairs (v4, v6, '
            'link-local, DAD); no DHCP server, RA or DHCPv6 server'),
+    _stage(TAP_OUT_PRE, 'tap_out_pre', ('tap',), ('tap',),
+           (EGRESS_CT, TAP_DELIVER),
+           'what a tapped port sends, before its security groups → a copy '
+           'to each tap service (resubmit to 120)',
+           pass_through=EGRESS_CT),
     _stage(EGRESS_CT, 'egress_ct', ('security_groups',),
-           ('security_groups', 'fwaas'), (FW_EGRESS, SFC),
+           ('security_groups', 'fwaas'), (FW_EGRESS, TAP_OUT),
            'IP of a port with security groups (or under a firewall group) '
            '→ conntrack (zone = network key); DHCP requests, ND and MLD '
-           'pass', pass_through=SFC),
+           'pass', pass_through=TAP_OUT),
     _stage(FW_EGRESS, 'fw_egress', ('fwaas',), ('fwaas',),
            (FW_EGRESS_RULES, FW_EGRESS_ROUTER, EGRESS_SG),
            'established/related pass; a new connection of a port in a '
@@ -112,10 +125,13 @@ STAGES = (
            ('fwaas',), (EGRESS_SG,),
            'that group\'s egress rules in policy order'),
     _stage(EGRESS_SG, 'egress_sg', ('security_groups',),
-           ('security_groups', 'fwaas'), (SFC,),
+           ('security_groups', 'fwaas'), (TAP_OUT,),
            'established/related pass; new connections need an egress rule '
            'and are committed (a port without groups under a firewall: '
            'committed)'),
+    _stage(TAP_OUT, 'tap_out', ('tap',), ('tap',), (SFC, TAP_DELIVER),
+           'what a tapped port sends, after its security groups → a copy '
+           'to each tap service', pass_through=SFC),
     _stage(SFC, 'sfc', ('sfc',), ('sfc',), (ARP_RESPONDER, L2_LOOKUP),
            'a chain\'s classified traffic → MAC of a function of the next '
            'port pair group', pass_through=ARP_RESPONDER),
@@ -182,15 +198,19 @@ STAGES = (
            'arrivals from a tunnel or provider patch: destination MAC → '
            'reg7; broadcast → local ports'),
     _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',),
-           (INGRESS_LB, INGRESS_CT, EGRESS_NAT),
+           (INGRESS_LB, TAP_IN_PRE, EGRESS_NAT),
            'from a member\'s address and port → conntrack (LB zone); '
            'valid replies of balanced connections un-DNATed',
-           pass_through=INGRESS_CT),
+           pass_through=TAP_IN_PRE),
+    _stage(TAP_IN_PRE, 'tap_in_pre', ('tap',), ('tap',),
+           (INGRESS_CT, TAP_DELIVER),
+           'what a tapped port receives, before its security groups → a '
+           'copy to each tap service', pass_through=INGRESS_CT),
     _stage(INGRESS_CT, 'ingress_ct', ('security_groups',),
            ('security_groups', 'fwaas'),
-           (FW_INGRESS_ROUTER, INGRESS_DISPATCH),
+           (FW_INGRESS_ROUTER, TAP_IN),
            'IP to a port with security groups (or under a firewall group) '
-           '→ conntrack; ND and MLD pass', pass_through=INGRESS_DISPATCH),
+           '→ conntrack; ND and MLD pass', pass_through=TAP_IN),
     _stage(FW_INGRESS_ROUTER, 'fw_ingress_router', ('fwaas',), ('fwaas',),
            (FW_INGRESS_ROUTER_RULES, FW_INGRESS, INGRESS_SG),
            'established/related pass; a new connection routed in through '
@@ -208,12 +228,20 @@ STAGES = (
            'the group\'s ingress rules in policy order (allow, deny, '
            'reject → controller); no match: dropped'),
     _stage(INGRESS_SG, 'ingress_sg', ('security_groups',),
-           ('security_groups', 'fwaas'), (INGRESS_DISPATCH,),
+           ('security_groups', 'fwaas'), (TAP_IN,),
            'established/related pass; new connections need an ingress rule '
            '(a port without groups under a firewall: committed)'),
+    _stage(TAP_IN, 'tap_in', ('tap',), ('tap',),
+           (INGRESS_DISPATCH, TAP_DELIVER),
+           'what a tapped port receives, after its security groups → a '
+           'copy to each tap service', pass_through=INGRESS_DISPATCH),
     _stage(INGRESS_DISPATCH, 'ingress_dispatch', ('l2',), ('l2',), (),
            'output to the local port in reg7 (subport: VLAN pushed); a '
            'flooded copy for its own sender dropped'),
+    _stage(TAP_DELIVER, 'tap_deliver', ('tap',), ('tap',), (),
+           'a copy (reg10 = tap service key, reg11 = VLAN of a subport) → '
+           'the service port, or over Geneve with the reserved VNI to its '
+           'chassis; VLAN pushed and popped around the output'),
 )
 BY_ID = {stage.id: stage for stage in STAGES}
 # Stages whose flows the switch learns (``learn`` actions): not the
@@ -311,6 +339,9 @@ REG_AFFINITY = 'reg1'   # a persistent client's member address
 REG_FROM_FIP = 'reg0'   # 1: came in through a VIP's floating IP
 REG_FW_GROUP = 'reg8'   # firewall group key (see fwaas)
 REG_FW_VERDICT = 'reg9'  # a logged or rejected packet's rule and verdict
+REG_TAP = 'reg10'       # the tap service a copy goes to (see tap)
+REG_TAP_VLAN = 'reg11'  # ... and the VLAN to push on it (0: none)
+TAP_VNI = 2 ** 24 - 1   # tunnel key of mirrored traffic (no network's)
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
 ETH_ARP = 0x0806

@@ -43,6 +43,7 @@ from dragonflow.controller import pipeline as pl
 from dragonflow.controller import tracer
 from dragonflow.controller.apps import fwaas as fwaas_app
 from dragonflow.controller.apps import lb as lb_app
+from dragonflow.controller.apps import tap as tap_app
 from dragonflow.controller.bfd import BfdSessions
 from dragonflow.controller.packet_in import PacketInRouter
 from dragonflow.controller.selection import Selection
@@ -59,7 +60,7 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain', 'loadbalancer', 'listener',
             'pool', 'member', 'healthmonitor', 'firewall_rule',
-            'firewall_policy', 'firewall_group']
+            'firewall_policy', 'firewall_group', 'tap_service', 'tap_flow']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
@@ -165,8 +166,9 @@ class LocalController:
         }
         for table in lb_app.LB_TABLES:
             self.touches[table] = self._touched_lb
-        for table in fwaas_app.FW_TABLES:
-            # Firewall flows are keyed by group, port and interface.
+        for table in fwaas_app.FW_TABLES + tap_app.TAP_TABLES:
+            # Firewall flows are keyed by group, port and interface, tap
+            # flows by source port and service.
             self.touches[table] = self._touched_lb
         missing = sorted(set(FOLLOWED) - set(self.touches))
         if missing:
@@ -428,7 +430,8 @@ class LocalController:
             ofports.pop(key, None)
         else:
             ofports[key] = ofport
-        return Touched(networks=self.programmed)
+        return Touched(networks=self.programmed, keys=df_apps.touched_keys(
+            self.apps, self.state, 'uplink', None, None))
 
     def _handle_tick(self, _):
         if self.lb_health is not None:

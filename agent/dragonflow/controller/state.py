@@ -22,7 +22,10 @@ GROUP_REFS = {'logical_port': 'security_groups',
 
 # Cached lists that depend on which ports are local (dropped with them).
 LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys',
-            'fw_keys')
+            'fw_keys', 'tap_keys')
+# Cached keys of apps that depend on which ports are local (dropped also
+# when a port is plugged into a network that is already local).
+PLUGGED = ('fw_keys', 'tap_keys')
 # Tables whose objects decide nothing cached here.
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
             'port_chain', 'healthmonitor')
@@ -31,6 +34,8 @@ LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member')
 # Firewall tables: they decide only the fwaas app's keys and its index of
 # the ports in groups.
 FW_TABLES = ('firewall_rule', 'firewall_policy', 'firewall_group')
+# Tap tables: they decide only the tap app's keys.
+TAP_TABLES = ('tap_service', 'tap_flow')
 
 
 class _Watched(dict):
@@ -138,6 +143,8 @@ class LocalState:
             self._drop(keys=('lb_keys', 'lb_members'))
         elif table in FW_TABLES:
             self._drop(keys=('fw_keys', 'fw_port_groups'))
+        elif table in TAP_TABLES:
+            self._drop(keys=('tap_keys',))
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:
@@ -163,7 +170,7 @@ class LocalState:
             # network's locality; unplugging may (the last port).
             self._drop({port.network_id}, LOCALITY if not added or
                        port.network_id not in self._local_set() else
-                       ('fw_keys',))
+                       PLUGGED)
 
     def _local_set(self):
         return self._cached('local_set', None,

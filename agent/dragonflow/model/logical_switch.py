@@ -5,7 +5,7 @@ from dragonflow.model import base
 from dragonflow.model import keyed
 
 TUNNELED = ('vxlan', 'geneve')
-SEGMENT_RANGE = {'vxlan': (1, 2 ** 24 - 1), 'geneve': (1, 2 ** 24 - 1),
+SEGMENT_RANGE = {'vxlan': (1, 2 ** 24 - 2), 'geneve': (1, 2 ** 24 - 2),
                  'vlan': (1, 4094)}
 
 
@@ -23,9 +23,11 @@ class LogicalSwitch(keyed.KeyedModel):
     name = f.String(help='display name')
     network_type = f.Enum('vxlan', 'geneve', 'vlan', 'flat', default='geneve',
                           immutable=True, help='segmentation type')
-    segmentation_id = f.Integer(min=1, max=2 ** 24 - 1, immutable=True,
+    # VNI 2 ** 24 - 1 is reserved: it carries mirrored traffic (tap).
+    segmentation_id = f.Integer(min=1, max=2 ** 24 - 2, immutable=True,
                                 help='VNI or VLAN id; allocated for tunnels '
-                                     'when not given')
+                                     'when not given (16777215 is '
+                                     'reserved for mirrored traffic)')
     physical_network = f.String(max_length=64, pattern=r'^[^:/\s]+$',
                                 immutable=True,
                                 help='physnet for vlan/flat networks')

@@ -40,11 +40,12 @@ APP_MODULES = {
     'dhcpv6': 'dragonflow.controller.apps.dhcpv6',
     'lb': 'dragonflow.controller.apps.lb',
     'fwaas': 'dragonflow.controller.apps.fwaas',
+    'tap': 'dragonflow.controller.apps.tap',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement', 'sfc', 'dhcpv6', 'lb', 'fwaas')
+          'router_advertisement', 'sfc', 'dhcpv6', 'lb', 'fwaas', 'tap')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 

@@ -518,8 +518,8 @@ class LbApp(apps.App):
                       [('ct', pl.LB_ZONE, pl.INGRESS_LB, False)]),
             self.flow(pl.INGRESS_LB, 110,
                       dict(looked_up, ct_state=pl.CT_STATE_REPLY),
-                      [('ct', pl.LB_ZONE, pl.INGRESS_CT, False, 'restore')]),
-            self.flow(pl.INGRESS_LB, 105, looked_up, goto=pl.INGRESS_CT),
+                      [('ct', pl.LB_ZONE, pl.TAP_IN_PRE, False, 'restore')]),
+            self.flow(pl.INGRESS_LB, 105, looked_up, goto=pl.TAP_IN_PRE),
         ]
 
     def _hairpin_flows(self, base, proto, lb, listener, member, mac):

@@ -11,7 +11,7 @@ from dragonflow.controller import apps
 from dragonflow.controller import pipeline as pl
 from dragonflow.model.logical_port import link_local
 
-NEXT = pl.EGRESS_CT
+NEXT = pl.TAP_OUT_PRE
 
 
 def _match(address, version=4):
