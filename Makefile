@@ -16,8 +16,9 @@ DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config 
 TEST_PACKAGES = chromium chromium-driver python3-selenium openssl prometheus
 
 # Only the benchmarks need these: HAProxy as the central load balancer
-# the distributed one is compared with.
-BENCH_PACKAGES = haproxy
+# the distributed one is compared with; iperf3 for throughput with and
+# without a tap.
+BENCH_PACKAGES = haproxy iperf3
 
 PACKAGING_PACKAGES = debhelper dh-python pybuild-plugin-pyproject python3-all \
 	python3-build python3-installer python3-setuptools python3-wheel lintian \
@@ -86,6 +87,7 @@ bench: deps bench-deps
 	$(PYTHON) bench/lb_bench.py
 	$(PYTHON) bench/lb_scale_bench.py
 	$(PYTHON) bench/fw_bench.py --lab
+	$(PYTHON) bench/tap_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
 	$(PYTHON) bench/trace_bench.py
