@@ -175,7 +175,7 @@ def _log_size(lab, chassis):
 
 
 def test_rules_in_order_reject_stateful_and_logs(
-        topo, lab, lab_nb, fw, dfctl_lab):
+        topo, lab, lab_nb, fw, dfctl_lab, dfctl_verdict):
     net = _dual_stack(topo, lab_nb, '10.71.0.0/24', 'fd00:71::/64')
     client = _vm(topo, net, 'ch1')
     other = _vm(topo, net, 'ch1')
@@ -203,6 +203,21 @@ def test_rules_in_order_reject_stateful_and_logs(
     # First match wins: deny icmp before allow icmp.
     settles(client, 'tcp', server.ip, 8080, 'timeout')    # implicit deny
     assert outcome(client, 'tcp', server.ip, 80) == server.name
+    # dfctl trace names the policy, and the switch agrees.
+    code, out = dfctl_verdict('trace', '--from', client.port.id, '--to',
+                              server.port.id, '--protocol', 'tcp', '--dport',
+                              '8080', '--physical')
+    last = out['logical']['steps'][-1]
+    assert code == 1 and last['stage'] == 'fw_ingress_rules', last
+    assert 'implicit deny' in last['text'] and last['chassis'] == 'ch2'
+    assert out['disagreement'] is None, out['disagreement']
+    # A logged drop: the switch hands it to the agent, which logs it.
+    assert out['physical'][-1]['result']['outcome'] == {
+        'kind': 'controller', 'table': 109}
+    code, out = dfctl_verdict('trace', '--from', client.port.id, '--to',
+                              server.port.id, '--protocol', 'tcp', '--dport',
+                              '80', '--physical')
+    assert code == 0 and out['disagreement'] is None, out['logical']
     assert blocked(client, server.ip)
     # Source prefix: another VM may not reach port 80.
     assert outcome(other, 'tcp', server.ip, 80) == 'timeout'

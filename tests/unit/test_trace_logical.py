@@ -5,14 +5,19 @@ import pytest
 from dragonflow import errors
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.state import LocalState
+from dragonflow.trace import firewall as fwt
 from dragonflow.trace import logical as lt
 
 import world
 
 
-def view(*changes):
+def view(*changes, firewall=False):
+    """The world, bound as its chassis see it; its firewall groups only
+    when asked (the other tests trace around them)."""
     s = LocalState(None)
     for o in world.objects():
+        if o.table in fwt.TABLES and not firewall:
+            continue
         if o.table == 'logical_port' and o.id in world.LOCAL_PORTS and \
                 o.id != 'child':
             o.binding_chassis = 'ch1'
@@ -182,3 +187,37 @@ def test_the_routers_own_address_is_answered_by_nothing():
     assert t.verdict == 'dropped' and t.last.table == pl.L3_LOOKUP
     assert "10.0.0.1 is router r's own address" in t.last.text
     assert t.headers['dl_dst'] == world.mac(0xa1)
+
+
+def test_firewall_groups_name_the_rule_that_decides():
+    s = view(firewall=True)
+    # vm2 -> vm1 ssh: fwg's ingress policy allows it (10.0.0.0/8), then
+    # the security group does.
+    t = run(s, src_port='vm2', to_port='vm1', protocol='tcp', dport=22)
+    assert t.verdict == 'delivered', t.summary
+    step = next(x for x in t.steps if x.table == pl.FW_INGRESS_RULES)
+    assert 'rule fw-ssh of firewall policy fw-in' in step.text
+    assert 'allows tcp/22' in step.text
+    # DNS is rejected: the agent answers.
+    t = run(s, src_port='vm2', to_port='vm1', protocol='udp', dport=53)
+    assert t.verdict == 'dropped' and t.last.table == pl.FW_INGRESS_RULES
+    assert 'rejects' in t.last.text and 'ICMP unreachable' in t.last.text
+    # Nothing matches ping: the implicit deny, before the groups.
+    t = run(s, src_port='vm2', to_port='vm1')
+    assert t.last.table == pl.FW_INGRESS_RULES
+    assert 'implicit deny' in t.last.text
+    assert ('firewall_group', 'fwg', None) in t.last.objects
+
+
+def test_a_router_interfaces_egress_policy_filters_what_its_subnet_routes():
+    s = view(firewall=True)
+    # vm3 (net2, no security groups) to vm1 across the router: rp2's
+    # group has fw-in as egress policy, which has nothing for ping.
+    t = run(s, src_port='vm3', to_port='vm1')
+    assert t.last.table == pl.FW_EGRESS_ROUTER_RULES, t.summary
+    assert 'router interface rp2' in t.last.text
+    # The unprotected sender goes through conntrack for the firewall.
+    assert t.hops[0]['ct'] == ['trk,new']
+    # ssh from 10/8 is allowed out of net2 and on to vm1.
+    t = run(s, src_port='vm3', to_port='vm1', protocol='tcp', dport=22)
+    assert t.verdict == 'delivered', t.summary

@@ -11,9 +11,10 @@ headers of the packet as the source port sends it and the chassis it is
 expected to cross with the conntrack passes on each.
 
 What it models: port security (MACs, IPs, allowed address pairs), trunk
-subports, egress and ingress security groups (first allowing rule, remote
-prefixes and remote groups), service function chains (the classifier
-that steers), ARP/ND answers and L2 lookup, distributed routing (router
+subports, firewall groups on VM ports and router interfaces (first
+matching rule of the policy, implicit deny), egress and ingress security
+groups (first allowing rule, remote prefixes and remote groups), service
+function chains (the classifier that steers), ARP/ND answers and L2 lookup, distributed routing (router
 interfaces, host routes to port addresses, extra routes, TTL), SNAT to a
 floating IP or the chassis' external address, floating IPs reached from
 inside, the destination chassis and the tunnel or provider network to it.
@@ -28,6 +29,7 @@ from dragonflow import errors
 from dragonflow.controller import pipeline as pl
 from dragonflow.controller.state import LocalState
 from dragonflow.model.logical_port import link_local
+from dragonflow.trace import firewall as fwt
 
 PROTOCOLS = ('icmp', 'tcp', 'udp')
 TTL = 64
@@ -37,7 +39,7 @@ TABLES = ('chassis', 'logical_switch', 'subnet', 'logical_port',
           'logical_router', 'logical_router_port', 'floating_ip',
           'security_group', 'security_group_rule', 'trunk',
           'child_port_segmentation', 'port_pair', 'port_pair_group',
-          'flow_classifier', 'port_chain')
+          'flow_classifier', 'port_chain') + fwt.TABLES
 
 
 class Packet(collections.namedtuple(
@@ -148,6 +150,7 @@ class Walk:
         self.t = Trace(packet)
         self.chassis = None       # where the packet is now
         self.ttl = TTL
+        self.routed_into = None   # the router interface it left through
 
     # --- steps -----------------------------------------------------------
     def step(self, table, text, *objects, verdict='pass'):
@@ -175,6 +178,7 @@ class Walk:
             sender = self.source()
             dst_ip = self.destination_ip(sender)
             self.port_security(sender, dst_ip)
+            self.firewalls_out(sender)
             self.security_groups(sender, 'egress', dst_ip,
                                  pl.EGRESS_SG)
             self.chains(sender, dst_ip)
@@ -326,6 +330,61 @@ class Walk:
                       f'pairs: {extra}) with MAC {mac}', sender)
         self.step(pl.PORT_SECURITY, f'{ip} / {mac} belongs to '
                   f'{label(sender)}', sender)
+
+    # --- firewall groups -------------------------------------------------
+    def firewalls_out(self, sender):
+        """The sender's egress policy, then, for a packet to a router
+        interface's MAC, that interface's egress policy."""
+        self._fw_conntrack(sender)
+        self.firewall(sender, 'egress', pl.FW_EGRESS_RULES, 'port')
+        mac = self.t.headers.get('dl_dst')
+        rport = next((r for r in self.view.router_ports(sender.network_id)
+                      if r.mac == mac), None)
+        if rport is not None:
+            self.firewall(rport, 'egress', pl.FW_EGRESS_ROUTER_RULES,
+                          'router interface')
+
+    def firewalls_in(self, target):
+        """For a packet routed into the target's network, that router
+        interface's ingress policy; then the target's."""
+        self._fw_conntrack(target)
+        rport = self.routed_into
+        if rport is not None and rport.network_id == target.network_id:
+            self.firewall(rport, 'ingress', pl.FW_INGRESS_ROUTER_RULES,
+                          'router interface')
+        self.firewall(target, 'ingress', pl.FW_INGRESS_RULES, 'port')
+
+    def _fw_conntrack(self, port):
+        if not (port.port_security_enabled and port.security_groups) and \
+                fwt.conntracked(self.view, port):
+            self.ct()
+
+    def firewall(self, port, direction, table, kind):
+        found = fwt.filters(self.view, port.id, direction)
+        if found is None:
+            return
+        group, policy_id = found
+        policy = self.view.get('firewall_policy', policy_id)
+        where = f'firewall group {label(group)} on {kind} {label(port)}'
+        rule = fwt.decide(self.view, policy_id, self.t.headers)
+        h = self.t.headers
+        what = f'{_what(h)} {h["nw_src"]} -> {h["nw_dst"]}'
+        if rule == fwt.IMPLICIT:
+            self.drop(table, f'{direction}: no rule of firewall policy '
+                      f'{label(policy) if policy else policy_id} matches '
+                      f'{what} ({where}): implicit deny', group, policy,
+                      port)
+        text = f'{direction}: rule {label(rule)} of firewall policy ' \
+            f'{label(policy)} ({fwt.rule_text(rule)}) {{}} {what} ({where})'
+        if rule.action == 'allow':
+            self.step(table, text.format('allows'), rule, group, port)
+            return
+        answer = '; the agent answers with a TCP RST' if h['proto'] == \
+            'tcp' else '; the agent answers with ICMP unreachable'
+        self.drop(table, text.format('rejects' if rule.action == 'reject'
+                                     else 'denies') +
+                  (answer if rule.action == 'reject' else ''), rule, group,
+                  port)
 
     # --- security groups -------------------------------------------------
     def security_groups(self, port, direction, peer_ip, table):
@@ -509,6 +568,7 @@ class Walk:
                       f'interface {label(other)} ({subnet.cidr}) -> port '
                       f'{label(target)}; source MAC {other.mac}, TTL '
                       f'{TTL} -> {self.ttl}', router, other, target)
+            self.routed_into = other
             return target
         routes = sorted((r for r in router.routes
                          if _version(r['nexthop']) == h['version'] and
@@ -634,6 +694,7 @@ class Walk:
         self.deliver_local(target, self.t.headers['nw_src'])
 
     def deliver_local(self, target, src_ip):
+        self.firewalls_in(target)
         self.security_groups(target, 'ingress', src_ip, pl.INGRESS_SG)
         segment = self.view.segments.get(target.id)
         how = f' (VLAN {segment.segmentation_id} pushed, through trunk ' \
