@@ -299,31 +299,22 @@ def test_ports_of_one_group_on_one_chassis_filter_each_other(topo, fw):
     assert blocked(b, a.ip)
 
 
-def test_security_groups_and_firewall_must_both_allow(topo, lab_nb, fw):
+def test_security_groups_and_firewall_must_both_allow(topo, fw):
     net = topo.network('10.75.0.0/24')
-    sg = lab_nb.create('security_group', {'name': 'fw-web'})
-    try:
-        lab_nb.create('security_group_rule', {
-            'security_group_id': sg.id, 'direction': 'egress'})
-        for port in (80, 81):
-            lab_nb.create('security_group_rule', {
-                'security_group_id': sg.id, 'direction': 'ingress',
-                'protocol': 'tcp', 'port_range_min': port,
-                'port_range_max': port})
-        client = _vm(topo, net, 'ch1')
-        server = _vm(topo, net, 'ch2', security_groups=[sg.id])
-        _serve(topo, server, 80, 81, 82)
-        settles(client, 'tcp', server.ip, 81, server.name)
-        assert outcome(client, 'tcp', server.ip, 82) == 'timeout'
-        allow = [fw.rule(protocol='tcp', destination_port=str(p),
-                         action='allow') for p in (80, 82)]
-        fw.group([server.port], ingress=fw.policy(allow))
-        settles(client, 'tcp', server.ip, 81, 'timeout')
-        assert outcome(client, 'tcp', server.ip, 80) == server.name
-        assert outcome(client, 'tcp', server.ip, 82) == 'timeout'
-        topo.cleanup()
-    finally:
-        lab_nb.delete('security_group', sg.id, cascade=True)
+    sg = topo.security_group('fw-web', {'direction': 'egress'}, *[
+        {'direction': 'ingress', 'protocol': 'tcp', 'port_range_min': port,
+         'port_range_max': port} for port in (80, 81)])
+    client = _vm(topo, net, 'ch1')
+    server = _vm(topo, net, 'ch2', security_groups=[sg.id])
+    _serve(topo, server, 80, 81, 82)
+    settles(client, 'tcp', server.ip, 81, server.name)
+    assert outcome(client, 'tcp', server.ip, 82) == 'timeout'
+    allow = [fw.rule(protocol='tcp', destination_port=str(p),
+                     action='allow') for p in (80, 82)]
+    fw.group([server.port], ingress=fw.policy(allow))
+    settles(client, 'tcp', server.ip, 81, 'timeout')
+    assert outcome(client, 'tcp', server.ip, 80) == server.name
+    assert outcome(client, 'tcp', server.ip, 82) == 'timeout'
 
 
 def test_router_interfaces_filter_east_west_and_snat(

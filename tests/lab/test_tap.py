@@ -116,33 +116,26 @@ def test_both_in_and_out_to_a_remote_and_a_local_service(topo, taps):
                message='no copy once the flow is gone')
 
 
-def test_before_sg_copies_show_what_the_groups_drop(topo, lab_nb, taps):
+def test_before_sg_copies_show_what_the_groups_drop(topo, taps):
     net = topo.network('10.82.0.0/24')
-    closed = lab_nb.create('security_group', {'name': 'tap-closed'})
-    try:
-        lab_nb.create('security_group_rule', {
-            'security_group_id': closed.id, 'direction': 'egress'})
-        source = topo.vm(net, 'ch1', security_groups=[closed.id])
-        peer = topo.vm(net, 'ch2')
-        monitor = topo.vm(net, 'ch2', port_security_enabled=False)
-        service = taps.service(monitor)
-        after = taps.flow(service, source, direction='IN')
+    closed = topo.security_group('tap-closed', {'direction': 'egress'})
+    source = topo.vm(net, 'ch1', security_groups=[closed.id])
+    peer = topo.vm(net, 'ch2')
+    monitor = topo.vm(net, 'ch2', port_security_enabled=False)
+    service = taps.service(monitor)
+    after = taps.flow(service, source, direction='IN')
 
-        def peer_pings():
-            return not peer.ping(source.ip, count=2, timeout=1,
-                                 interval=0.2)
-        # The group drops peer's pings: an after-sg copy never shows them.
-        time.sleep(2)
-        _, out = capture(monitor, peer_pings)
-        assert not _seen(out, peer, source, 'request'), out
-        taps.delete(after)
-        taps.flow(service, source, direction='IN', position='before-sg')
-        wait_until(lambda: _seen(capture(monitor, peer_pings)[1], peer,
-                                 source, 'request'), 20, interval=0.5,
-                   message='a before-sg copy shows the dropped ping')
-        topo.cleanup()
-    finally:
-        lab_nb.delete('security_group', closed.id, cascade=True)
+    def peer_pings():
+        return not peer.ping(source.ip, count=2, timeout=1, interval=0.2)
+    # The group drops peer's pings: an after-sg copy never shows them.
+    time.sleep(2)
+    _, out = capture(monitor, peer_pings)
+    assert not _seen(out, peer, source, 'request'), out
+    taps.delete(after)
+    taps.flow(service, source, direction='IN', position='before-sg')
+    wait_until(lambda: _seen(capture(monitor, peer_pings)[1], peer,
+                             source, 'request'), 20, interval=0.5,
+               message='a before-sg copy shows the dropped ping')
 
 
 def test_vlan_filter_on_a_trunk_port(topo, taps):

@@ -42,6 +42,7 @@ class Topology:
         self.networks = []
         self.routers = []
         self.servers = []
+        self.groups = []
 
     def network(self, cidr, network_type='geneve', **kw):
         net = self.nb.create('logical_switch', dict(
@@ -61,6 +62,16 @@ class Topology:
             self.nb.create('logical_router_port', {'router_id': router.id,
                                                    'subnet_id': subnet.id})
         return router
+
+    def security_group(self, name, *rules):
+        """A security group with these rules (dicts without the group),
+        removed at cleanup after the ports."""
+        group = self.nb.create('security_group', {'name': name})
+        self.groups.append(group)
+        for rule in rules:
+            self.nb.create('security_group_rule',
+                           dict(rule, security_group_id=group.id))
+        return group
 
     def serve(self, vm, port):
         """A TCP server in vm answering with the peer address (stopped at
@@ -132,4 +143,10 @@ class Topology:
                 pass            # the test deleted it
         for net in self.networks:
             self.nb.delete('logical_switch', net.id, cascade=True)
+        for group in self.groups:
+            try:
+                self.nb.delete('security_group', group.id, cascade=True)
+            except errors.NotFound:
+                pass
         self.vms, self.networks, self.routers = [], [], []
+        self.groups = []
