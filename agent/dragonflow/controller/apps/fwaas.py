@@ -216,7 +216,7 @@ class FwaasApp(apps.App):
     # --- what is programmed here -----------------------------------------
     def keys(self, state):
         # Called on every change: kept until a firewall object or a local
-        # port changes (state.FW_KEYS).
+        # port comes or goes (state.LOCALITY, state.PLUGGED).
         return state.derived('fw_keys', lambda: frozenset(
             self._keys(state)))
 
