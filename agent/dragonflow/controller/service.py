@@ -165,11 +165,11 @@ class LocalController:
             'port_chain': self._touched_sfc,
         }
         for table in lb_app.LB_TABLES:
-            self.touches[table] = self._touched_lb
+            self.touches[table] = self._touched_keys
         for table in fwaas_app.FW_TABLES + tap_app.TAP_TABLES:
             # Firewall flows are keyed by group, port and interface, tap
             # flows by source port and service.
-            self.touches[table] = self._touched_lb
+            self.touches[table] = self._touched_keys
         missing = sorted(set(FOLLOWED) - set(self.touches))
         if missing:
             raise ValueError(f'no NB change handler for {", ".join(missing)}')
@@ -358,9 +358,10 @@ class LocalController:
         # Chains are few and span networks: recompute what is here.
         return Touched(networks=self.programmed)
 
-    def _touched_lb(self, change, obj, old):
-        # Load balancer flows are keyed by listener (and client network);
-        # firewall flows by group, port and interface.
+    def _touched_keys(self, change, obj, old):
+        # Tables whose flows are all apps' keyed flows: load balancer
+        # (listener, member, backend), firewall (group, port, interface),
+        # tap (source port, service).
         return Touched(keys=df_apps.touched_keys(
             self.apps, self.state, change.table, obj, old))
 

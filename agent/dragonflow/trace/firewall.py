@@ -12,14 +12,9 @@ TABLES = ('firewall_rule', 'firewall_policy', 'firewall_group')
 IMPLICIT = 'implicit deny'
 
 
-def group_of(view, port_id):
-    return next((g for g in view.objects['firewall_group'].values()
-                 if port_id in g.ports), None)
-
-
 def filters(view, port_id, direction):
     """(group, policy id) filtering a port's direction, or None."""
-    group = group_of(view, port_id)
+    group = fwaas.group_of(view, port_id)
     policy_id = fwaas.policies(group).get(direction)
     return (group, policy_id) if policy_id else None
 

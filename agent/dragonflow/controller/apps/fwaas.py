@@ -192,7 +192,9 @@ class FwaasApp(apps.App):
     def __init__(self, controller=None):
         super().__init__(controller)
         self.priorities = Priorities()
-        self._matches = {}      # rule id -> (rule, its matches)
+        # rule_matches once per rule version: every group using the
+        # policy, in both directions, shares them
+        self._rule_matches = sg.MatchCache(rule_matches).get
         self.reject_bucket = router_icmp.TokenBucket(RATE)
         self.log_bucket = router_icmp.TokenBucket(LOG_RATE)
         self.suppressed = 0
@@ -400,16 +402,6 @@ class FwaasApp(apps.App):
                                      dict(match, **mine), actions,
                                      goto=goto))
         return out
-
-    def _rule_matches(self, rule):
-        """rule_matches, computed once per rule version (every group
-        using the policy, in both directions, shares them)."""
-        found = self._matches.get(rule.id)
-        if found is None or found[0] is not rule:
-            if len(self._matches) > 4 * sg.MATCH_CACHE:
-                self._matches.clear()       # deleted rules: start afresh
-            found = self._matches[rule.id] = (rule, rule_matches(rule))
-        return found[1]
 
     # --- packet-ins: rejections and log lines ----------------------------
     def verdict(self, state, msg, send_packet):

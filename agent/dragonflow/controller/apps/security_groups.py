@@ -149,6 +149,28 @@ def conntrack_flows(app, key, zone):
     return out
 
 
+class MatchCache:
+    """compute(rule) kept per rule object (rules are immutable and a
+    rule's matches serve every port or group using it), emptied when it
+    grows past 4 x MATCH_CACHE (deleted rules: start afresh)."""
+
+    def __init__(self, compute):
+        self.compute = compute
+        self._by_id = {}        # rule id -> (rule, its matches)
+
+    def get(self, rule):
+        found = self._by_id.get(rule.id)
+        if found is None or found[0] is not rule:
+            if len(self._by_id) >= 4 * MATCH_CACHE:
+                self._by_id.clear()
+            found = self._by_id[rule.id] = (rule, self.compute(rule))
+        return found[1]
+
+
+def _new_connection_matches(rule):
+    return [dict(m, ct_state=pl.CT_STATE_NEW) for m in rule_matches(rule)]
+
+
 def is_protected(port):
     return bool(port.port_security_enabled and port.security_groups)
 
@@ -159,7 +181,8 @@ class SecurityGroupsApp(apps.App):
 
     def __init__(self, controller=None):
         super().__init__(controller)
-        self._matches = {}      # rule id -> (rule, its plain matches)
+        # rule_matches of a new connection, once per rule
+        self._plain_matches = MatchCache(_new_connection_matches).get
 
     def global_flows(self, state):
         out = [
@@ -222,17 +245,6 @@ class SecurityGroupsApp(apps.App):
             out.append(self.flow(table, CONJ_PRIORITY, dict(match),
                                  sorted(actions)))
         return out
-
-    def _plain_matches(self, rule):
-        """rule_matches of a new connection, computed once per rule (rules
-        are immutable; a group's rules apply to each of its ports)."""
-        found = self._matches.get(rule.id)
-        if found is None or found[0] is not rule:
-            found = self._matches[rule.id] = (rule, [
-                dict(m, ct_state=pl.CT_STATE_NEW) for m in rule_matches(rule)])
-            if len(self._matches) > 4 * MATCH_CACHE:
-                self._matches.clear()       # deleted rules: start afresh
-        return found[1]
 
     # --- keyed flows: remote groups' address sets ------------------------
     def keys(self, state):
