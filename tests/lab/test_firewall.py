@@ -15,6 +15,7 @@ from dragonflow import errors
 from lab_harness.netlab import EXTERNAL_GATEWAY
 from test_l2 import pings
 from test_nat import upstream  # noqa: F401  (module fixture)
+from topology import static_ipv6
 from waiting import wait_until
 
 SERVER = """
@@ -143,14 +144,8 @@ def _dual_stack(topo, lab_nb, cidr, cidr6):
 
 
 def _vm(topo, net, chassis, **fields):
-    vm = topo.vm(net, chassis, **fields)
-    vm.port = topo.nb.get('logical_port', vm.port.id)
-    vm.ip6 = next((ip for ip in vm.port.ips if ':' in ip), None)
-    if vm.ip6:
-        vm.run('sysctl', '-qw', 'net.ipv6.conf.eth0.accept_dad=0')
-        vm.run('ip', '-6', 'addr', 'add', f'{vm.ip6}/64', 'dev', 'eth0',
-               'nodad')
-    return vm
+    """A VM with its v4 address and, on a dual-stack network, its v6."""
+    return static_ipv6(topo.vm(net, chassis, **fields))
 
 
 def _serve(topo, vm, *ports):
@@ -294,6 +289,10 @@ def test_ports_of_one_group_on_one_chassis_filter_each_other(topo, fw):
                    source_ip_address=f'{remote.ip}/32')
     fw.group([a.port, b.port], egress=fw.policy([anything]),
              ingress=fw.policy([ping]))
+    # The group takes a moment to reach ch1 (remote's ping passes before
+    # and after): wait for it, then a and b stay apart.
+    wait_until(lambda: blocked(a, b.ip, tries=1), 20,
+               message='the group filters a -> b')
     assert pings(remote, b.ip)
     assert blocked(a, b.ip)
     assert blocked(b, a.ip)

@@ -3,7 +3,6 @@ neighbour solicitations answered on the chassis, spoofed sources dropped,
 routing between v6 subnets across chassis, SLAAC from the router's
 advertisements, security groups for IPv6, and an external v6 host on a
 provider network (no NAT for IPv6)."""
-import ipaddress
 import os
 import subprocess
 
@@ -11,17 +10,14 @@ import pytest
 
 from lab_harness.netlab import PHYSNET, kill_pid, read_pidfile
 from test_l2 import pings
-from topology import tunnel_capture
+from topology import static_ipv6, tunnel_capture
 from waiting import wait_until
 
 
 def v6vm(topo, net, chassis, **port_fields):
     """A VM with its NB IPv6 address configured statically (no DAD)."""
-    vm = topo.vm(net, chassis, static_ip=False, **port_fields)
-    vm.run('sysctl', '-qw', 'net.ipv6.conf.eth0.accept_dad=0')
-    vm.ip6 = next(ip for ip in vm.port.ips
-                  if ipaddress.ip_address(ip).version == 6)
-    vm.run('ip', '-6', 'addr', 'add', f'{vm.ip6}/64', 'dev', 'eth0', 'nodad')
+    vm = static_ipv6(topo.vm(net, chassis, static_ip=False, **port_fields))
+    assert vm.ip6, f'port {vm.port.id} has no IPv6 address'
     return vm
 
 

@@ -22,6 +22,17 @@ def tcpdump_during(argv, action):
     return result, out
 
 
+def static_ipv6(vm):
+    """Configure the VM's NB IPv6 address on eth0 statically (no DAD);
+    vm.ip6 is it (None when its port has none)."""
+    vm.ip6 = next((ip for ip in vm.port.ips if ':' in ip), None)
+    if vm.ip6:
+        vm.run('sysctl', '-qw', 'net.ipv6.conf.eth0.accept_dad=0')
+        vm.run('ip', '-6', 'addr', 'add', f'{vm.ip6}/64', 'dev', 'eth0',
+               'nodad')
+    return vm
+
+
 def tunnel_capture(lab, action, verbose=False):
     """(action()'s result, what crossed the underlay in Geneve meanwhile
     as tcpdump text; verbose: with the Geneve options decoded)."""
