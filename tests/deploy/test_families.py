@@ -47,7 +47,7 @@ def test_roles_resolve_per_family(family, tmp_path):
     assert 'local_ip = 10.1.0.21' in ini
     assert 'apps_list = classifier,port_security,arp_responder,dhcp,l2,' \
         'tunneling,l3,security_groups,provider,nat,router_icmp,' \
-        'nd_responder,router_advertisement,sfc,dhcpv6,lb,fwaas,tap' in ini
+        'nd_responder,router_advertisement,sfc,dhcpv6,lb,fwaas,tap,multicast' in ini
     unit = (tmp_path / 'zookeeper.service').read_text()
     classpath = '/usr/share/java/zookeeper' if family == 'RedHat' else \
         '/usr/share/java/zookeeper.jar'

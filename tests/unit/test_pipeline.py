@@ -33,7 +33,7 @@ def test_a_flow_by_an_app_that_does_not_write_the_stage_is_refused():
     reason = refusal(checked_table(), 'nat', 'net',
                      fl.Flow(pl.L2_LOOKUP, 10, goto=pl.EGRESS))
     assert reason == ('app nat may not write flows in stage 55 (l2_lookup) '
-                      '(writers: l2, l3, provider)')
+                      '(writers: l2, l3, multicast, provider)')
 
 
 def test_a_goto_to_an_undeclared_next_stage_is_refused_naming_both():
@@ -175,4 +175,4 @@ def test_the_shipped_apps_declarations_load():
     router = packet_in.PacketInRouter(apps)
     assert {a.name for a, _ in router.by_cookie.values()} == {
         'dhcp', 'dhcpv6', 'nd_responder', 'router_advertisement', 'nat',
-        'router_icmp', 'fwaas'}
+        'router_icmp', 'fwaas', 'multicast'}

@@ -160,13 +160,13 @@ def test_unplugging_a_port_releases_it_and_removes_its_flows(controller):
 
 def test_every_followed_table_has_an_explicit_handler(controller):
     assert set(controller.touches) == set(service.FOLLOWED)
-    service.FOLLOWED.append('multicast_group')
+    service.FOLLOWED.append('bgp_peer')
     try:
         with pytest.raises(ValueError, match='no NB change handler for '
-                                             'multicast_group'):
+                                             'bgp_peer'):
             service.LocalController(controller.conf, Nb(), None, 'ch1')
     finally:
-        service.FOLLOWED.remove('multicast_group')
+        service.FOLLOWED.remove('bgp_peer')
 
 
 ALL = {'net', 'net2', 'vlan100', 'public'}

@@ -9,12 +9,14 @@ group ``web``, a floating IP), vm2 (ch2, net), vm3 (local, net2, port
 security off), parent (local, net2, a trunk with subport ``child`` on
 VLAN 10 of net), sf-in/sf-out (a service function on net, local) and a
 chain from vm1 through it; pv1 (local) and pv2 (ch2) on vlan100; a load
-balancer on net with members on net and net2.
+balancer on net with members on net and net2; multicast snooping on net
+with groups joined here and on ch2.
 """
 import types
 
 from dragonflow.controller.state import LocalState
 from dragonflow.model import base
+from dragonflow.model import multicast as mcm
 
 
 def obj(table, **data):
@@ -30,7 +32,7 @@ OBJECTS = [
                      external_host_ip='172.24.4.101')),
     ('chassis', dict(id='ch2', ip='192.0.2.2')),
     ('logical_switch', dict(id='net', unique_key=9, segmentation_id=5,
-                            network_type='geneve')),
+                            network_type='geneve', multicast_snooping=True)),
     ('logical_switch', dict(id='net2', unique_key=10, segmentation_id=6,
                             network_type='vxlan')),
     ('logical_switch', dict(id='vlan100', unique_key=11,
@@ -194,6 +196,17 @@ OBJECTS = [
     ('tap_flow', dict(id='tf-trunk', tap_service_id='ts',
                       source_port='parent', direction='OUT',
                       vlan_filter='10', position='before-sg')),
+    # Multicast (snooping on net): 239.1.1.1 joined by vm1 here and mon2
+    # on ch2, ff15::1 only on ch2.
+    ('multicast_group', dict(id=mcm.record_id('ch1', 'net', '239.1.1.1'),
+                             network_id='net', chassis='ch1',
+                             address='239.1.1.1', ports=['vm1'])),
+    ('multicast_group', dict(id=mcm.record_id('ch2', 'net', '239.1.1.1'),
+                             network_id='net', chassis='ch2',
+                             address='239.1.1.1', ports=['mon2'])),
+    ('multicast_group', dict(id=mcm.record_id('ch2', 'net', 'ff15::1'),
+                             network_id='net', chassis='ch2',
+                             address='ff15::1', ports=['mon2'])),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

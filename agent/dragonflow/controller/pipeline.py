@@ -44,12 +44,14 @@ INGRESS_NAT = 50        # from a provider bridge: ARP for our external
                         # addresses, conntrack NAT lookup
 INGRESS_NAT_ROUTE = 51  # un-NATed/DNATed packets routed to their port
 L2_LOOKUP = 55
+MCAST_LOOKUP = 56       # IP multicast of a snooping network: to members
 L3_LOOKUP = 60          # distributed routing
 EGRESS_NAT = 70         # routed to the external network: NAT lookup
 EGRESS_NAT_OUT = 71     # SNAT/FIP commit, then out to the external network
 EGRESS = 75             # to the destination port: local or over a tunnel
 EGRESS_PROVIDER = 80    # out to a provider network's bridge
 INGRESS_TUNNEL = 100    # from a tunnel or provider bridge: destination lookup
+MCAST_ARRIVAL = 101     # multicast arriving from a tunnel: local members
 INGRESS_LB = 102        # replies of balanced connections un-DNATed
 TAP_IN_PRE = 103        # tap: copies of what a port receives (before SGs)
 INGRESS_CT = 105        # ingress: send IP to protected ports to conntrack
@@ -171,10 +173,18 @@ STAGES = (
            (INGRESS_NAT_ROUTE, EGRESS, LB_VIP),
            'un-NATed replies and DNATed FIP connections → their port by '
            'ct_mark'),
-    _stage(L2_LOOKUP, 'l2_lookup', ('l2',), ('l2', 'l3', 'provider'),
-           (L3_LOOKUP, EGRESS, EGRESS_PROVIDER, INGRESS_LB),
+    _stage(L2_LOOKUP, 'l2_lookup', ('l2',),
+           ('l2', 'l3', 'provider', 'multicast'),
+           (L3_LOOKUP, EGRESS, EGRESS_PROVIDER, INGRESS_LB, MCAST_LOOKUP),
            'destination MAC → reg7; broadcast → local ports (through the '
-           'ingress stages) and chassis; router MAC → reg5 = router key'),
+           'ingress stages) and chassis; router MAC → reg5 = router key; '
+           'IP multicast of a snooping network → 56'),
+    _stage(MCAST_LOOKUP, 'mcast_lookup', ('multicast',), ('multicast',),
+           (INGRESS_LB,),
+           'IGMP/MLD → controller (snooping; never to other ports); a '
+           'joined group → its local members (through the ingress stages) '
+           'and one copy per chassis with members; link-local groups '
+           'flooded; others dropped (or flooded: flood_unregistered)'),
     _stage(L3_LOOKUP, 'l3_lookup', ('l3',), ('l3', 'nat', 'router_icmp'),
            (EGRESS_NAT, EGRESS),
            'router + destination IP → port (TTL − 1, MACs rewritten); '
@@ -194,9 +204,15 @@ STAGES = (
            ('provider',), (),
            'out of a provider network\'s patch (VLAN tag pushed)'),
     _stage(INGRESS_TUNNEL, 'ingress_lookup', ('tunneling',),
-           ('tunneling', 'provider'), (INGRESS_LB,),
+           ('tunneling', 'provider', 'multicast'),
+           (INGRESS_LB, MCAST_ARRIVAL),
            'arrivals from a tunnel or provider patch: destination MAC → '
-           'reg7; broadcast → local ports'),
+           'reg7; broadcast → local ports; IP multicast of a snooping '
+           'network → 101'),
+    _stage(MCAST_ARRIVAL, 'mcast_arrival', ('multicast',), ('multicast',),
+           (INGRESS_LB,),
+           'a joined group → its local members; link-local groups → every '
+           'local port; others dropped (or flooded); IGMP/MLD dropped'),
     _stage(INGRESS_LB, 'ingress_lb', ('lb',), ('lb',),
            (INGRESS_LB, TAP_IN_PRE, EGRESS_NAT),
            'from a member\'s address and port → conntrack (LB zone); '
@@ -344,10 +360,13 @@ REG_TAP_VLAN = 'reg11'  # ... and the VLAN to push on it (0: none)
 TAP_VNI = 2 ** 24 - 1   # tunnel key of mirrored traffic (no network's)
 
 MULTICAST = ('01:00:00:00:00:00', '01:00:00:00:00:00')
+IPV4_MULTICAST_MAC = ('01:00:5e:00:00:00', 'ff:ff:ff:80:00:00')
+IPV6_MULTICAST_MAC = ('33:33:00:00:00:00', 'ff:ff:00:00:00:00')
 ETH_ARP = 0x0806
 ETH_IP = 0x0800
 ETH_IPV6 = 0x86dd
 ICMPV6 = 58
+IGMP = 2
 ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
 
 # ct_state bits (ovs-fields(7)).

@@ -40,6 +40,7 @@ from dragonflow.controller import flows as fl
 from dragonflow.controller import lb_health
 from dragonflow.controller import ofswitch
 from dragonflow.controller import pipeline as pl
+from dragonflow.controller import state as state_mod
 from dragonflow.controller import tracer
 from dragonflow.controller.apps import fwaas as fwaas_app
 from dragonflow.controller.apps import lb as lb_app
@@ -60,7 +61,8 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'child_port_segmentation', 'port_pair', 'port_pair_group',
             'flow_classifier', 'port_chain', 'loadbalancer', 'listener',
             'pool', 'member', 'healthmonitor', 'firewall_rule',
-            'firewall_policy', 'firewall_group', 'tap_service', 'tap_flow']
+            'firewall_policy', 'firewall_group', 'tap_service', 'tap_flow',
+            'multicast_group']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
@@ -166,9 +168,10 @@ class LocalController:
         }
         for table in lb_app.LB_TABLES:
             self.touches[table] = self._touched_keys
-        for table in fwaas_app.FW_TABLES + tap_app.TAP_TABLES:
+        for table in fwaas_app.FW_TABLES + tap_app.TAP_TABLES + \
+                state_mod.MCAST_TABLES:
             # Firewall flows are keyed by group, port and interface, tap
-            # flows by source port and service.
+            # flows by source port and service, multicast by group.
             self.touches[table] = self._touched_keys
         missing = sorted(set(FOLLOWED) - set(self.touches))
         if missing:
@@ -316,7 +319,9 @@ class LocalController:
         if self.bfd is not None:
             self.bfd.want({c.id: c.ip for c in
                            self.state.objects['chassis'].values()})
-        return Touched(networks=self.programmed)
+        # Keyed flows that tunnel to the chassis (multicast groups).
+        return Touched(networks=self.programmed, keys=df_apps.touched_keys(
+            self.apps, self.state, 'chassis', obj, old))
 
     def _touched_logical_router_port(self, change, obj, old):
         nets = set()

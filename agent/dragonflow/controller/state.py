@@ -22,7 +22,7 @@ GROUP_REFS = {'logical_port': 'security_groups',
 
 # Cached lists that depend on which ports are local (dropped with them).
 LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys',
-            'fw_keys', 'tap_keys')
+            'fw_keys', 'tap_keys', 'mcast_keys')
 # Cached keys of apps that depend on which ports are local (dropped also
 # when a port is plugged into a network that is already local).
 PLUGGED = ('fw_keys', 'tap_keys')
@@ -36,6 +36,8 @@ LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member')
 FW_TABLES = ('firewall_rule', 'firewall_policy', 'firewall_group')
 # Tap tables: they decide only the tap app's keys.
 TAP_TABLES = ('tap_service', 'tap_flow')
+# Multicast membership records: they decide only the multicast app's keys.
+MCAST_TABLES = ('multicast_group',)
 
 
 class _Watched(dict):
@@ -145,6 +147,8 @@ class LocalState:
             self._drop(keys=('fw_keys', 'fw_port_groups'))
         elif table in TAP_TABLES:
             self._drop(keys=('tap_keys',))
+        elif table in MCAST_TABLES:
+            self._drop(keys=('mcast_index', 'mcast_keys'))
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:

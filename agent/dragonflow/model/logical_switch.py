@@ -34,6 +34,28 @@ class LogicalSwitch(keyed.KeyedModel):
     mtu = f.Integer(min=68, max=9216, default=1450, help='MTU for ports')
     external = f.Boolean(default=False,
                          help='provider network used for floating IPs / SNAT')
+    # Multicast (controller/apps/multicast.py): off, IP multicast floods
+    # like broadcast; on, it goes only where IGMP/MLD reports say.
+    multicast_snooping = f.Boolean(
+        default=False, help='IGMP/MLD snooping: multicast only to the '
+        'ports and chassis that joined (tunnelled networks)')
+    multicast_flood_unregistered = f.Boolean(
+        default=False, help='with snooping: flood groups nobody joined '
+        '(default: drop them)')
+    multicast_querier_address = f.IpAddress(
+        version=4, help='source of the IGMP queries (default: the gateway '
+        'of the network\'s first IPv4 subnet, else 0.0.0.0)')
+    multicast_query_interval = f.Integer(
+        min=2, max=3600, default=125, help='seconds between general '
+        'queries (RFC 3376: 125)')
+    multicast_query_response = f.Integer(
+        min=1, max=25, default=10, help='max response time of a general '
+        'query, seconds (10)')
+    multicast_robustness = f.Integer(
+        min=1, max=7, default=2, help='robustness variable (2)')
+    multicast_last_member_interval = f.Integer(
+        min=1, max=25, default=1, help='seconds a leave waits for another '
+        'member to answer the group query (1)')
 
     def prepare(self, view):
         super().prepare(view)
@@ -56,6 +78,13 @@ class LogicalSwitch(keyed.KeyedModel):
             self.fail('segmentation_id', 'is not used by flat networks')
         if ntype == 'vlan' and self.segmentation_id is None:
             self.fail('segmentation_id', 'is required for vlan networks')
+        if self.multicast_snooping and ntype not in TUNNELED:
+            self.fail('multicast_snooping', f'is for tunnelled networks: '
+                      f'a {ntype} network\'s multicast is the physical '
+                      'switches\' to snoop')
+        if self.multicast_query_response >= self.multicast_query_interval:
+            self.fail('multicast_query_response', 'must be shorter than '
+                      'multicast_query_interval')
         low, high = SEGMENT_RANGE.get(ntype, (None, None))
         seg = self.segmentation_id
         if seg is not None and not low <= seg <= high:

@@ -41,11 +41,13 @@ APP_MODULES = {
     'lb': 'dragonflow.controller.apps.lb',
     'fwaas': 'dragonflow.controller.apps.fwaas',
     'tap': 'dragonflow.controller.apps.tap',
+    'multicast': 'dragonflow.controller.apps.multicast',
 }
 # Apps that are the L2 pipeline of the full set: not with l2_normal.
 OWN_L2 = ('classifier', 'port_security', 'arp_responder', 'dhcp', 'l2',
           'tunneling', 'security_groups', 'nd_responder',
-          'router_advertisement', 'sfc', 'dhcpv6', 'lb', 'fwaas', 'tap')
+          'router_advertisement', 'sfc', 'dhcpv6', 'lb', 'fwaas', 'tap',
+          'multicast')
 L3_FLAVOUR = ('l2_normal', 'l3', 'router_icmp', 'provider', 'nat')
 
 

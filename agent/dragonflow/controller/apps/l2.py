@@ -12,14 +12,27 @@ from dragonflow.controller import pipeline as pl
 
 def tunnel_outputs(state, network):
     """Actions sending a copy to every other chassis with ports here."""
+    return tunnel_copies(state, network, state.remote_chassis(network.id))
+
+
+def tunnel_copies(state, network, chassis_list):
+    """Actions sending a copy of a packet of the network to each of these
+    chassis (Chassis objects) over its tunnel."""
     ofport = state.tunnel_ofports.get(network.network_type)
     if ofport is None:
         return []
     actions = [('set_field', 'tunnel_id', network.segmentation_id)]
-    for chassis in state.remote_chassis(network.id):
+    for chassis in chassis_list:
         actions += [('set_field', 'tun_ipv4_dst', chassis.ip),
                     ('output', ofport)]
     return actions if len(actions) > 1 else []
+
+
+def flood_actions(state, network):
+    """A broadcast's actions: a copy to every local port of the network
+    (through the ingress stages) and one to every chassis with ports."""
+    return flood_copies(state, state.local_ports(network.id)) + \
+        tunnel_outputs(state, network)
 
 
 def arrival_flows(app, state, network):
@@ -66,8 +79,8 @@ def dispatch_flows(app, state, port):
     ofport, vlan = state.wire(port.id)
     key = {pl.REG_DST: port.unique_key}
     back = [('in_port',)] if vlan is None else [
-        ('push_vlan', 0x8100), ('set_field', 'vlan_vid', pl.VLAN_PRESENT | vlan),
-        ('in_port',)]
+        ('push_vlan', 0x8100),
+        ('set_field', 'vlan_vid', pl.VLAN_PRESENT | vlan), ('in_port',)]
     return [app.flow(pl.INGRESS_DISPATCH, 100, key,
                      state.output_actions(port)),
             app.flow(pl.INGRESS_DISPATCH, 110, dict(key, in_port=ofport),
@@ -87,11 +100,10 @@ class L2App(apps.App):
                 self.flow(pl.INGRESS_DISPATCH, 0)]
 
     def network_flows(self, state, network):
-        local = flood_copies(state, state.local_ports(network.id))
         return [self.flow(pl.L2_LOOKUP, 50,
                           {'metadata': network.unique_key,
                            'eth_dst': pl.MULTICAST},
-                          local + tunnel_outputs(state, network))]
+                          flood_actions(state, network))]
 
     def port_flows(self, state, port):
         local = state.is_local(port)

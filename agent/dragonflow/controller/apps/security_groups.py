@@ -36,7 +36,9 @@ connection the rule allows. These flows sit below the plain rule flows
 Rules with ethertype IPv6 match IPv6 (icmpv6 types and codes, v6
 prefixes and the v6 addresses of remote groups). Neighbour discovery and
 MLD (ICMPv6 130-136, 143) never go through conntrack: IPv6 cannot work
-without them, and port security already vets their sources.
+without them, and port security already vets their sources. IGMP, MLD's
+IPv4 twin, passes the same way: joining a group needs no rule (the
+multicast app snoops it; the group's traffic itself is filtered).
 """
 import ipaddress
 
@@ -196,9 +198,11 @@ class SecurityGroupsApp(apps.App):
             self.flow(pl.EGRESS_SG, 0),
             self.flow(pl.INGRESS_SG, 0),
         ]
+        membership = [{'eth_type': pl.ETH_IP, 'ip_proto': pl.IGMP}]
         for kind in ND_AND_MLD:
-            match = {'eth_type': pl.ETH_IPV6, 'ip_proto': pl.ICMPV6,
-                     'icmpv6_type': kind}
+            membership.append({'eth_type': pl.ETH_IPV6,
+                               'ip_proto': pl.ICMPV6, 'icmpv6_type': kind})
+        for match in membership:
             out.append(self.flow(pl.EGRESS_CT, 200, match, goto=EGRESS_NEXT))
             out.append(self.flow(pl.INGRESS_CT, 200, match,
                                  goto=INGRESS_NEXT))
