@@ -27,6 +27,7 @@ from dragonflow.cli import apply as df_apply
 from dragonflow.cli import check as df_check
 from dragonflow.cli import firewall as df_firewall
 from dragonflow.cli import lbstatus
+from dragonflow.cli import multicast as df_multicast
 from dragonflow.cli import topology as df_topology
 from dragonflow.cli import tapcapture as df_tapcapture
 from dragonflow.cli import trace as df_trace
@@ -107,6 +108,7 @@ def build_parser():
     df_check.add_parser(resources)
     df_topology.add_parser(resources)
     df_tapcapture.add_parser(resources)
+    df_multicast.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -185,6 +187,8 @@ class Cli:
             return df_topology.run(self)
         if self.args.resource == 'tap':
             return df_tapcapture.run(self)
+        if self.args.resource == 'multicast':
+            return df_multicast.run(self)
         return getattr(self, f'do_{self.args.verb.replace("-", "_")}')()
 
     def do_apply(self):

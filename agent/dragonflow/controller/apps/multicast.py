@@ -411,6 +411,8 @@ class MulticastApp(apps.App):
             if ports == self.written.get(key, []):
                 continue            # what NB has (or no record, none wanted)
             net_id, group = key
+            if net_id not in self.topics and ports:
+                self.topics[net_id] = nb.get('logical_switch', net_id).topic
             record = dict(id=mcm.record_id(chassis_id, net_id, group),
                           network_id=net_id, chassis=chassis_id,
                           address=group, ports=ports,
