@@ -13,7 +13,7 @@ import time
 import pytest
 
 from dragonflow.model import multicast as mcm
-from multicast_hosts import Receiver, send, silent_report
+from lab_harness.multicast_hosts import Receiver, send, silent_report
 from topology import static_ipv6, tunnel_capture
 from waiting import wait_until
 

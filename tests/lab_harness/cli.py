@@ -10,8 +10,9 @@
         outside, BIRD learns the tenant prefixes and the FIP /32 from
         df-bgp; a load balancer VIP on blue balanced by each client's
         chassis over a member on each chassis; a firewall group on blue2
-        drops ping (logged) until a rule inserted first allows it; a
-        security group without
+        drops ping (logged) until a rule inserted first allows it; IGMP
+        snooping on blue: blue2 joins a group and gets blue1's stream,
+        dfctl multicast list shows it; a security group without
         ssh on green2: dfctl trace --physical names the missing rule (and
         writes its HTML report to /var/tmp/dragonflow-demo-trace.html),
         then passes once it is added;
@@ -31,6 +32,7 @@ import time
 
 from lab_harness import bgplab
 from lab_harness import netlab
+from lab_harness.multicast_hosts import Receiver, send
 
 DEFAULT_DIR = '/var/tmp/dragonflow-lab'
 REPORT = '/var/tmp/dragonflow-demo-trace.html'
@@ -130,6 +132,7 @@ def demo(lab):
         ok &= reached
     ok &= _balance(lab, vms, ports)
     ok &= _firewall(lab, vms, ports)
+    ok &= _multicast(lab, vms, ports)
     ok &= _outside(lab, vms, ports)
     ok &= _trace(lab, vms, ports)
     _step('flows per chassis and service health')
@@ -230,6 +233,48 @@ def _firewall(lab, vms, ports):
     print(drops[-1] if drops else '(no log line)')
     _dfctl(lab, 'firewall-group', 'delete', 'fw-blue2', show=False)
     return blocked and allowed and bool(drops)
+
+
+def _multicast(lab, vms, ports):
+    """IGMP snooping on blue: blue2's kernel joins a group, blue1's
+    stream reaches it, dfctl multicast list shows the member; after the
+    leave the group is gone."""
+    _step('multicast: IGMP snooping on blue, blue2 joins 239.1.1.1')
+    _dfctl(lab, 'network', 'update', 'blue', '--multicast-snooping', 'true',
+           show=False)
+    time.sleep(2.5)                     # the agents take the setting
+    receiver = Receiver(vms['blue2'], '239.1.1.1')
+    try:
+        receiver.join()
+        listed = ''
+        for _ in range(50):             # the agent records the report
+            listed = _dfctl(lab, 'multicast', 'list', '--network', 'blue',
+                            show=False)
+            if '239.1.1.1' in listed:
+                break
+            time.sleep(0.2)
+        got = []
+        for i in range(20):             # ... and ch1 learns of it
+            send(vms['blue1'], '239.1.1.1', f's{i}', count=5)
+            time.sleep(0.3)
+            got = receiver.got(f's{i}')
+            if got:
+                break
+        print(f'blue1 -> 239.1.1.1: blue2 got {len(got)} of 5 datagrams')
+        print('$ dfctl multicast list --network blue')
+        print(listed)
+        receiver.leave()
+    finally:
+        receiver.stop()
+    left = False
+    for _ in range(30):
+        left = '239.1.1.1' not in _dfctl(lab, 'multicast', 'list',
+                                         show=False)
+        if left:
+            break
+        time.sleep(0.2)
+    print(f'after the leave: {"no member left" if left else "STILL THERE"}')
+    return bool(got) and left
 
 
 def _trace(lab, vms, ports):

@@ -178,6 +178,7 @@ class MulticastApp(apps.App):
         self.bucket = router_icmp.TokenBucket(REPORT_RATE, clock)
         self.suppressed = 0
         self.next_query = {}        # local port id -> when to query it
+        self.snooped = set()        # networks snooped at the last tick
         self.written = {}           # (net, group) -> ports NB has
         # Records deleted here whose deletion has not come back yet (not
         # to be adopted again in the meantime).
@@ -316,16 +317,21 @@ class MulticastApp(apps.App):
         for port_id in list(self.next_query):
             if port_id not in local:
                 del self.next_query[port_id]
+        snooped = set()
         for net_id in state.local_networks():
             network = state.network(net_id)
             if not snooping(network):
                 continue
+            snooped.add(net_id)
             self.topics[net_id] = network.topic
+            # Snooping just switched on: ask every port now.
+            again = net_id not in self.snooped
             for port in state.local_ports(net_id):
-                if self.next_query.get(port.id, 0) <= now:
+                if again or self.next_query.get(port.id, 0) <= now:
                     self.next_query[port.id] = \
                         now + network.multicast_query_interval
                     self._send_query(state, network, port, send_packet)
+        self.snooped = snooped
         self._flush_soon()
 
     def _adopt(self, state, now):

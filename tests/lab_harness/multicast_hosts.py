@@ -17,24 +17,30 @@ index = socket.if_nametoindex('eth0')
 s = socket.socket(family, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('::' if v6 else '0.0.0.0', port))
+lock = threading.Lock()
+def say(line):
+    with lock:      # two threads print: one line at a time
+        print(line, flush=True)
 def member(join):
     if v6:
-        option = socket.IPV6_JOIN_GROUP if join else socket.IPV6_LEAVE_GROUP
-        s.setsockopt(socket.IPPROTO_IPV6, option,
-                     socket.inet_pton(family, group) + struct.pack('@I', index))
+        option = socket.IPV6_JOIN_GROUP if join else \
+            socket.IPV6_LEAVE_GROUP
+        s.setsockopt(socket.IPPROTO_IPV6, option, socket.inet_pton(
+            family, group) + struct.pack('@I', index))
     else:
-        option = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
+        option = socket.IP_ADD_MEMBERSHIP if join else \
+            socket.IP_DROP_MEMBERSHIP
         s.setsockopt(socket.IPPROTO_IP, option, socket.inet_aton(group) +
                      socket.inet_aton('0.0.0.0') + struct.pack('@i', index))
 def commands():
     for line in sys.stdin:
         member(line.strip() == 'join')
-        print('done', line.strip(), flush=True)
+        say('done ' + line.strip())
 threading.Thread(target=commands, daemon=True).start()
-print('ready', flush=True)
+say('ready')
 while True:
     data, _ = s.recvfrom(2048)
-    print('got', data.decode(), flush=True)
+    say('got ' + data.decode())
 '''
 
 SENDER = r'''
