@@ -93,9 +93,9 @@ def test_only_chassis_with_members_get_the_stream(topo, lab, lab_nb,
     assert r_idle.got('c') == []
 
 
-def _stops(sender, receiver, tag):
+def _stops(sender, receiver, tag, group=GROUP):
     """The receiver gets nothing of a burst sent now."""
-    send(sender, GROUP, tag, count=10)
+    send(sender, group, tag, count=10)
     time.sleep(0.3)
     return receiver.got(tag) == []
 
@@ -155,10 +155,11 @@ def test_a_silent_member_ages_out_and_a_live_one_stays(topo, lab_nb,
     assert stream_reaches(sender, receiver, 'a')
 
 
-def captures(vms, expression, action):
+def captures(vms, expression, action, options=()):
     """(action()'s result, [what each vm's tcpdump saw meanwhile])."""
     procs = [subprocess.Popen(['ip', 'netns', 'exec', vm.ns, 'tcpdump',
-                               '-l', '-nn', '-i', 'eth0', expression],
+                               '-l', '-nn', *options, '-i', 'eth0',
+                               expression],
                               stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
              for vm in vms]
@@ -258,3 +259,33 @@ def test_unregistered_groups_dropped_unless_the_network_floods_them(
                   'multicast_snooping': False})
     # Snooping off: today's behaviour, everything flooded.
     wait_until(heard, 15, interval=0, message='flooded without snooping')
+
+
+def test_a_relaying_router_forwards_a_group_between_its_subnets(
+        topo, lab, lab_nb, receivers):
+    a = topo.network('10.98.0.0/24', **FAST)
+    b = topo.network('10.99.0.0/24', **FAST)
+    router = topo.router('mc-relay', [a, b], multicast_relay=True)
+    sender = topo.vm(a, 'ch1')
+    near, far, idle = (topo.vm(b, ch) for ch in ('ch1', 'ch2', 'ch3'))
+    r_near, r_far, r_idle = (receivers(vm) for vm in (near, far, idle))
+    r_near.join()
+    r_far.join()
+    wait_until(lambda: stream_reaches(sender, r_far, 'b') and
+               len(r_near.got('b')) >= 5, 15, interval=0.2,
+               message='members on the other subnet get the stream')
+    # Routed once: the TTL the sender set (4) is down by one, the source
+    # MAC is the router's.
+    rport = next(p for p in lab_nb.list('logical_router_port',
+                                        router_id=router.id)
+                 if p.network_id == b.id)
+    _, (seen,) = captures([far], f'dst {GROUP}', lambda: send(
+        sender, GROUP, 'c', count=3), options=('-v', '-e'))
+    assert 'ttl 3' in seen and rport.mac in seen, seen
+    copies = tunnel_copies(lab, lambda: send(sender, GROUP, 'd', count=20),
+                           GROUP)
+    assert copies == {'ch2': 20}
+    assert r_idle.got('b') == r_idle.got('d') == []
+    lab_nb.patch('logical_router', router.id, {'multicast_relay': False})
+    wait_until(lambda: _stops(sender, r_far, f'e{time.monotonic()}'), 10,
+               interval=0, message='no relay once switched off')

@@ -34,7 +34,7 @@ OBJECTS = [
     ('logical_switch', dict(id='net', unique_key=9, segmentation_id=5,
                             network_type='geneve', multicast_snooping=True)),
     ('logical_switch', dict(id='net2', unique_key=10, segmentation_id=6,
-                            network_type='vxlan')),
+                            network_type='vxlan', multicast_snooping=True)),
     ('logical_switch', dict(id='vlan100', unique_key=11,
                             segmentation_id=100, network_type='vlan',
                             physical_network='physnet1')),
@@ -55,7 +55,7 @@ OBJECTS = [
     ('subnet', dict(id='pub4', network_id='public', cidr='172.24.4.0/24',
                     gateway_ip='172.24.4.1')),
     ('logical_router', dict(
-        id='r', unique_key=4,
+        id='r', unique_key=4, multicast_relay=True,
         routes=[{'destination': '192.168.9.0/24', 'nexthop': '10.0.1.7'}],
         external_gateway={'network_id': 'public', 'ip': '172.24.4.2'})),
     ('logical_router_port', dict(id='rp', router_id='r', subnet_id='sub',
@@ -196,8 +196,9 @@ OBJECTS = [
     ('tap_flow', dict(id='tf-trunk', tap_service_id='ts',
                       source_port='parent', direction='OUT',
                       vlan_filter='10', position='before-sg')),
-    # Multicast (snooping on net): 239.1.1.1 joined by vm1 here and mon2
-    # on ch2, ff15::1 only on ch2.
+    # Multicast (snooping on net and net2, relayed by r): 239.1.1.1
+    # joined by vm1 here and mon2 on ch2, and by vm3 on net2; ff15::1
+    # only on ch2.
     ('multicast_group', dict(id=mcm.record_id('ch1', 'net', '239.1.1.1'),
                              network_id='net', chassis='ch1',
                              address='239.1.1.1', ports=['vm1'])),
@@ -207,6 +208,9 @@ OBJECTS = [
     ('multicast_group', dict(id=mcm.record_id('ch2', 'net', 'ff15::1'),
                              network_id='net', chassis='ch2',
                              address='ff15::1', ports=['mon2'])),
+    ('multicast_group', dict(id=mcm.record_id('ch1', 'net2', '239.1.1.1'),
+                             network_id='net2', chassis='ch1',
+                             address='239.1.1.1', ports=['vm3'])),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

@@ -45,6 +45,7 @@ INGRESS_NAT = 50        # from a provider bridge: ARP for our external
 INGRESS_NAT_ROUTE = 51  # un-NATed/DNATed packets routed to their port
 L2_LOOKUP = 55
 MCAST_LOOKUP = 56       # IP multicast of a snooping network: to members
+MCAST_RELAY = 57        # ... and to members on the router's other subnets
 L3_LOOKUP = 60          # distributed routing
 EGRESS_NAT = 70         # routed to the external network: NAT lookup
 EGRESS_NAT_OUT = 71     # SNAT/FIP commit, then out to the external network
@@ -180,11 +181,18 @@ STAGES = (
            'ingress stages) and chassis; router MAC → reg5 = router key; '
            'IP multicast of a snooping network → 56'),
     _stage(MCAST_LOOKUP, 'mcast_lookup', ('multicast',), ('multicast',),
-           (INGRESS_LB,),
+           (INGRESS_LB, MCAST_RELAY),
            'IGMP/MLD → controller (snooping; never to other ports); a '
            'joined group → its local members (through the ingress stages) '
-           'and one copy per chassis with members; link-local groups '
-           'flooded; others dropped (or flooded: flood_unregistered)'),
+           'and one copy per chassis with members, then → 57 if a relaying '
+           'router has members elsewhere; link-local groups flooded; '
+           'others dropped (or flooded: flood_unregistered)'),
+    _stage(MCAST_RELAY, 'mcast_relay', ('multicast',), ('multicast',),
+           (INGRESS_LB,),
+           'routed multicast (router multicast_relay): TTL ≤ 1 dropped; '
+           'else TTL − 1, the router\'s MAC, and the group\'s members on '
+           'each other subnet of the router (local ones, one copy per '
+           'chassis)'),
     _stage(L3_LOOKUP, 'l3_lookup', ('l3',), ('l3', 'nat', 'router_icmp'),
            (EGRESS_NAT, EGRESS),
            'router + destination IP → port (TTL − 1, MACs rewritten); '

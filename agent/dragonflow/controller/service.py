@@ -338,7 +338,8 @@ class LocalController:
         nets = {p.network_id for p in state.router_interfaces(change.id)}
         return Touched(networks=nets | (
             {state.gateway_network(r) for r in (obj, old)
-             if r is not None} - {None}))
+             if r is not None} - {None}), keys=df_apps.touched_keys(
+                 self.apps, state, 'logical_router', obj, old))
 
     def _touched_floating_ip(self, change, obj, old):
         # NAT flows of a floating IP are its port's (nat.port_flows); a

@@ -41,6 +41,10 @@ class LogicalRouter(keyed.KeyedModel):
     external_gateway = f.Nested(
         Gateway, help='external network: network_id=ID[,ip=IP]')
     enabled = f.Boolean(default=True, help='administrative state')
+    multicast_relay = f.Boolean(
+        default=False, help='forward a multicast group joined on one of '
+        'its subnets from senders on its other subnets (TTL - 1; networks '
+        'with multicast_snooping)')
 
     def prepare(self, view):
         super().prepare(view)

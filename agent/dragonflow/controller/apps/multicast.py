@@ -35,10 +35,18 @@ robustness × last-member interval unless it answers; a v3/MLDv2 record
 wanting no source removes the port at once (ports are tracked one by
 one, so nobody else's membership depends on it).
 
+**Routed multicast.** A router with ``multicast_relay`` forwards a group
+between its snooping subnets: on the sender's chassis (which routes, as
+for unicast), after the group's copies on its own network, table 57
+drops what has TTL ≤ 1 and otherwise decrements the TTL, sets the
+router's MAC on each other subnet and sends copies to that subnet's
+members (local ones through their ingress stages, one tunnelled copy per
+chassis with members, which table 101 there delivers). One router hop:
+relayed copies are not relayed again.
+
 Reports are rate limited per chassis (a token bucket, ``REPORT_RATE``
 per second) on top of the bridge's controller rate limit: a flood of
 reports costs the agent bounded CPU and never slows forwarding.
-Routed multicast (between subnets of a router) is not done.
 """
 import collections
 import concurrent.futures
@@ -69,6 +77,20 @@ V6 = (pl.ETH_IPV6, 'ipv6_dst', ('ff02::', 'ffff::'))
 def snooping(network):
     return network is not None and network.multicast_snooping and \
         network.network_type in ('geneve', 'vxlan')
+
+
+def relay_networks(state, net_id):
+    """[(router port, network)]: the other snooping networks of the
+    relaying (``multicast_relay``), enabled routers on net_id, by id."""
+    out = {}
+    for _, router in state.enabled_interfaces(net_id):
+        if not router.multicast_relay:
+            continue
+        for rport in state.router_interfaces(router.id):
+            network = state.network(rport.network_id)
+            if rport.network_id != net_id and snooping(network):
+                out.setdefault(rport.network_id, (rport, network))
+    return [out[n] for n in sorted(out)]
 
 
 def group_membership_interval(network):
@@ -189,7 +211,15 @@ class MulticastApp(apps.App):
 
     # --- flows -----------------------------------------------------------
     def global_flows(self, state):
-        return [self.flow(pl.MCAST_LOOKUP, 0), self.flow(pl.MCAST_ARRIVAL, 0)]
+        out = [self.flow(pl.MCAST_LOOKUP, 0), self.flow(pl.MCAST_ARRIVAL, 0),
+               self.flow(pl.MCAST_RELAY, 0)]
+        for eth_type in (pl.ETH_IP, pl.ETH_IPV6):
+            # A router forwards nothing whose TTL would reach 0 (and
+            # multicast gets no ICMP error): dropped before dec_ttl.
+            out += [self.flow(pl.MCAST_RELAY, 100,
+                              {'eth_type': eth_type, 'nw_ttl': ttl})
+                    for ttl in (0, 1)]
+        return out
 
     def network_flows(self, state, network):
         if not snooping(network):
@@ -232,14 +262,20 @@ class MulticastApp(apps.App):
     def keys(self, state):
         def compute():
             programmed = state.programmed_networks()
-            return {self.key('group', group) for group in index(state)
-                    if group[0] in programmed and
-                    snooping(state.network(group[0]))}
+            out = set()
+            for net_id, group in index(state):
+                # A group's members also make its key on the networks a
+                # relaying router joins (their senders reach them).
+                nets = [net_id] + [n.id for _, n in
+                                   relay_networks(state, net_id)]
+                out.update(self.key('group', (n, group)) for n in nets
+                           if n in programmed and snooping(state.network(n)))
+            return out
         return state.derived('mcast_keys', compute)
 
-    def key_flows(self, state, key):
-        net_id, group = key[2]
-        network = state.network(net_id)
+    def _members(self, state, net_id, group):
+        """(local member ports, Chassis of the other chassis with
+        members) of a group on a network."""
         records = index(state).get((net_id, group), {})
         here = records.get(state.chassis_id)
         members = []
@@ -249,20 +285,41 @@ class MulticastApp(apps.App):
                 members.append(port)
         chassis = [state.chassis(c) for c, record in sorted(records.items())
                    if c != state.chassis_id and record.ports]
+        return members, [c for c in chassis if c is not None]
+
+    def key_flows(self, state, key):
+        net_id, group = key[2]
+        network = state.network(net_id)
+        members, chassis = self._members(state, net_id, group)
         local = l2.flood_copies(state, members)
-        remote = l2.tunnel_copies(state, network,
-                                  [c for c in chassis if c is not None])
+        remote = l2.tunnel_copies(state, network, chassis)
         eth_type, field, _ = V4 if ':' not in group else V6
         match = {'metadata': network.unique_key, 'eth_type': eth_type,
                  field: group}
-        return [self.flow(pl.MCAST_LOOKUP, GROUP, match, local + remote),
-                self.flow(pl.MCAST_ARRIVAL, GROUP, match, local)]
+        relay = []
+        for rport, other in relay_networks(state, net_id):
+            members, chassis = self._members(state, other.id, group)
+            if members or chassis:
+                relay += [('set_field', 'metadata', other.unique_key),
+                          ('set_field', 'eth_src', rport.mac)] + \
+                    l2.flood_copies(state, members) + \
+                    l2.tunnel_copies(state, other, chassis)
+        out = [self.flow(pl.MCAST_LOOKUP, GROUP, match, local + remote + (
+            [('resubmit', pl.MCAST_RELAY)] if relay else [])),
+               self.flow(pl.MCAST_ARRIVAL, GROUP, match, local)]
+        if relay:
+            out.append(self.flow(pl.MCAST_RELAY, GROUP, match,
+                                 [('dec_ttl',)] + relay))
+        return out
 
     def touched_keys(self, state, table, obj, old):
         objs = [o for o in (obj, old) if o is not None]
         if table == 'multicast_group':
-            return {self.key('group', (o.network_id, o.address))
-                    for o in objs}
+            return {self.key('group', (n, o.address)) for o in objs
+                    for n in [o.network_id] + [
+                        n.id for _, n in relay_networks(state, o.network_id)]}
+        if table in ('logical_router', 'logical_router_port'):
+            return self.keys(state)     # relays (rare changes)
         if table == 'logical_port':
             ids = {o.id for o in objs}
             return {self.key('group', group)
