@@ -93,13 +93,18 @@ class LocalState:
         self.tunnel_ofports = {}   # tunnel type -> ofport
         self.provider_ofports = {}  # physnet -> ofport of its br-int patch
         self.neighbours = {}        # (network id, ip) -> MAC, learned
+        # Multicast membership records: (network id, group) -> chassis id
+        # -> record; and this chassis' member ports -> their groups.
+        self.mcast_groups = collections.defaultdict(dict)
+        self.mcast_ports = collections.defaultdict(set)
+        self.mcast_own = {}         # (network id, group) -> our record
 
     # --- NB objects ------------------------------------------------------
     def put(self, obj):
         old = self.objects[obj.table].get(obj.id)
         self._changed(obj, old)
         if old is not None:
-            self._unindex(old)
+            self._unindex(old, replacing=True)
         self.objects[obj.table][obj.id] = obj
         net_id = getattr(obj, 'network_id', None)
         if net_id and obj.table in NETWORK_TABLES:
@@ -115,6 +120,8 @@ class LocalState:
         if obj.table == 'child_port_segmentation':
             self.segments[obj.port_id] = obj
             self.children[obj.parent_id][obj.port_id] = obj
+        if obj.table in MCAST_TABLES:
+            self._index_membership(obj)
         return old
 
     def remove(self, table, obj_id):
@@ -148,7 +155,7 @@ class LocalState:
         elif table in TAP_TABLES:
             self._drop(keys=('tap_keys',))
         elif table in MCAST_TABLES:
-            self._drop(keys=('mcast_index', 'mcast_keys'))
+            pass            # indexed in place (_index_membership)
         elif table == 'security_group_rule':
             self._drop(keys=('rules',))
         elif table == 'logical_port' and obj.id not in self.children:
@@ -180,7 +187,7 @@ class LocalState:
         return self._cached('local_set', None,
                             lambda _: frozenset(self.local_networks()))
 
-    def _unindex(self, obj):
+    def _unindex(self, obj, replacing=False):
         net_id = getattr(obj, 'network_id', None)
         if net_id and obj.table in NETWORK_TABLES:
             self.by_network[net_id][obj.table].pop(obj.id, None)
@@ -203,6 +210,35 @@ class LocalState:
         if obj.table == 'child_port_segmentation':
             self.segments.pop(obj.port_id, None)
             self.children[obj.parent_id].pop(obj.port_id, None)
+        if obj.table in MCAST_TABLES:
+            self._unindex_membership(obj, replacing)
+
+    def _index_membership(self, record):
+        group = (record.network_id, record.address)
+        if group not in self.mcast_groups:
+            self._drop(keys=('mcast_keys',))    # a group appears
+        self.mcast_groups[group][record.chassis] = record
+        if record.chassis == self.chassis_id:
+            self.mcast_own[group] = record
+            for port_id in record.ports:
+                self.mcast_ports[port_id].add(group)
+
+    def _unindex_membership(self, record, replacing):
+        group = (record.network_id, record.address)
+        records = self.mcast_groups.get(group, {})
+        if replacing:       # a new version of it follows at once
+            records[record.chassis] = None
+        else:
+            records.pop(record.chassis, None)
+        if not records:
+            self.mcast_groups.pop(group, None)
+            self._drop(keys=('mcast_keys',))    # a group goes
+        if record.chassis == self.chassis_id:
+            self.mcast_own.pop(group, None)
+            for port_id in record.ports:
+                self.mcast_ports[port_id].discard(group)
+                if not self.mcast_ports[port_id]:
+                    del self.mcast_ports[port_id]
 
     def get(self, table, obj_id):
         return self.objects[table].get(obj_id)

@@ -99,17 +99,6 @@ def group_membership_interval(network):
         network.multicast_query_interval + network.multicast_query_response
 
 
-def index(state):
-    """{(network id, group): {chassis id: record}} of the records."""
-    def compute():
-        out = collections.defaultdict(dict)
-        for record in state.objects['multicast_group'].values():
-            out[(record.network_id, record.address)][record.chassis] = \
-                record
-        return out
-    return state.derived('mcast_index', compute)
-
-
 def querier_address(state, network):
     if network.multicast_querier_address:
         return network.multicast_querier_address
@@ -262,12 +251,15 @@ class MulticastApp(apps.App):
     def keys(self, state):
         def compute():
             programmed = state.programmed_networks()
+            relays = {}
             out = set()
-            for net_id, group in index(state):
+            for net_id, group in state.mcast_groups:
                 # A group's members also make its key on the networks a
                 # relaying router joins (their senders reach them).
-                nets = [net_id] + [n.id for _, n in
-                                   relay_networks(state, net_id)]
+                if net_id not in relays:
+                    relays[net_id] = [n.id for _, n in
+                                      relay_networks(state, net_id)]
+                nets = [net_id] + relays[net_id]
                 out.update(self.key('group', (n, group)) for n in nets
                            if n in programmed and snooping(state.network(n)))
             return out
@@ -276,7 +268,7 @@ class MulticastApp(apps.App):
     def _members(self, state, net_id, group):
         """(local member ports, Chassis of the other chassis with
         members) of a group on a network."""
-        records = index(state).get((net_id, group), {})
+        records = state.mcast_groups.get((net_id, group), {})
         here = records.get(state.chassis_id)
         members = []
         for port_id in here.ports if here is not None else ():
@@ -321,15 +313,12 @@ class MulticastApp(apps.App):
         if table in ('logical_router', 'logical_router_port'):
             return self.keys(state)     # relays (rare changes)
         if table == 'logical_port':
-            ids = {o.id for o in objs}
-            return {self.key('group', group)
-                    for group, records in index(state).items()
-                    if state.chassis_id in records and
-                    ids & set(records[state.chassis_id].ports)}
+            return {self.key('group', group) for o in objs
+                    for group in state.mcast_ports.get(o.id, ())}
         if table == 'chassis':
             ids = {o.id for o in objs}
             return {self.key('group', group)
-                    for group, records in index(state).items()
+                    for group, records in state.mcast_groups.items()
                     if ids & set(records)}
         if table == 'uplink':
             return self.keys(state)
@@ -395,13 +384,10 @@ class MulticastApp(apps.App):
         """Records this chassis wrote before a restart (or that the
         writer does not know yet): their members stay until they report
         again or age out."""
-        groups = index(state)
-        self.deleted &= {g for g, records in groups.items()
-                         if state.chassis_id in records}
-        for group, records in groups.items():
-            mine = records.get(state.chassis_id)
-            if mine is None or group in self.written or \
-                    group in self.deleted:
+        own = state.mcast_own
+        self.deleted.intersection_update(own)
+        for group, mine in own.items():
+            if group in self.written or group in self.deleted:
                 continue
             network = state.network(group[0])
             self.written[group] = list(mine.ports)
