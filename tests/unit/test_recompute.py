@@ -272,3 +272,17 @@ def test_two_load_balancers_share_a_backend(controller):
     assert len(controller.installed.flows('lb', backend)) == 4
     assert controller.installed.flows('lb', ('lb', 'hairpin', (
         '10.0.0.101', '10.0.0.6', 8080, 'tcp', 'net')))
+
+
+def test_a_membership_record_touches_only_its_group(controller):
+    """A member joining on ch2: that group's flows on its network and on
+    the network its relaying router joins, nothing else."""
+    new, old = state_obj(controller, 'multicast_group',
+                         world.mcm.record_id('ch2', 'net', '239.1.1.1'),
+                         ports=['mon2', 'vm2'])
+    controller.step([change('update', new, old)])
+    assert controller.recomputed == [(set(), set())]
+    assert controller.recomputed_keys == [{
+        ('multicast', 'group', ('net', '239.1.1.1')),
+        ('multicast', 'group', ('net2', '239.1.1.1'))}]
+    assert controller.refused == 0
