@@ -1,0 +1,101 @@
+"""The host side of a container's port: a veth pair whose container end
+goes into the container's network namespace with the port's MAC,
+addresses, routes and MTU, and whose host end is plugged into br-int
+with the port's id (``iface-id``, what the agent binds) and the
+container's (``cni-container``, ``cni-ifname``: what DEL and garbage
+collection find it by).
+
+Every step is a plain ``ip``/``nsenter``/``ovs-vsctl`` command; a failed
+one raises CniError (I/O failure) with the command and its error.
+"""
+import json
+import os
+import subprocess
+import zlib
+
+from dragonflow.cni import spec
+
+
+def host_name(container_id, ifname):
+    """The host end's name (15 characters at most, stable per container
+    and interface)."""
+    crc = zlib.crc32(f'{container_id}/{ifname}'.encode()) & 0xffffffff
+    return f'dfc{crc:08x}'
+
+
+def _run(argv, check=True):
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if check and proc.returncode:
+        raise spec.CniError(spec.IO_FAILURE, f'{" ".join(argv)}: '
+                            f'{proc.stderr.strip() or proc.returncode}')
+    return proc
+
+
+def _in(netns, *argv, check=True):
+    return _run(['nsenter', f'--net={netns}', *argv], check=check)
+
+
+def link_exists(name):
+    return os.path.exists(f'/sys/class/net/{name}')
+
+
+def plug(vsctl, bridge, request, port, mtu, addresses, routes):
+    """Create and plug the pair. addresses: CIDRs (``10.0.0.5/24``);
+    routes: (destination, gateway)."""
+    if not os.path.exists(request.netns):
+        raise spec.CniError(spec.INVALID_ENV, f'CNI_NETNS: {request.netns} '
+                            'does not exist')
+    host = host_name(request.container_id, request.ifname)
+    peer = 'dft' + host[3:]
+    _run(['ip', 'link', 'add', host, 'mtu', str(mtu), 'type', 'veth',
+          'peer', 'name', peer, 'mtu', str(mtu)])
+    _run(['ip', 'link', 'set', peer, 'netns', request.netns])
+    _in(request.netns, 'ip', 'link', 'set', peer, 'name', request.ifname,
+        'address', port.macs[0])
+    for cidr in addresses:
+        if ':' in cidr:
+            _in(request.netns, 'sysctl', '-qw',
+                f'net.ipv6.conf.{request.ifname}.accept_dad=0')
+        _in(request.netns, 'ip', 'addr', 'add', cidr, 'dev', request.ifname)
+    _in(request.netns, 'ip', 'link', 'set', request.ifname, 'up')
+    for destination, gateway in routes:
+        _in(request.netns, 'ip', 'route', 'add', destination, 'via', gateway,
+            'dev', request.ifname)
+    _run(['ip', 'link', 'set', host, 'up'])
+    _run(vsctl + ['--may-exist', 'add-port', bridge, host, '--', 'set',
+                  'Interface', host, f'external_ids:iface-id={port.id}',
+                  f'external_ids:cni-container={request.container_id}',
+                  f'external_ids:cni-ifname={request.ifname}'])
+    return host
+
+
+def unplug(vsctl, bridge, request):
+    """Remove what plug made; what is already gone is fine."""
+    host = host_name(request.container_id, request.ifname)
+    _run(vsctl + ['--if-exists', 'del-port', bridge, host])
+    if link_exists(host):
+        _run(['ip', 'link', 'del', host], check=False)
+    if request.netns and os.path.exists(request.netns):
+        _in(request.netns, 'ip', 'link', 'del', request.ifname, check=False)
+
+
+def container_addresses(request):
+    """(MAC, [CIDR]) of the container's interface; CniError if it is
+    not there."""
+    proc = _in(request.netns, 'ip', '-j', 'addr', 'show', 'dev',
+               request.ifname, check=False)
+    if proc.returncode:
+        raise spec.CniError(spec.IO_FAILURE, f'{request.ifname} is not in '
+                            f'{request.netns}')
+    link = json.loads(proc.stdout)[0]
+    return link.get('address'), [
+        f'{a["local"]}/{a["prefixlen"]}' for a in link.get('addr_info', [])
+        if a.get('scope') == 'global']
+
+
+def plugged_iface_id(vsctl, host):
+    """The iface-id of the host end's OVS interface, or None."""
+    proc = _run(vsctl + ['--if-exists', 'get', 'Interface', host,
+                         'external_ids:iface-id'], check=False)
+    value = proc.stdout.strip().strip('"')
+    return value or None
