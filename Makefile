@@ -8,12 +8,16 @@ export PYTHONPATH := $(CURDIR)/agent:$(CURDIR)/tests
 
 DEB_PACKAGES = zookeeper default-jre-headless python3-kazoo python3-oslo.config \
 	python3-os-ken python3-ovsdbapp openvswitch-switch python3-pytest \
-	python3-venv python3-pip iproute2 procps ethtool busybox iputils-ping \
+	python3-venv python3-pip iproute2 procps ethtool busybox-static iputils-ping \
 	tcpdump bird2 isc-dhcp-client python3-prometheus-client
 
 # Only the tests need these: a headless browser for the HTML reports,
-# openssl for throwaway CAs (TLS to ZooKeeper), promtool (prometheus).
-TEST_PACKAGES = chromium chromium-driver python3-selenium openssl prometheus
+# openssl for throwaway CAs (TLS to ZooKeeper), promtool (prometheus),
+# a container engine for the CNI plugin (podman with the CNI backend;
+# runc: crun refuses hosts with hybrid cgroups). busybox-static (above)
+# is the lab's DHCP client and the containers' image.
+TEST_PACKAGES = chromium chromium-driver python3-selenium openssl prometheus \
+	podman runc containernetworking-plugins
 
 # Only the benchmarks need these: HAProxy as the central load balancer
 # the distributed one is compared with; iperf3 for throughput with and

@@ -51,7 +51,7 @@ def containers(lab):
 def cni(chassis, command, container=None, config=None, ifname='eth0',
         args='', netns=None):
     """(exit code, parsed stdout) of the plugin run on chassis."""
-    env = dict(chassis.env, PYTHONPATH=AGENT_DIR, CNI_COMMAND=command,
+    env = dict(os.environ, PYTHONPATH=AGENT_DIR, CNI_COMMAND=command,
                CNI_IFNAME=ifname, CNI_PATH='/usr/lib/cni', CNI_ARGS=args)
     if container is not None:
         env.update(CNI_CONTAINERID=container.id,
@@ -183,3 +183,43 @@ def test_a_port_never_bound_here_gets_try_again_later(
     assert cni.elapsed < 15
     assert cni_ports(lab_nb) == []
     assert not any(p.startswith('dfc') for p in ovs_ports(ch1))
+
+
+def dfctl_on(chassis, *args):
+    env = dict(os.environ, PYTHONPATH=AGENT_DIR)
+    proc = subprocess.run(
+        ['ip', 'netns', 'exec', chassis.ns, sys.executable, '-m',
+         'dragonflow.cli.dfctl', '--config-file',
+         os.path.join(chassis.dir, 'dragonflow.ini'), *args],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_gc_collects_the_ports_of_containers_that_are_gone(
+        lab, lab_nb, topo, containers):
+    """Two containers; one's process is killed and its engine never runs
+    DEL: gc removes its ports (NB, br-int, veth) and leaves the live one;
+    nothing younger than the grace period is taken."""
+    net = topo.network('10.105.0.0/24')
+    ch1 = lab.chassis['ch1']
+    live, dead = containers(), containers()
+    config = config_for(ch1, net.id)
+    procs = {}
+    for box in (live, dead):
+        procs[box] = subprocess.Popen(['ip', 'netns', 'exec', box.name,
+                                       'sleep', '600'])
+        assert cni(ch1, 'ADD', box, config)[0] == 0
+    assert len(cni_ports(lab_nb)) == 2
+    procs[dead].kill()
+    procs[dead].wait()
+    # Within the grace period: nothing.
+    assert json.loads(dfctl_on(ch1, '--json', 'cni', 'gc')) == []
+    out = json.loads(dfctl_on(ch1, '--json', 'cni', 'gc', '--grace', '0'))
+    assert [c['container'] for c in out] == [dead.id]
+    remaining, = cni_ports(lab_nb)
+    assert remaining.device_id == f'{live.id}/eth0'
+    assert len([p for p in ovs_ports(ch1) if p.startswith('dfc')]) == 1
+    procs[live].kill()
+    procs[live].wait()
+    assert cni(ch1, 'DEL', live, config) == (0, None)

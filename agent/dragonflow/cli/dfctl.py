@@ -25,6 +25,7 @@ from dragonflow import conf as df_conf
 from dragonflow import errors
 from dragonflow.cli import apply as df_apply
 from dragonflow.cli import check as df_check
+from dragonflow.cli import cni as df_cni
 from dragonflow.cli import firewall as df_firewall
 from dragonflow.cli import lbstatus
 from dragonflow.cli import multicast as df_multicast
@@ -109,6 +110,7 @@ def build_parser():
     df_topology.add_parser(resources)
     df_tapcapture.add_parser(resources)
     df_multicast.add_parser(resources)
+    df_cni.add_parser(resources)
     for table, model in sorted(base.tables().items(),
                                key=lambda kv: kv[1].cli_name or ''):
         if not model.cli_name:
@@ -189,6 +191,8 @@ class Cli:
             return df_tapcapture.run(self)
         if self.args.resource == 'multicast':
             return df_multicast.run(self)
+        if self.args.resource == 'cni':
+            return df_cni.run(self)
         return getattr(self, f'do_{self.args.verb.replace("-", "_")}')()
 
     def do_apply(self):

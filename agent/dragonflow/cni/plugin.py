@@ -103,7 +103,8 @@ class Plugin:
             addresses, routes, dns = _addressing(port, subnets)
             mtu = config.get('mtu') or network.mtu
             wiring.plug(self.vsctl, self.bridge, request, port, mtu,
-                        [cidr for cidr, _ in addresses], routes)
+                        [cidr for cidr, _ in addresses], routes,
+                        userspace=self.conf.df.datapath_type == 'netdev')
             self._wait_ready(nb, port)
         except BaseException:
             self._remove(nb)
@@ -155,7 +156,7 @@ class Plugin:
         while time.monotonic() < deadline:
             current = nb.get('logical_port', port.id)
             bound = current.binding_chassis == chassis
-            flows = bound and _has_delivery_flow(self.bridge,
+            flows = bound and _has_delivery_flow(self._switch(),
                                                  current.unique_key)
             if flows:
                 return
@@ -167,6 +168,14 @@ class Plugin:
                             f'{self.request.container_id[:12]}: {state} '
                             f'after {self.request.timeout:g} s; is '
                             f'df-local-controller running on {chassis}?')
+
+    def _switch(self):
+        """ovs-ofctl's target for the bridge: its management socket in
+        the run directory of the configured vswitchd."""
+        unixctl = self.conf.df.vswitchd_unixctl
+        if not unixctl:
+            return self.bridge
+        return f'unix:{os.path.dirname(unixctl)}/{self.bridge}.mgmt'
 
     # --- DEL -------------------------------------------------------------
     def delete(self, nb):
@@ -244,11 +253,11 @@ def _system_id(vsctl):
     return proc.stdout.strip().strip('"')
 
 
-def _has_delivery_flow(bridge, key):
+def _has_delivery_flow(switch, key):
     """The agent's output flow for the port (ingress dispatch) is on the
     switch."""
     proc = subprocess.run(['ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows',
-                           bridge, f'table=115,reg7={key}'],
+                           switch, f'table=115,reg7={key}'],
                           capture_output=True, text=True)
     return proc.returncode == 0 and 'output:' in proc.stdout
 

@@ -2,8 +2,8 @@
 goes into the container's network namespace with the port's MAC,
 addresses, routes and MTU, and whose host end is plugged into br-int
 with the port's id (``iface-id``, what the agent binds) and the
-container's (``cni-container``, ``cni-ifname``: what DEL and garbage
-collection find it by).
+container's (``cni-container``, ``cni-ifname``, ``cni-netns`` and
+``cni-added``: what DEL and garbage collection find it by).
 
 Every step is a plain ``ip``/``nsenter``/``ovs-vsctl`` command; a failed
 one raises CniError (I/O failure) with the command and its error.
@@ -11,6 +11,7 @@ one raises CniError (I/O failure) with the command and its error.
 import json
 import os
 import subprocess
+import time
 import zlib
 
 from dragonflow.cni import spec
@@ -36,12 +37,18 @@ def _in(netns, *argv, check=True):
 
 
 def link_exists(name):
-    return os.path.exists(f'/sys/class/net/{name}')
+    """Whether this network namespace has the link (netlink, not /sys: a
+    process that entered another namespace keeps its /sys view)."""
+    return _run(['ip', 'link', 'show', name], check=False).returncode == 0
 
 
-def plug(vsctl, bridge, request, port, mtu, addresses, routes):
+def plug(vsctl, bridge, request, port, mtu, addresses, routes,
+         userspace=False):
     """Create and plug the pair. addresses: CIDRs (``10.0.0.5/24``);
-    routes: (destination, gateway)."""
+    routes: (destination, gateway); userspace: the bridge runs on the
+    userspace datapath, which does not complete the checksums a veth
+    leaves to offload (TCP and UDP would silently fail): transmit
+    offload off on the container end."""
     if not os.path.exists(request.netns):
         raise spec.CniError(spec.INVALID_ENV, f'CNI_NETNS: {request.netns} '
                             'does not exist')
@@ -57,6 +64,13 @@ def plug(vsctl, bridge, request, port, mtu, addresses, routes):
             _in(request.netns, 'sysctl', '-qw',
                 f'net.ipv6.conf.{request.ifname}.accept_dad=0')
         _in(request.netns, 'ip', 'addr', 'add', cidr, 'dev', request.ifname)
+    if userspace:
+        try:
+            _in(request.netns, 'ethtool', '-K', request.ifname, 'tx', 'off')
+        except spec.CniError as e:
+            raise spec.CniError(spec.IO_FAILURE, f'{e.msg} (ethtool turns '
+                                'checksum offload off for the userspace '
+                                'datapath)') from None
     _in(request.netns, 'ip', 'link', 'set', request.ifname, 'up')
     for destination, gateway in routes:
         _in(request.netns, 'ip', 'route', 'add', destination, 'via', gateway,
@@ -65,7 +79,9 @@ def plug(vsctl, bridge, request, port, mtu, addresses, routes):
     _run(vsctl + ['--may-exist', 'add-port', bridge, host, '--', 'set',
                   'Interface', host, f'external_ids:iface-id={port.id}',
                   f'external_ids:cni-container={request.container_id}',
-                  f'external_ids:cni-ifname={request.ifname}'])
+                  f'external_ids:cni-ifname={request.ifname}',
+                  f'external_ids:cni-netns={request.netns}',
+                  f'external_ids:cni-added={int(time.time())}'])
     return host
 
 
