@@ -34,7 +34,10 @@ def test_roles_resolve_per_family(family, tmp_path):
                                           'family.yml'),
          '-e', f'family={family}', '-e', f'out={tmp_path}', '-e',
          json.dumps({'dragonflow_zookeeper_hosts': ['10.0.0.5:2181'],
-                     'dragonflow_local_ip': '10.1.0.21'})],
+                     'dragonflow_local_ip': '10.1.0.21',
+                     'dragonflow_cni': True,
+                     'dragonflow_cni_network': 'blue',
+                     'dragonflow_cni_security_groups': ['web']})],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     names = json.loads((tmp_path / 'names.json').read_text())
@@ -48,6 +51,12 @@ def test_roles_resolve_per_family(family, tmp_path):
     assert 'apps_list = classifier,port_security,arp_responder,dhcp,l2,' \
         'tunneling,l3,security_groups,provider,nat,router_icmp,' \
         'nd_responder,router_advertisement,sfc,dhcpv6,lb,fwaas,tap,multicast' in ini
+    conflist = json.loads((tmp_path / 'dragonflow.conflist').read_text())
+    assert conflist == {'cniVersion': '1.0.0', 'name': 'dragonflow',
+                        'plugins': [{
+                            'type': 'dragonflow', 'network': 'blue',
+                            'security_groups': ['web'],
+                            'config_file': '/etc/dragonflow/dragonflow.ini'}]}
     unit = (tmp_path / 'zookeeper.service').read_text()
     classpath = '/usr/share/java/zookeeper' if family == 'RedHat' else \
         '/usr/share/java/zookeeper.jar'
@@ -125,6 +134,8 @@ def test_tls_to_zookeeper_renders_on_both_sides(tmp_path):
      'dragonflow_zk_tls_cert_pem and dragonflow_zk_tls_key_pem together'),
     ('zookeeper', {'zookeeper_tls_port': 2182},
      'zookeeper_tls_port is set: zookeeper_tls_keystore_pem must hold'),
+    ('dragonflow', {'dragonflow_cni': True},
+     'dragonflow_cni needs dragonflow_cni_network'),
 ])
 def test_tls_settings_are_checked_before_any_change(tmp_path, role, extra,
                                                      message):

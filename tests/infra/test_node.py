@@ -24,6 +24,24 @@ def dfctl(host, *args):
     return json.loads(out)
 
 
+def test_cni_plugin_where_engines_look(host):
+    """dragonflow_cni: the plugin where podman looks, answering VERSION,
+    and the network configuration the role wrote."""
+    variables = host.ansible.get_variables()
+    if 'compute' not in groups(host) or not variables.get('dragonflow_cni'):
+        pytest.skip('no container networking here')
+    assert host.package('dragonflow-cni').is_installed
+    plugin = '/usr/lib/cni/dragonflow' if host.system_info.distribution in (
+        'debian', 'ubuntu') else '/usr/libexec/cni/dragonflow'
+    out = host.check_output(f'CNI_COMMAND=VERSION {plugin}')
+    assert '1.0.0' in json.loads(out)['supportedVersions']
+    name = variables.get('dragonflow_cni_name', 'dragonflow')
+    conflist = json.loads(host.file(
+        f'/etc/cni/net.d/{name}.conflist').content_string)
+    assert conflist['plugins'][0]['network'] == \
+        variables['dragonflow_cni_network']
+
+
 def test_zookeeper_serves(host):
     if 'zookeeper' not in groups(host):
         pytest.skip('not a ZooKeeper node')

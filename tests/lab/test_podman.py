@@ -142,5 +142,6 @@ def test_gc_collects_a_container_whose_engine_died(
          os.path.join(ch1.dir, 'dragonflow.ini'), '--json', 'cni', 'gc',
          '--grace', '0'], capture_output=True, text=True, env=env,
         check=True).stdout
-    assert len(json.loads(out)) == 1
+    assert state['Pid'] and [c['container'] for c in json.loads(out)] == [
+        json.loads(podman.podman(ch1, 'inspect', 'doomed').stdout)[0]['Id']]
     assert cni_ports(lab_nb) == {}

@@ -12,6 +12,7 @@ host's hard limits). The image is busybox-static imported with
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -60,10 +61,14 @@ class Podman:
         return path
 
     def image(self):
-        """The busybox-static image, imported once."""
+        """The busybox-static image, imported once (RuntimeError if
+        /bin/busybox is the dynamic one: it would not run in the image)."""
         if self.podman(None, 'image', 'exists', IMAGE,
                        check=False).returncode == 0:
             return IMAGE
+        if not _static('/bin/busybox'):
+            raise RuntimeError('/bin/busybox is dynamically linked: install '
+                               'busybox-static (make deps)')
         rootfs = os.path.join(self.dir, 'rootfs')
         os.makedirs(os.path.join(rootfs, 'bin'), exist_ok=True)
         shutil.copy('/bin/busybox', os.path.join(rootfs, 'bin', 'busybox'))
@@ -109,3 +114,16 @@ class Podman:
 
     def rm(self, chassis, name):
         self.podman(chassis, 'rm', '-f', '-t', '0', name, check=False)
+
+
+def _static(path):
+    """Whether an ELF64 executable has no program interpreter."""
+    with open(path, 'rb') as f:
+        header = f.read(64)
+        phoff, = struct.unpack_from('<Q', header, 32)
+        size, count = struct.unpack_from('<HH', header, 54)
+        for i in range(count):
+            f.seek(phoff + i * size)
+            if struct.unpack('<I', f.read(4))[0] == 3:      # PT_INTERP
+                return False
+    return True

@@ -24,7 +24,8 @@ def rpm(dist, name):
 
 def test_all_packages_are_built(dist):
     names = ('python3-dragonflow', 'dragonflow-common',
-             'dragonflow-controller', 'dragonflow-l3-agent', 'dragonflow-bgp')
+             'dragonflow-controller', 'dragonflow-l3-agent', 'dragonflow-bgp',
+             'dragonflow-cni')
     for name in names:
         assert os.path.exists(deb(dist, name)), name
         assert os.path.exists(rpm(dist, name)), name
@@ -161,6 +162,17 @@ def test_bgp_package_carries_its_daemon_and_unit(dist):
     assert './lib/systemd/system/df-bgp.service' in files
     assert '/usr/lib/systemd/system/df-bgp.service' in run(
         'rpm', '-qp', '-l', rpm(dist, 'dragonflow-bgp'))
+
+
+def test_cni_package_puts_the_plugin_where_engines_look(dist):
+    files = run('dpkg-deb', '-c', deb(dist, 'dragonflow-cni'))
+    assert './usr/bin/dragonflow-cni' in files
+    assert './usr/lib/cni/dragonflow -> ../../bin/dragonflow-cni' in files
+    assert './usr/share/doc/dragonflow-cni/examples/dragonflow.conflist' \
+        in files
+    listed = run('rpm', '-qp', '-l', rpm(dist, 'dragonflow-cni'))
+    assert '/usr/libexec/cni/dragonflow' in listed
+    assert '/usr/bin/dragonflow-cni' in listed
 
 
 def test_rpm_file_layout_installs_into_a_root(dist, tmp_path):

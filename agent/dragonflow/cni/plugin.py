@@ -6,9 +6,10 @@ a DEL finds it without a search; name ``<namespace>/<pod>`` from
 ``CNI_ARGS`` or ``cni-<container>``; ``device_owner`` ``cni``; the
 requested ``IP=``, else one of ``subnet``, else the network's
 allocation), plugs it (``wiring``), and waits until the local agent has
-bound the port to this chassis and installed its delivery flow; then
-prints the result (interface, addresses with gateways, routes, DNS from
-the subnets). If the wait runs out it answers "try again later" (11)
+bound the port to this chassis and installed its delivery flow, then
+announces the addresses (gratuitous ARP: they may have had another
+owner a moment ago) and prints the result (interface, addresses with
+gateways, routes, DNS from the subnets). If the wait runs out it answers "try again later" (11)
 naming what is missing, and, as on any failure, removes what it made.
 DEL removes exactly that (a missing netns, port or interface, and a
 repeated DEL, are fine). CHECK verifies the interface, its addresses and
@@ -106,6 +107,8 @@ class Plugin:
                         [cidr for cidr, _ in addresses], routes,
                         userspace=self.conf.df.datapath_type == 'netdev')
             self._wait_ready(nb, port)
+            wiring.announce(request.netns, request.ifname, port.macs[0],
+                            [cidr for cidr, _ in addresses])
         except BaseException:
             self._remove(nb)
             raise

@@ -8,9 +8,14 @@ container's (``cni-container``, ``cni-ifname``, ``cni-netns`` and
 Every step is a plain ``ip``/``nsenter``/``ovs-vsctl`` command; a failed
 one raises CniError (I/O failure) with the command and its error.
 """
+import ctypes
+import ipaddress
 import json
 import os
+import socket
+import struct
 import subprocess
+import threading
 import time
 import zlib
 
@@ -83,6 +88,53 @@ def plug(vsctl, bridge, request, port, mtu, addresses, routes,
                   f'external_ids:cni-netns={request.netns}',
                   f'external_ids:cni-added={int(time.time())}'])
     return host
+
+
+CLONE_NEWNET = 0x40000000
+BROADCAST = b'\xff' * 6
+
+
+def announce(netns, ifname, mac, addresses):
+    """Gratuitous ARP replies, broadcast from the container, for its IPv4
+    addresses. Containers come and go fast and addresses are reused: a
+    neighbour that cached an address's previous owner would otherwise
+    send to the old MAC until its cache entry times out (~30 s); a reply
+    also passes the agent's ARP responder, which answers requests (a
+    gratuitous request would be answered back to the container alone).
+    Sent from a thread that enters the container's namespace
+    (``setns`` is per thread), so the plugin's own stays as it is."""
+    hw = bytes(int(x, 16) for x in mac.split(':'))
+    frames = []
+    for cidr in addresses:
+        ip = ipaddress.ip_interface(cidr).ip
+        if ip.version == 4:
+            frames.append(BROADCAST + hw + b'\x08\x06' + struct.pack(
+                '!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, 2, hw, ip.packed,
+                BROADCAST, ip.packed))
+    failure = []
+
+    def send():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(netns, os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), 'setns')
+            finally:
+                os.close(fd)
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+                sock.bind((ifname, 0))
+                for frame in frames:
+                    sock.send(frame)
+        except OSError as e:
+            failure.append(e)
+    if frames:
+        thread = threading.Thread(target=send)
+        thread.start()
+        thread.join()
+    if failure:
+        raise spec.CniError(spec.IO_FAILURE, f'gratuitous ARP from '
+                            f'{ifname} in {netns}: {failure[0]}')
 
 
 def unplug(vsctl, bridge, request):

@@ -71,7 +71,6 @@ from kazoo import exceptions as kz
 from kazoo.protocol.states import KazooState
 
 from dragonflow import errors
-from dragonflow import metrics
 from dragonflow.model import base
 from dragonflow.store import zk
 
@@ -327,6 +326,9 @@ class Subscriber:
             if horizon > self.position:
                 LOG.warning('%s: fell behind the trimmed log (at %d, horizon '
                             '%d); resyncing', self.name, self.position, horizon)
+                # Imported here: clients that never subscribe (dfctl, the
+                # CNI plugin) start without prometheus_client.
+                from dragonflow import metrics
                 metrics.NB_RESYNCS.inc()
                 self._resync()
                 return self._list()
