@@ -31,6 +31,7 @@ def test_cni_plugin_where_engines_look(host):
     if 'compute' not in groups(host) or not variables.get('dragonflow_cni'):
         pytest.skip('no container networking here')
     assert host.package('dragonflow-cni').is_installed
+    assert host.service('dragonflow-cni-gc.timer').is_enabled
     plugin = '/usr/lib/cni/dragonflow' if host.system_info.distribution in (
         'debian', 'ubuntu') else '/usr/libexec/cni/dragonflow'
     out = host.check_output(f'CNI_COMMAND=VERSION {plugin}')

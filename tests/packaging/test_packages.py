@@ -170,9 +170,13 @@ def test_cni_package_puts_the_plugin_where_engines_look(dist):
     assert './usr/lib/cni/dragonflow -> ../../bin/dragonflow-cni' in files
     assert './usr/share/doc/dragonflow-cni/examples/dragonflow.conflist' \
         in files
+    assert './lib/systemd/system/dragonflow-cni-gc.timer' in files
+    assert 'dragonflow-cni-gc.timer' in run(
+        'sh', '-c', f'dpkg-deb -I {deb(dist, "dragonflow-cni")} postinst')
     listed = run('rpm', '-qp', '-l', rpm(dist, 'dragonflow-cni'))
     assert '/usr/libexec/cni/dragonflow' in listed
     assert '/usr/bin/dragonflow-cni' in listed
+    assert '/usr/lib/systemd/system/dragonflow-cni-gc.timer' in listed
 
 
 def test_rpm_file_layout_installs_into_a_root(dist, tmp_path):
