@@ -7,24 +7,19 @@ loses its br-int port, its veth and its NB port, once it was plugged
 longer ago than the grace period (default 60 s: an ADD in progress is
 never taken). Prints what it removed (``--json``: as a list).
 """
-import argparse
 import json
 
+from dragonflow import cli as df_cli
 from dragonflow import errors
 from dragonflow.cni import gc
 from dragonflow.conf import CONF
 
 
 def add_parser(resources):
-    res = resources.add_parser(
-        'cni', help='container ports (the dragonflow-cni plugin)',
-        description='Container ports made by the dragonflow-cni plugin.')
-    verbs = res.add_subparsers(dest='verb', metavar='VERB')
-    verbs.required = True
-    p = verbs.add_parser(
-        'gc', help='remove the ports of containers that are gone',
-        description=__doc__.split('\n\n', 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = df_cli.command(
+        resources, 'cni', 'container ports (the dragonflow-cni plugin)',
+        'Container ports made by the dragonflow-cni plugin.', 'gc',
+        'remove the ports of containers that are gone', __doc__)
     p.add_argument('--grace', type=float, default=gc.DEFAULT_GRACE,
                    metavar='SECONDS', help='leave ports plugged less than '
                    'this long ago (default %(default)s)')

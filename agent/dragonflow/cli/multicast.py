@@ -9,23 +9,17 @@ querier address shown (``multicast_querier_address``, else the first
 IPv4 subnet's gateway, else 0.0.0.0) and its EUI-64 link-local address
 for MLD.
 """
-import argparse
-
+from dragonflow import cli as df_cli
 from dragonflow.model import multicast as mcm
 
 COLUMNS = ('network', 'group', 'chassis', 'ports', 'querier')
 
 
 def add_parser(resources):
-    res = resources.add_parser(
-        'multicast', help='multicast groups learned by snooping',
-        description='Multicast groups learned by IGMP/MLD snooping.')
-    verbs = res.add_subparsers(dest='verb', metavar='VERB')
-    verbs.required = True
-    p = verbs.add_parser(
-        'list', help='groups, member ports per chassis, querier',
-        description=__doc__.split('\n\n', 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = df_cli.command(
+        resources, 'multicast', 'multicast groups learned by snooping',
+        'Multicast groups learned by IGMP/MLD snooping.', 'list',
+        'groups, member ports per chassis, querier', __doc__)
     p.add_argument('--network', metavar='NETWORK',
                    help='id or name of one network')
 

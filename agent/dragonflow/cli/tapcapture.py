@@ -11,12 +11,12 @@ from PORT; waits until the local agent has bound the port; runs
 it created when it ends, fails or is interrupted (SIGINT, SIGTERM):
 nothing is left behind in NB or OVS.
 """
-import argparse
 import os
 import signal
 import subprocess
 import time
 
+from dragonflow import cli as df_cli
 from dragonflow import errors
 from dragonflow.conf import CONF
 
@@ -24,16 +24,11 @@ OWNER = 'tap-capture'
 
 
 def add_parser(resources):
-    tap = resources.add_parser(
-        'tap', help='capture a port\'s traffic (tap as a service)',
-        description='Tap as a service helpers; the tap-service and tap-flow '
-        'resources are the objects themselves.')
-    verbs = tap.add_subparsers(dest='verb', metavar='VERB')
-    verbs.required = True
-    p = verbs.add_parser(
-        'capture', help='tcpdump a port\'s traffic from this chassis',
-        description=__doc__.split('\n\n', 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = df_cli.command(
+        resources, 'tap', 'capture a port\'s traffic (tap as a service)',
+        'Tap as a service helpers; the tap-service and tap-flow resources '
+        'are the objects themselves.', 'capture',
+        'tcpdump a port\'s traffic from this chassis', __doc__)
     p.add_argument('port', metavar='PORT', help='id or name of the port')
     p.add_argument('--direction', default='BOTH', type=str.upper,
                    choices=('IN', 'OUT', 'BOTH'),
