@@ -94,6 +94,7 @@ bench: deps bench-deps
 	$(PYTHON) bench/tap_bench.py
 	$(PYTHON) bench/mcast_bench.py
 	$(PYTHON) bench/mcast_scale_bench.py
+	$(PYTHON) bench/cni_bench.py
 	$(PYTHON) bench/pipeline_bench.py
 	$(PYTHON) bench/incremental_bench.py
 	$(PYTHON) bench/trace_bench.py

@@ -9,8 +9,9 @@ allocation), plugs it (``wiring``), and waits until the local agent has
 bound the port to this chassis and installed its delivery flow, then
 announces the addresses (gratuitous ARP: they may have had another
 owner a moment ago) and prints the result (interface, addresses with
-gateways, routes, DNS from the subnets). If the wait runs out it answers "try again later" (11)
-naming what is missing, and, as on any failure, removes what it made.
+gateways, routes, DNS from the subnets). If the wait runs out it
+answers "try again later" (11) naming what is missing, and, as on any
+failure, removes what it made.
 DEL removes exactly that (a missing netns, port or interface, and a
 repeated DEL, are fine). CHECK verifies the interface, its addresses and
 the binding. VERSION prints the supported versions.
@@ -24,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -33,7 +35,7 @@ from dragonflow.cni import wiring
 
 OWNER = 'cni'
 PORT_NAMESPACE = uuid.UUID('c5d6f3c2-2b1e-4d7a-9a51-3f0e8b6c7d10')
-POLL = 0.05
+POLL = 0.01        # first wait for the delivery flow once bound
 
 
 def port_id(container_id, ifname):
@@ -153,17 +155,38 @@ class Plugin:
             raise spec.CniError(spec.INVALID_CONFIG, str(e)) from None
 
     def _wait_ready(self, nb, port):
+        """Until this chassis' agent has bound the port (woken by a watch
+        on the port's znode, not by polling: fifty containers starting
+        together must not cost fifty polling loops) and its delivery flow
+        is on the switch (a few milliseconds later: polled)."""
+        from kazoo.recipe import watchers
         chassis = self.conf.df.chassis_id or _system_id(self.vsctl)
         deadline = time.monotonic() + self.request.timeout
-        bound = flows = False
-        while time.monotonic() < deadline:
-            current = nb.get('logical_port', port.id)
-            bound = current.binding_chassis == chassis
-            flows = bound and _has_delivery_flow(self._switch(),
-                                                 current.unique_key)
-            if flows:
+        changed = threading.Event()
+
+        def watch(data, stat, event=None):
+            changed.set()
+            return True
+        watchers.DataWatch(nb.client, nb.store.layout.obj(
+            'logical_port', port.id), watch)
+        delay = POLL
+        bound = False
+        while True:
+            if not bound:
+                changed.clear()
+                current = nb.get('logical_port', port.id)
+                bound = current.binding_chassis == chassis
+            if bound and _has_delivery_flow(self._switch(),
+                                            current.unique_key):
                 return
-            time.sleep(POLL)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if bound:
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.4)
+            else:
+                changed.wait(min(remaining, 1.0))
         state = (f'bound, but its delivery flow is not on {self.bridge}'
                  if bound else f'not bound to chassis {chassis} (NB: '
                  f'{current.binding_chassis or "unbound"})')
