@@ -60,7 +60,7 @@ def vm(lab, nb, name, net, chassis):
 def stream(sender, tag, count, interval):
     return subprocess.Popen(['ip', 'netns', 'exec', sender.ns, sys.executable,
                              '-c', SENDER, GROUP, '5007', str(count),
-                             str(interval), tag])
+                             str(interval), tag, '4'])
 
 
 def underlay_copies(lab, sender, count):

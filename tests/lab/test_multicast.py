@@ -286,6 +286,10 @@ def test_a_relaying_router_forwards_a_group_between_its_subnets(
                            GROUP)
     assert copies == {'ch2': 20}
     assert r_idle.got('b') == r_idle.got('d') == []
+    # TTL 1 (Linux's default for multicast): not routed.
+    send(sender, GROUP, 'ttl1', count=10, ttl=1)
+    time.sleep(0.5)
+    assert r_far.got('ttl1') == r_near.got('ttl1') == []
     lab_nb.patch('logical_router', router.id, {'multicast_relay': False})
     wait_until(lambda: _stops(sender, r_far, f'e{time.monotonic()}'), 10,
                interval=0, message='no relay once switched off')

@@ -45,19 +45,19 @@ while True:
 
 SENDER = r'''
 import socket, struct, sys, time
-group, port, count, interval, tag = sys.argv[1], int(sys.argv[2]), \
-    int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+group, port, count, interval, tag, ttl = sys.argv[1], int(sys.argv[2]), \
+    int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 v6 = ':' in group
 index = socket.if_nametoindex('eth0')
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET,
                   socket.SOCK_DGRAM)
 if v6:
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 4)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
 else:
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
                  socket.inet_aton('0.0.0.0') * 2 + struct.pack('@i', index))
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 4)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
 for i in range(count):
     s.sendto(f'{tag} {i}'.encode(), (group, port))
     time.sleep(interval)
@@ -129,11 +129,12 @@ class Receiver:
         self.proc.wait()
 
 
-def send(vm, group, tag, count=10, interval=0.02, port=PORT):
-    """Send count datagrams to the group from vm (blocks until sent)."""
+def send(vm, group, tag, count=10, interval=0.02, port=PORT, ttl=4):
+    """Send count datagrams to the group from vm (blocks until sent),
+    with this TTL (hop limit)."""
     subprocess.run(['ip', 'netns', 'exec', vm.ns, sys.executable, '-c',
                     SENDER, group, str(port), str(count), str(interval),
-                    tag], check=True, timeout=60)
+                    tag, str(ttl)], check=True, timeout=60)
 
 
 def silent_report(vm, group):

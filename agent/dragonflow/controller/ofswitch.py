@@ -137,20 +137,36 @@ def _learn(parser, table, idle_timeout, fixed, copied, loads):
                                 idle_timeout=idle_timeout, priority=100)
 
 
+# Fields os-ken serialises ahead of their prerequisites (it orders a
+# match by field number, and these Nicira fields number below eth_type):
+# OVS refuses such a match (bad prerequisite), so a match with one of them
+# goes out in prerequisite order.
+AFTER_PREREQUISITES = ('nw_ttl',)
+PREREQUISITES = ('eth_type', 'ip_proto')
+
+
+def _match(parser, flow):
+    fields = flow.match_dict
+    if not any(f in fields for f in AFTER_PREREQUISITES):
+        return parser.OFPMatch(**fields)
+    first = [f for f in PREREQUISITES if f in fields]
+    return parser.OFPMatch(_ordered_fields=[(f, fields[f]) for f in first] + [
+        (f, v) for f, v in fields.items() if f not in first])
+
+
 def flow_mod(dp, flow, flow_cookie):
     parser = dp.ofproto_parser
     return parser.OFPFlowMod(
         dp, cookie=flow_cookie, table_id=flow.table,
         command=dp.ofproto.OFPFC_ADD, priority=flow.priority,
-        match=parser.OFPMatch(**flow.match_dict),
-        instructions=_actions(dp, flow))
+        match=_match(parser, flow), instructions=_actions(dp, flow))
 
 
 def flow_delete(dp, flow):
     ofp, parser = dp.ofproto, dp.ofproto_parser
     return parser.OFPFlowMod(
         dp, table_id=flow.table, command=ofp.OFPFC_DELETE_STRICT,
-        priority=flow.priority, match=parser.OFPMatch(**flow.match_dict),
+        priority=flow.priority, match=_match(parser, flow),
         out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 

@@ -16,7 +16,7 @@ from dragonflow.controller import pipeline as pl
 ROUTER_PRIORITY, PORT_PRIORITY, PAIR_PRIORITY = 110, 100, 90
 
 
-def _v4(ip):
+def is_v4(ip):
     return ipaddress.ip_address(ip).version == 4
 
 
@@ -29,7 +29,7 @@ def pair_answers(state, network):
             continue
         for pair in port.allowed_address_pairs:
             address = pair['ip_address']
-            if '/' not in address and _v4(address):
+            if '/' not in address and is_v4(address):
                 out.setdefault(address, pair.get('mac_address')
                                or port.macs[0])
     return sorted(out.items())
@@ -56,7 +56,7 @@ class ArpResponderApp(apps.App):
 
     def network_flows(self, state, network):
         routers = [(r.ip, r.mac) for r in state.router_ports(network.id)
-                   if _v4(r.ip)]
+                   if is_v4(r.ip)]
         return [self._answer(network, ip, mac, ROUTER_PRIORITY)
                 for ip, mac in routers] + \
             [self._answer(network, ip, mac, PAIR_PRIORITY)
@@ -67,7 +67,7 @@ class ArpResponderApp(apps.App):
         if network is None or not port.macs:
             return []
         return [self._answer(network, ip, port.macs[0], PORT_PRIORITY)
-                for ip in port.ips if _v4(ip)]
+                for ip in port.ips if is_v4(ip)]
 
     def _answer(self, network, ip, mac, priority):
         return self.flow(

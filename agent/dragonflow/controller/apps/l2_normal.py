@@ -41,6 +41,9 @@ class L2NormalApp(apps.App):
                 [('set_field', pl.REG_SRC, port.unique_key),
                  ('write_metadata', network.unique_key)],
                 goto=pl.L2_LOOKUP))
+            if not arp_responder.is_v4(rport.ip):
+                continue        # ARP is IPv4's (an IPv6 interface's
+                # address in arp_tpa cannot even be encoded)
             out.append(self.flow(
                 pl.CLASSIFIER, 100, {
                     'in_port': ofport, 'eth_type': pl.ETH_ARP,
