@@ -32,16 +32,19 @@ def lab():
 
 
 # What an agent logs when the pipeline contract breaks: a refused flow
-# (undeclared stage, not a writer, undeclared next stage, second owner) or
-# a packet-in that no app asked for.
-CONTRACT_BREACHES = (b'flow refused: ', b'packet-in no app asked for')
+# (undeclared stage, not a writer, undeclared next stage, second owner), a
+# packet-in that no app asked for, or a flow the switch refused (a match
+# OVS cannot take, e.g. a field ahead of its prerequisite).
+CONTRACT_BREACHES = (b'flow refused: ', b'packet-in no app asked for',
+                     b'switch error type ')
 
 
 @pytest.fixture(autouse=True)
 def pipeline_contract_holds(request):
     """Every lab test also checks that no agent refused a flow or dropped
-    an unclaimed packet-in while it ran: the pipeline check is on in the
-    agents (the default) and a breach fails the test that caused it."""
+    an unclaimed packet-in, and that no switch refused one of its
+    messages, while it ran: the pipeline check is on in the agents (the
+    default) and a breach fails the test that caused it."""
     if 'lab' not in request.fixturenames:
         yield
         return
