@@ -25,13 +25,8 @@ def add_parser(resources):
 
 
 def querier(nb, network):
-    if network.multicast_querier_address:
-        address = network.multicast_querier_address
-    else:
-        gateways = [s.gateway_ip for s in nb.list('subnet',
-                                                  network_id=network.id)
-                    if s.network.version == 4 and s.gateway_ip]
-        address = sorted(gateways)[0] if gateways else '0.0.0.0'
+    address = mcm.querier_address(network, nb.list('subnet',
+                                                   network_id=network.id))
     return (f'each chassis, from {address}, every '
             f'{network.multicast_query_interval}s')
 

@@ -23,6 +23,18 @@ def record_id(chassis_id, network_id, address):
                           f'{chassis_id}/{network_id}/{address}'))
 
 
+def querier_address(network, subnets):
+    """The source of a snooping network's IGMP queries: its
+    ``multicast_querier_address``, else the gateway of its first IPv4
+    subnet (by id) that has one, else 0.0.0.0."""
+    if network.multicast_querier_address:
+        return network.multicast_querier_address
+    for subnet in sorted(subnets, key=lambda s: s.id):
+        if subnet.network.version == 4 and subnet.gateway_ip:
+            return subnet.gateway_ip
+    return '0.0.0.0'
+
+
 @base.register
 class MulticastGroup(base.Model):
     """The member ports of a multicast group on one chassis."""

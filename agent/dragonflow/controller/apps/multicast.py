@@ -62,6 +62,7 @@ from dragonflow.controller import pipeline as pl
 from dragonflow.controller import state as state_mod
 from dragonflow.controller.apps import l2
 from dragonflow.controller.apps import router_icmp
+from dragonflow.model import logical_switch as lsm
 from dragonflow.model import multicast as mcm
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ V6 = (pl.ETH_IPV6, 'ipv6_dst', ('ff02::', 'ffff::'))
 
 def snooping(network):
     return network is not None and network.multicast_snooping and \
-        network.network_type in ('geneve', 'vxlan')
+        network.network_type in lsm.TUNNELED
 
 
 def relay_networks(state, net_id):
@@ -97,15 +98,6 @@ def group_membership_interval(network):
     """RFC 3376 8.4: how long a member stays without reporting."""
     return network.multicast_robustness * \
         network.multicast_query_interval + network.multicast_query_response
-
-
-def querier_address(state, network):
-    if network.multicast_querier_address:
-        return network.multicast_querier_address
-    for subnet in state.subnets(network.id):
-        if subnet.network.version == 4 and subnet.gateway_ip:
-            return subnet.gateway_ip
-    return '0.0.0.0'
 
 
 class Memberships:
@@ -397,24 +389,18 @@ class MulticastApp(apps.App):
             self.members.mark([group])
 
     def _send_query(self, state, network, port, send_packet, group=None):
-        if group is not None and ':' in group:
-            frames = [igmp.mld_query(
-                QUERIER_MAC, network.multicast_robustness,
+        """A general query (IGMPv3 and MLDv2; group None) or a group's
+        (after a leave: answer within the last member interval)."""
+        args = (network.multicast_robustness,
                 network.multicast_query_interval,
-                network.multicast_last_member_interval, group)]
-        elif group is not None:
-            frames = [igmp.igmp_query(
-                QUERIER_MAC, querier_address(state, network),
-                network.multicast_robustness,
-                network.multicast_query_interval,
-                network.multicast_last_member_interval, group)]
-        else:
-            args = (network.multicast_robustness,
-                    network.multicast_query_interval,
-                    network.multicast_query_response)
-            frames = [igmp.igmp_query(QUERIER_MAC,
-                                      querier_address(state, network), *args),
-                      igmp.mld_query(QUERIER_MAC, *args)]
+                network.multicast_last_member_interval if group else
+                network.multicast_query_response, group)
+        frames = []
+        if group is None or ':' not in group:
+            frames.append(igmp.igmp_query(QUERIER_MAC, mcm.querier_address(
+                network, state.subnets(network.id)), *args))
+        if group is None or ':' in group:
+            frames.append(igmp.mld_query(QUERIER_MAC, *args))
         for frame in frames:
             state.send_to(port, frame, send_packet)
 
