@@ -185,17 +185,6 @@ def test_a_port_never_bound_here_gets_try_again_later(
     assert not any(p.startswith('dfc') for p in ovs_ports(ch1))
 
 
-def dfctl_on(chassis, *args):
-    env = dict(os.environ, PYTHONPATH=AGENT_DIR)
-    proc = subprocess.run(
-        ['ip', 'netns', 'exec', chassis.ns, sys.executable, '-m',
-         'dragonflow.cli.dfctl', '--config-file',
-         os.path.join(chassis.dir, 'dragonflow.ini'), *args],
-        capture_output=True, text=True, env=env, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 def test_gc_collects_the_ports_of_containers_that_are_gone(
         lab, lab_nb, topo, containers):
     """Two containers; one's process is killed and its engine never runs
@@ -214,8 +203,8 @@ def test_gc_collects_the_ports_of_containers_that_are_gone(
     procs[dead].kill()
     procs[dead].wait()
     # Within the grace period: nothing.
-    assert json.loads(dfctl_on(ch1, '--json', 'cni', 'gc')) == []
-    out = json.loads(dfctl_on(ch1, '--json', 'cni', 'gc', '--grace', '0'))
+    assert json.loads(ch1.dfctl('--json', 'cni', 'gc')) == []
+    out = json.loads(ch1.dfctl('--json', 'cni', 'gc', '--grace', '0'))
     assert [c['container'] for c in out] == [dead.id]
     remaining, = cni_ports(lab_nb)
     assert remaining.device_id == f'{live.id}/eth0'

@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -135,13 +133,7 @@ def test_gc_collects_a_container_whose_engine_died(
     # The engine dies with the container: no CNI DEL ever runs.
     for pid in (state['ConmonPid'], state['Pid']):
         os.kill(pid, signal.SIGKILL)
-    env = dict(os.environ, PYTHONPATH=AGENT_DIR)
-    out = subprocess.run(
-        ['ip', 'netns', 'exec', ch1.ns, sys.executable, '-m',
-         'dragonflow.cli.dfctl', '--config-file',
-         os.path.join(ch1.dir, 'dragonflow.ini'), '--json', 'cni', 'gc',
-         '--grace', '0'], capture_output=True, text=True, env=env,
-        check=True).stdout
+    out = ch1.dfctl('--json', 'cni', 'gc', '--grace', '0')
     assert state['Pid'] and [c['container'] for c in json.loads(out)] == [
         json.loads(podman.podman(ch1, 'inspect', 'doomed').stdout)[0]['Id']]
     assert cni_ports(lab_nb) == {}

@@ -8,7 +8,6 @@ writes a pcap and leaves nothing behind, also when killed."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -164,14 +163,9 @@ def test_vlan_filter_on_a_trunk_port(topo, taps):
 
 
 def _capture_cmd(lab, chassis, *args):
-    from lab_harness.netlab import AGENT_DIR
-    ch = lab.chassis[chassis]
-    return subprocess.Popen(
-        ['ip', 'netns', 'exec', ch.ns, sys.executable, '-m',
-         'dragonflow.cli.dfctl', '--config-file',
-         os.path.join(ch.dir, 'dragonflow.ini'), 'tap', 'capture', *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=AGENT_DIR))
+    argv, env = lab.chassis[chassis].dfctl_command('tap', 'capture', *args)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _leftovers(lab, lab_nb):

@@ -133,6 +133,24 @@ class Chassis:
         return sh('ovs-vsctl', f'--db=unix:{self.dir}/db.sock', '--timeout=10',
                   *args, env=self.env, check=check)
 
+    def dfctl_command(self, *args):
+        """(argv, env) of dfctl as an operator runs it on this chassis:
+        in its namespace, with its configuration (for commands that act
+        on the chassis: tap capture, cni gc)."""
+        return (['ip', 'netns', 'exec', self.ns, sys.executable, '-m',
+                 'dragonflow.cli.dfctl', '--config-file',
+                 os.path.join(self.dir, 'dragonflow.ini'), *args],
+                dict(os.environ, PYTHONPATH=AGENT_DIR))
+
+    def dfctl(self, *args):
+        """Run dfctl on this chassis; its output (AssertionError with its
+        stderr when it fails)."""
+        argv, env = self.dfctl_command(*args)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
     def ofctl(self, *args):
         return sh('ovs-ofctl', '-O', 'OpenFlow13', *args, ns=self.ns,
                   env=self.env)

@@ -27,6 +27,13 @@ def mac(key):
     return 'fa:16:3e:00:00:%02x' % key
 
 
+def membership(chassis, network, group, ports):
+    """A multicast_group record (chassis' members of a group)."""
+    return ('multicast_group', dict(
+        id=mcm.record_id(chassis, network, group), network_id=network,
+        chassis=chassis, address=group, ports=ports))
+
+
 OBJECTS = [
     ('chassis', dict(id='ch1', ip='192.0.2.1',
                      external_host_ip='172.24.4.101')),
@@ -199,18 +206,10 @@ OBJECTS = [
     # Multicast (snooping on net and net2, relayed by r): 239.1.1.1
     # joined by vm1 here and mon2 on ch2, and by vm3 on net2; ff15::1
     # only on ch2.
-    ('multicast_group', dict(id=mcm.record_id('ch1', 'net', '239.1.1.1'),
-                             network_id='net', chassis='ch1',
-                             address='239.1.1.1', ports=['vm1'])),
-    ('multicast_group', dict(id=mcm.record_id('ch2', 'net', '239.1.1.1'),
-                             network_id='net', chassis='ch2',
-                             address='239.1.1.1', ports=['mon2'])),
-    ('multicast_group', dict(id=mcm.record_id('ch2', 'net', 'ff15::1'),
-                             network_id='net', chassis='ch2',
-                             address='ff15::1', ports=['mon2'])),
-    ('multicast_group', dict(id=mcm.record_id('ch1', 'net2', '239.1.1.1'),
-                             network_id='net2', chassis='ch1',
-                             address='239.1.1.1', ports=['vm3'])),
+    membership('ch1', 'net', '239.1.1.1', ['vm1']),
+    membership('ch2', 'net', '239.1.1.1', ['mon2']),
+    membership('ch2', 'net', 'ff15::1', ['mon2']),
+    membership('ch1', 'net2', '239.1.1.1', ['vm3']),
 ]
 OFPORTS = {'vm1': 1, 'vm3': 3, 'parent': 4, 'sf-in': 6, 'sf-out': 7,
            'pv1': 8}

@@ -67,10 +67,7 @@ def collect(nb, vsctl, bridge, grace=DEFAULT_GRACE, now=None):
     for name, ids in candidates:
         if _alive(ids.get('cni-netns', ''), in_use):
             continue
-        subprocess.run(vsctl + ['--if-exists', 'del-port', bridge, name],
-                       capture_output=True, check=True)
-        if wiring.link_exists(name):
-            subprocess.run(['ip', 'link', 'del', name], capture_output=True)
+        wiring.remove_host_end(vsctl, bridge, name)
         port_id = ids.get('iface-id')
         if port_id:
             try:

@@ -160,7 +160,7 @@ class Plugin:
         together must not cost fifty polling loops) and its delivery flow
         is on the switch (a few milliseconds later: polled)."""
         from kazoo.recipe import watchers
-        chassis = self.conf.df.chassis_id or _system_id(self.vsctl)
+        chassis = self._chassis()
         deadline = time.monotonic() + self.request.timeout
         changed = threading.Event()
 
@@ -194,6 +194,11 @@ class Plugin:
                             f'{self.request.container_id[:12]}: {state} '
                             f'after {self.request.timeout:g} s; is '
                             f'df-local-controller running on {chassis}?')
+
+    def _chassis(self):
+        """This chassis' id: [df] chassis_id, else the OVS system-id (as
+        the agent takes it)."""
+        return self.conf.df.chassis_id or _system_id(self.vsctl)
 
     def _switch(self):
         """ovs-ofctl's target for the bridge: its management socket in
@@ -235,7 +240,7 @@ class Plugin:
         if wiring.plugged_iface_id(self.vsctl, host) != port.id:
             raise spec.CniError(spec.IO_FAILURE, f'{host} is not plugged '
                                 f'into {self.bridge} as port {port.id}')
-        chassis = self.conf.df.chassis_id or _system_id(self.vsctl)
+        chassis = self._chassis()
         if port.binding_chassis != chassis:
             raise spec.CniError(spec.IO_FAILURE, f'port {port.id} is bound '
                                 f'to {port.binding_chassis}, not {chassis}')

@@ -137,12 +137,18 @@ def announce(netns, ifname, mac, addresses):
                             f'{ifname} in {netns}: {failure[0]}')
 
 
-def unplug(vsctl, bridge, request):
-    """Remove what plug made; what is already gone is fine."""
-    host = host_name(request.container_id, request.ifname)
+def remove_host_end(vsctl, bridge, host):
+    """Unplug the host end from the bridge and delete it (its container
+    end goes with it); what is already gone is fine."""
     _run(vsctl + ['--if-exists', 'del-port', bridge, host])
     if link_exists(host):
         _run(['ip', 'link', 'del', host], check=False)
+
+
+def unplug(vsctl, bridge, request):
+    """Remove what plug made; what is already gone is fine."""
+    remove_host_end(vsctl, bridge,
+                    host_name(request.container_id, request.ifname))
     if request.netns and os.path.exists(request.netns):
         _in(request.netns, 'ip', 'link', 'del', request.ifname, check=False)
 
