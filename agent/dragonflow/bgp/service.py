@@ -22,6 +22,8 @@ import logging
 import sys
 import time
 
+from dragonflow import lean  # noqa: F401 (first: eventlet, leanly)
+
 from oslo_config import cfg
 
 from dragonflow import daemon

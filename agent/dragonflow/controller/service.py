@@ -29,6 +29,7 @@ import logging
 import sys
 import time
 
+from dragonflow import lean  # noqa: F401 (first: eventlet, leanly)
 from dragonflow import conf as df_conf
 from dragonflow import daemon
 from dragonflow import errors
