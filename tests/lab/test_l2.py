@@ -199,13 +199,24 @@ def test_flows_after_kill_change_restart_equal_a_fresh_agents(topo, lab,
     topo.vm(net, 'ch1')
     topo.wait_bound(gone)
     ch.stop_controller(signal.SIGKILL)
-    lab_nb.delete('logical_port', gone.port_id)          # while it is down
+    # While it is down: a port deleted in NB, the classifier's flows
+    # deleted and a stray flow added by hand. The restarted agent reads
+    # the switch's flows and sends only the difference (flowdump).
+    lab_nb.delete('logical_port', gone.port_id)
+    ch.ofctl('del-flows', 'br-int', 'table=0')
+    ch.ofctl('add-flow', 'br-int',
+             "cookie=0x100000001,table=0,priority=7,in_port=999,"
+             'actions=drop')
     ch.start_controller()
     ch.wait_connected()
+    kept = re.findall(r'full sync done: .* (\d+) kept as the switch had '
+                      r'them, (\d+) messages sent', ch.controller_log())[-1]
+    assert int(kept[0]) > 0 and int(kept[1]) > 0, kept
     wait_until(lambda: not any(_names_key(f, gone.port.unique_key)
                                for f in ch.flows()), message='stale flows gone')
     time.sleep(1)
     restarted = _strip(ch.flows())
+    assert not any('in_port=999' in f for f in restarted)
     ch.stop_controller()
     ch.ofctl('del-flows', 'br-int')
     ch.start_controller()

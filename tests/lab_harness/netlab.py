@@ -256,6 +256,11 @@ class Chassis:
         self.lab.save()
         return proc
 
+    def controller_log(self):
+        """The log of the agents started on this chassis, as text."""
+        with open(os.path.join(self.dir, 'controller.log'), 'rb') as f:
+            return f.read().decode(errors='replace')
+
     def wait_connected(self, timeout=30):
         """Until the agent started last is connected to br-int and has
         installed its first full flow set. After a restart OVS may still

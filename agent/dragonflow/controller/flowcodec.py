@@ -20,9 +20,11 @@ implements, EXT-230), committed atomically: a switch sees all of a change
 or none of it, and the replacement of a whole flow generation loses no
 packet.
 """
+import itertools
 import socket
 import struct
 
+from dragonflow.controller import flowdump
 from dragonflow.controller import ofswitch
 
 ONF_EXPERIMENTER_ID = 0x4f4e4600
@@ -262,39 +264,69 @@ class FlowWriter:
         """One atomic change: other os-ken messages first (prelude, e.g.
         delete everything), deletes (Flows), adds ((Flow, cookie)), other
         os-ken messages (messages), in that order."""
-        if not (deletes or adds or messages or prelude):
-            return 0
+        encode = self.codec.encode
+        return self.send(itertools.chain(
+            (encode(flow, 'delete') for flow in deletes),
+            (encode(flow, 'add', cookie) for flow, cookie in adds)),
+            messages, prelude)
+
+    def commit_over(self, adds, present, keep=()):
+        """One atomic change from the flows the switch has (present, as
+        :func:`flowdump.dump` reads them) to adds ((Flow, cookie)): the
+        flows present as they are stay untouched, the others are added
+        (a flow of the same match and priority replaced in place), and
+        what is present but not wanted is deleted, except the flows with
+        cookie 0 in the tables of keep (flows the switch learned). Returns
+        (messages sent, flows kept)."""
+        have = {identity: (rest, raw) for identity, rest, raw in present}
+        wanted, sends = set(), []
+        for flow, cookie in adds:
+            buf = self.codec.encode(flow, 'add', cookie)
+            identity, rest = flowdump.flow_mod_key(buf)
+            wanted.add(identity)
+            found = have.get(identity)
+            if found is None or found[0] != rest:
+                sends.append(buf)
+        deletes = [flowdump.delete_strict(table, priority, raw)
+                   for (table, priority, match), (rest, raw) in have.items()
+                   if (table, priority, match) not in wanted and
+                   not (rest[0] == 0 and table in keep)]
+        kept = len(wanted) - len(sends)
+        return self.send(itertools.chain(deletes, sends)), kept
+
+    def send(self, encoded, messages=(), prelude=()):
+        """One atomic bundle: prelude (os-ken messages), the encoded
+        FlowMods (bytearrays, their xids overwritten), messages; the
+        number of messages in it (0: nothing sent)."""
         ofp = self.dp.ofproto
-        self._bundle_id = (self._bundle_id + 1) & 0xffffffff
-        bid = self._bundle_id
+        bid = (self._bundle_id + 1) & 0xffffffff
         chunks = [self._ctrl(bid, ofp.ONF_BCT_OPEN_REQUEST)]
         size = len(chunks[0])
         count = 0
 
         def push(data):
-            nonlocal size
-            chunks.append(data)
-            size += len(data)
+            nonlocal size, count
+            chunks.append(self._add(bid, data))
+            count += 1
+            size += len(chunks[-1])
             if size >= CHUNK:
                 self._flush(chunks)
                 size = 0
 
-        def push_messages(messages):
+        def serialized(messages):
             for msg in messages:
                 msg.set_xid(0)
                 msg.serialize()
-                push(self._add(bid, bytearray(msg.buf)))
-            return len(messages)
+                yield bytearray(msg.buf)
 
-        count = push_messages(prelude)
-        for flow in deletes:
-            push(self._add(bid, self.codec.encode(flow, 'delete')))
-            count += 1
-        for flow, cookie in adds:
-            push(self._add(bid, self.codec.encode(flow, 'add', cookie)))
-            count += 1
-        count += push_messages(messages)
-        push(self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST))
+        for data in itertools.chain(serialized(prelude), encoded,
+                                    serialized(messages)):
+            if count == 0:
+                self._bundle_id = bid
+            push(data)
+        if count == 0:
+            return 0
+        chunks.append(self._ctrl(bid, ofp.ONF_BCT_COMMIT_REQUEST))
         self._flush(chunks)
         return count
 

@@ -2,10 +2,11 @@
 switch events (connect, packet-in) to the controller.
 
 Cookies are ``generation << 32 | app cookie``. A (re)connected switch gets
-all desired flows under a new generation and the deletion of the older
-generation's flows in one atomic bundle (controller/flowcodec.py): an
-identical flow is replaced in place (OpenFlow add of the same match and
-priority), so traffic never stops.
+one atomic bundle (controller/flowcodec.py) from the flows it has
+(controller/flowdump.py) to the desired ones, or, when those cannot be
+read, the deletion of every flow and all desired flows under a new
+generation: a changed flow is replaced in place (OpenFlow add of the same
+match and priority), so traffic never stops.
 """
 import logging
 
@@ -13,6 +14,7 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, \
     MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3
 
 from dragonflow import logs
@@ -35,6 +37,18 @@ def split_cookie(flow_cookie):
     return flow_cookie >> 32, flow_cookie & 0xffffffff
 
 
+# Fields with a Nicira (NXM) header besides their OXM one. vswitchd writes
+# a register move's fields with the NXM header where there is one, so a
+# move sent that way reads back byte for byte the same (flowdump: a full
+# sync leaves such flows in place instead of sending them again).
+_NXM = {t.name for t in nicira_ext.oxm_types if t.name.endswith('_nxm')}
+
+
+def _nxm(field):
+    name = f'{field}_nxm'
+    return name if name in _NXM else field
+
+
 def _actions(dp, flow):
     ofp, parser = dp.ofproto, dp.ofproto_parser
     actions, metadata = [], None
@@ -53,7 +67,8 @@ def _actions(dp, flow):
             actions.append(parser.OFPActionSetField(**{action[1]: action[2]}))
         elif kind == 'move':
             actions.append(parser.NXActionRegMove(
-                src_field=action[1], dst_field=action[2], n_bits=action[3]))
+                src_field=_nxm(action[1]), dst_field=_nxm(action[2]),
+                n_bits=action[3]))
         elif kind == 'push_vlan':
             actions.append(parser.OFPActionPushVlan(action[1]))
         elif kind == 'pop_vlan':

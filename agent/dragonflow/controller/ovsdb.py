@@ -249,11 +249,15 @@ class Ovs:
         self.api.del_port(name, self.bridge, if_exists=True).execute(
             check_error=True)
 
-    def next_generation(self):
-        """Bump and return the flow generation stored on the bridge."""
+    def generation(self):
+        """The flow generation stored on the bridge (0: none yet)."""
         ext = self.api.db_get('Bridge', self.bridge, 'external_ids').execute(
             check_error=True)
-        previous = int(ext.get(GENERATION_KEY, '0'))
+        return int(ext.get(GENERATION_KEY, '0'))
+
+    def next_generation(self):
+        """Bump and return the flow generation stored on the bridge."""
+        previous = self.generation()
         generation = (previous + 1) & 0xffffffff or 1
         self.api.db_set('Bridge', self.bridge, ('external_ids', {
             GENERATION_KEY: str(generation)})).execute(check_error=True)

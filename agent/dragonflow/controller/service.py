@@ -37,6 +37,7 @@ from dragonflow import logs
 from dragonflow import metrics
 from dragonflow.controller import apps as df_apps
 from dragonflow.controller import flowcodec
+from dragonflow.controller import flowdump
 from dragonflow.controller import flows as fl
 from dragonflow.controller import lb_health
 from dragonflow.controller import ofswitch
@@ -118,6 +119,9 @@ class LocalController:
         # flows must not look like a dead controller to its probe).
         self.pause = lambda: None
         self.generation = 0
+        # Reads the switch's flows (flowdump.dump of its management
+        # socket), set by the daemon; None: a full sync replaces them all.
+        self.switch_flows = None
         self.iface_names = {}       # interface name -> iface-id
         # br-int patch port name -> physnet (from bridge_mappings)
         self.patch_ports = {}
@@ -567,32 +571,60 @@ class LocalController:
                       sorted(net_ids), sorted(port_ids), count)
 
     def _full_sync(self):
-        """Install everything under a new generation and delete the old
-        generation's flows, in one atomic bundle: the switch goes from the
-        old flow set to the new one with no packet lost, and flows of
-        objects deleted while the agent was away disappear."""
+        """Bring the switch to exactly the desired flows, in one atomic
+        bundle, so no packet is lost. When the switch's flows can be read
+        (``switch_flows``, flowdump) and carry a generation, the bundle
+        holds only the difference: a restarted agent finds its
+        predecessor's flows in place, and replacing 65k of them cost
+        vswitchd seconds. Otherwise everything is installed under a new
+        generation after deleting every flow; either way flows of objects
+        deleted while the agent was away disappear."""
         if self.writer is None:
             return
         dp = self.datapath
-        _, self.generation = self.ovs.next_generation()
+        present = self._switch_flows()
+        if present is not None:
+            self.generation = self.ovs.generation()
+        if present is None or not self.generation:
+            present = None
+            _, self.generation = self.ovs.next_generation()
         self.installed.clear()
         _, adds = self.update_flows(itertools.chain(
             df_apps.global_changes(self.apps, self.state),
             self.desired(self.programmed, self.programmed_ports,
                          self.programmed_keys)))
-        count = self.writer.commit(adds=adds,
-                                   prelude=[ofswitch.delete_all(dp)])
+        if present is None:
+            sent = self.writer.commit(
+                adds=adds, prelude=[ofswitch.delete_all(dp)])
+            kept = 0
+        else:
+            sent, kept = self.writer.commit_over(adds, present,
+                                                 keep=pl.LEARNED)
         metrics.FULL_SYNCS.inc()
-        metrics.BUNDLES.inc()
+        if sent:
+            metrics.BUNDLES.inc()
         # Done when the switch says so: a barrier behind the bundle's
         # commit (an agent killed, or a connection lost, before that has
         # not synced anything).
         request = ofswitch.barrier(dp)
         ofswitch.send_all(dp, [request])
         self.sync_pending = (dp, request.xid, (
-            'full sync done: generation %d, %d flows (%d shapes, %d '
-            'encoded by os-ken)', self.generation, count - 1,
+            'full sync done: generation %d, %d flows, %d kept as the switch '
+            'had them, %d messages sent (%d shapes, %d encoded by os-ken)',
+            self.generation, len(adds), kept, sent,
             self.writer.codec.learned, self.writer.codec.fallbacks))
+
+    def _switch_flows(self):
+        """The switch's flows as flowdump reads them, or None (unknown:
+        the full sync then replaces them all)."""
+        if self.switch_flows is None:
+            return None
+        try:
+            return self.switch_flows()
+        except (OSError, flowdump.DumpError) as e:
+            LOG.warning('cannot read the switch\'s flows (%s): the full '
+                        'sync replaces them all', e)
+            return None
 
     def _handle_trace(self, payload):
         tracer.run_in_loop(payload)
@@ -675,6 +707,8 @@ class ControllerDaemon(daemon.Daemon):
                 nb, self.ovs, self.chassis_id)
         controller.selection = Selection(nb, controller.on_nb_change,
                                          FOLLOWED).start()
+        mgmt = flowdump.mgmt_path(df.integration_bridge, df.vswitchd_unixctl)
+        controller.switch_flows = lambda: flowdump.dump(mgmt)
         controller.patch_ports = {pl.patch_names(bridge)[0]: physnet
                                   for physnet, bridge in self.mappings.items()}
         self.ovs.watch_interfaces(controller.on_interface)
