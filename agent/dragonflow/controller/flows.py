@@ -37,10 +37,14 @@ from dragonflow.controller import pipeline
 # (field, value) pairs are shared between flows (a port's key, an
 # ethertype, a conntrack state recur in dozens of its flows): one tuple
 # each instead of one per flow, which was a third of the memory of 65k
-# installed flows. Emptied when it grows past PAIRS_MAX (correctness does
-# not depend on it).
+# installed flows. Pairs of flows that are gone (a deleted port's
+# addresses) would pile up: a FlowTable keeps only its flows' pairs when
+# the cache has doubled since it last did (FlowTable._prune_pairs), and the
+# cache is emptied past PAIRS_MAX anyway. Correctness does not depend on
+# it.
 _PAIRS = {}
 PAIRS_MAX = 500000
+PAIRS_PRUNE_MIN = 20000     # no pruning below this many pairs
 
 
 def _shared(pair):
@@ -114,6 +118,7 @@ class FlowTable:
         self._by_key = {}        # (app, key) -> tuple(Flow)
         self._owner = {}         # flow identity -> (app, key)
         self.check = check
+        self._pairs_limit = PAIRS_PRUNE_MIN
 
     def flows(self, app, key):
         return frozenset(self._by_key.get((app, key), ()))
@@ -171,8 +176,19 @@ class FlowTable:
         # A flow another owner claimed in this batch is replaced by its add.
         deletes = {f.identity(): f for f in released
                    if f.identity() not in self._owner}
+        if len(_PAIRS) > self._pairs_limit:
+            self._prune_pairs()
         return FlowChanges(sorted(adds, key=lambda a: _order(a[1])),
                            sorted(deletes.values(), key=_order), refused)
+
+    def _prune_pairs(self):
+        """Keep only the shared pairs of the installed flows (the same
+        objects, so flows computed later still share them)."""
+        live = {pair: pair for flows in self._by_key.values()
+                for flow in flows for pair in flow.match}
+        _PAIRS.clear()
+        _PAIRS.update(live)
+        self._pairs_limit = max(PAIRS_PRUNE_MIN, 2 * len(live))
 
     def _refusal(self, owner, flow, identity):
         holder = self._owner.get(identity)
