@@ -48,21 +48,28 @@ def model_for(table):
 class Struct:
     """A set of typed fields with validation and JSON (de)serialisation."""
 
+    # Field values live in the instance's own __dict__: a Field is a
+    # non-data descriptor, so reading one (the hot path of flow
+    # computation: every port's binding, id and addresses, per change) is
+    # a plain attribute lookup, not a Python call. Writes go through
+    # __setattr__ (validated).
+
     def __init__(self, **values):
-        self._values = {}
         where = getattr(self, 'table', type(self).__name__.lower())
         known = self.fields()
         for name in values:
             if name not in known:
                 raise f.ValidationError(f'{where}: unknown field {name!r}')
+        checked = {}
         for name, field in known.items():
             value = values.get(name)
             if value is None:
                 value = field.default_value()
-            self._values[name] = field.check(value, f'{where}.{name}')
+            checked[name] = field.check(value, f'{where}.{name}')
         for name, field in known.items():
-            if field.required and self._values[name] in (None, '', []):
+            if field.required and checked[name] in (None, '', []):
                 raise f.ValidationError(f'{where}.{name}: is required')
+        self.__dict__.update(checked)
 
     @classmethod
     def fields(cls):
@@ -85,7 +92,7 @@ class Struct:
             object.__setattr__(self, name, value)
             return
         where = getattr(self, 'table', type(self).__name__.lower())
-        self._values[name] = field.check(value, f'{where}.{name}')
+        self.__dict__[name] = field.check(value, f'{where}.{name}')
 
     @classmethod
     def from_dict(cls, data, where=None):
@@ -106,8 +113,9 @@ class Struct:
             raise
 
     def to_dict(self):
-        return {k: copy.deepcopy(v) for k, v in self._values.items()
-                if v is not None}
+        values = self.__dict__
+        return {k: copy.deepcopy(values[k]) for k in self.fields()
+                if values[k] is not None}
 
     def __eq__(self, other):
         return type(self) is type(other) and self.to_dict() == other.to_dict()
@@ -174,7 +182,7 @@ class Model(Struct):
         """(field, table, id, enforced) for every reference (not to itself)."""
         out = []
         for name, field in self.fields().items():
-            for table, ref_id, enforced in field.refs(self._values[name]):
+            for table, ref_id, enforced in field.refs(self.__dict__[name]):
                 if (table, ref_id) != (self.table, self.id):
                     out.append((name, table, ref_id, enforced))
         return out

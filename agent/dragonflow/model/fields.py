@@ -39,11 +39,12 @@ class Field:
         self.name = name
 
     def __get__(self, obj, owner=None):
-        """On a model instance, the field's value (reads are the hot path
-        of flow computation: a plain descriptor, no __getattribute__)."""
+        """On the class, the field. A model instance keeps the values in
+        its __dict__, which this non-data descriptor leaves to Python's
+        own lookup (model/base.py)."""
         if obj is None:
             return self
-        return obj._values[self.name]
+        return obj.__dict__[self.name]
 
     def default_value(self):
         return self.default() if callable(self.default) else self.default
