@@ -286,3 +286,61 @@ def test_a_membership_record_touches_only_its_group(controller):
         ('multicast', 'group', ('net', '239.1.1.1')),
         ('multicast', 'group', ('net2', '239.1.1.1'))}]
     assert controller.refused == 0
+
+
+@pytest.fixture
+def plain(controller):
+    """The world without what makes any port shape its network's flows:
+    no service chain, no extra routes."""
+    new, old = state_obj(controller, 'logical_router', 'r', routes=[])
+    controller.step([change('update', new, old),
+                     change('delete', controller.state.get('port_chain',
+                                                           'pc'),
+                            controller.state.get('port_chain', 'pc')),
+                     change('create', world.obj('chassis', id='ch3',
+                                                ip='192.0.2.3'))])
+    controller.recomputed.clear()
+    controller.recomputed_keys.clear()
+    return controller
+
+
+def remote_port(port_id, chassis, **extra):
+    values = dict(id=port_id, network_id='net', unique_key=90,
+                  ips=['10.0.0.90'], macs=[world.mac(90)],
+                  binding_chassis=chassis)
+    return world.obj('logical_port', **dict(values, **extra))
+
+
+def test_a_remote_port_where_its_chassis_has_ports_costs_its_own_flows(
+        plain):
+    port = remote_port('far', 'ch2')
+    plain.step([change('create', port)])
+    assert plain.recomputed == [(set(), {'far'})]
+    moved = remote_port('far', 'ch2', ips=['10.0.0.91'])
+    plain.step([change('update', moved, port)])
+    plain.step([change('delete', moved, moved)])
+    assert plain.recomputed[1:] == [(set(), {'far'}), (set(), {'far'})]
+    assert plain.refused == 0
+    # Nothing missed: the network's shared flows as a recomputation has them.
+    for app, key, flows in plain.desired({'net'}, (), ()):
+        assert plain.installed.flows(app, key) == frozenset(flows), app
+
+
+@pytest.mark.parametrize('chassis,extra', [
+    ('ch3', {}),         # its chassis joins the network's flood list
+    ('ch2', {'allowed_address_pairs': [{'ip_address': '10.0.0.199'}]}),
+])
+def test_a_remote_port_that_changes_the_network_recomputes_it(
+        plain, chassis, extra):
+    port = remote_port('far', chassis, **extra)
+    plain.step([change('create', port)])
+    assert plain.recomputed == [({'net'}, {'far'})]
+    plain.step([change('delete', port, port)])
+    assert plain.recomputed[1] == ({'net'}, {'far'})
+
+
+def test_a_port_moving_to_another_chassis_recomputes_its_network(plain):
+    new, old = state_obj(plain, 'logical_port', 'vm2',
+                         binding_chassis='ch3')
+    plain.step([change('update', new, old)])
+    assert plain.recomputed[0][0] == {'net'}

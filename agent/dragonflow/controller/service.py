@@ -314,11 +314,42 @@ class LocalController:
                                  if o is not None})
 
     def _touched_logical_port(self, change, obj, old):
-        # Its own flows, and its network's shared ones (the flood list).
+        # Its own flows, and its network's shared ones (the flood list)
+        # unless nothing of those can change.
         claims = {obj.id} if change.action != 'delete' else ()
+        shared = () if self._remote_and_alike(
+            None if change.action == 'delete' else obj,
+            (old or obj) if change.action == 'delete' else old) else \
+            {o.network_id for o in (obj, old) if o is not None}
         return self._port_policy_changed(obj, old) | Touched(
-            shared={o.network_id for o in (obj, old) if o is not None},
-            claims=claims)
+            shared=shared, claims=claims)
+
+    def _remote_and_alike(self, obj, old):
+        """Whether a port change (obj: the port now, None once deleted;
+        old: before, None when created) leaves its network's shared flows
+        as they are: the port is not here (before or after), not a trunk subport,
+        stays on its network and chassis, its chassis keeps (or had) other
+        ports on the network, and no app's network flows read it
+        (App.remote_port_shapes_network). Then a change of a port on
+        another chassis costs its own flows only, not a recomputation of
+        the network's flood list (O(chassis), on every chassis)."""
+        state = self.state
+        ports = [p for p in (obj, old) if p is not None]
+        if any(state.is_local(p) or p.id in state.segments for p in ports):
+            return False
+        if obj is not None and old is not None and (
+                obj.network_id != old.network_id or
+                obj.binding_chassis != old.binding_chassis):
+            return False
+        port = obj or old
+        chassis = port.binding_chassis
+        if (obj is None or old is None) and chassis and \
+                chassis != state.chassis_id and \
+                state.chassis(chassis) is not None and \
+                not state.other_remote_ports_on(port):
+            return False            # its chassis joins or leaves
+        return not any(df_apps.remote_port_shapes_network(
+            self.apps, state, p) for p in ports)
 
     def _touched_chassis(self, change, obj, old):
         if self.bfd is not None:

@@ -84,6 +84,8 @@ class LocalState:
         self.by_remote = collections.defaultdict(dict)
         # member address -> security group id -> member ports with it
         self.member_addresses = collections.defaultdict(collections.Counter)
+        # (network id, chassis id) -> ports of the network bound there
+        self.bound = collections.Counter()
         # logical port id -> ofport (local only)
         self.ofports = _Watched(self._plugged)
         # Trunk subports: child port id -> its ChildPortSegmentation, and
@@ -111,9 +113,13 @@ class LocalState:
             self.by_network[net_id][obj.table][obj.id] = obj
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table][obj.id] = obj
-        if obj.table == 'logical_port' and obj.security_groups:
-            for address in self.addresses_of(obj):
-                self.member_addresses[address].update(obj.security_groups)
+        if obj.table == 'logical_port':
+            if obj.binding_chassis:
+                self.bound[(obj.network_id, obj.binding_chassis)] += 1
+            if obj.security_groups:
+                for address in self.addresses_of(obj):
+                    self.member_addresses[address].update(
+                        obj.security_groups)
         remote = getattr(obj, 'remote_group_id', None)
         if remote and obj.table == 'security_group_rule':
             self.by_remote[remote][obj.id] = obj
@@ -193,6 +199,11 @@ class LocalState:
             self.by_network[net_id][obj.table].pop(obj.id, None)
         for group_id in _groups_of(obj):
             self.by_group[group_id][obj.table].pop(obj.id, None)
+        if obj.table == 'logical_port' and obj.binding_chassis:
+            where = (obj.network_id, obj.binding_chassis)
+            self.bound[where] -= 1
+            if self.bound[where] <= 0:
+                del self.bound[where]
         if obj.table == 'logical_port' and obj.security_groups:
             for address in self.addresses_of(obj):
                 counts = self.member_addresses[address]
@@ -277,7 +288,7 @@ class LocalState:
         out = set()
         for net_id in net_ids:
             out |= self._cached('ids', net_id, lambda n: frozenset(
-                p.id for p in self.ports(n)))
+                self.by_network[n]['logical_port']))
         return out
 
     def port_by_ip(self, net_id, ip):
@@ -430,6 +441,22 @@ class LocalState:
         return bool(not self.is_local(port) and port.binding_chassis
                     and port.binding_chassis != self.chassis_id
                     and self.chassis(port.binding_chassis) is not None)
+
+    def other_remote_ports_on(self, port):
+        """Whether ports of port's network other than port itself are
+        bound to its chassis and not on this one (its chassis stays in the
+        network's remote chassis whether port comes or goes)."""
+        chassis = port.binding_chassis
+        count = self.bound[(port.network_id, chassis)]
+        if self.get('logical_port', port.id) is port:
+            count -= 1
+        for port_id in self.local_port_ids():
+            local = self.get('logical_port', port_id)
+            if local is not None and local.id != port.id and \
+                    local.network_id == port.network_id and \
+                    local.binding_chassis == chassis:
+                count -= 1
+        return count > 0
 
     def remote_chassis(self, net_id):
         ids = sorted({p.binding_chassis for p in self.remote_ports(net_id)})

@@ -80,6 +80,17 @@ class App:
         flow per port (one flow listing them all is fine)."""
         return []
 
+    def remote_port_shapes_network(self, state, port):
+        """Whether this app's :meth:`network_flows` read anything of port
+        (a port bound to another chassis, coming, going or changing) other
+        than the chassis it is bound to. Which chassis have ports on a
+        network (the flood list's tunnels) the controller follows itself;
+        an app whose network flows list remote ports' addresses (address
+        pairs, extra routes' next hops) says so here, and a remote port
+        change then recomputes the network's shared flows. Otherwise it
+        costs only its own flows, whatever the size of the network."""
+        return False
+
     def tick(self, state, send_packet):
         """Called every few seconds by the main loop (e.g. to resolve a
         neighbour); send_packet(ofport, data) sends a packet out."""
@@ -170,6 +181,11 @@ def programmed_keys(apps, state):
     for app in apps:
         out |= app.keys(state)
     return out
+
+
+def remote_port_shapes_network(apps, state, port):
+    """Whether some app's network flows depend on this remote port."""
+    return any(app.remote_port_shapes_network(state, port) for app in apps)
 
 
 def touched_keys(apps, state, table, obj, old):

@@ -54,6 +54,10 @@ class ArpResponderApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.ARP_RESPONDER, 0, goto=pl.DHCP)]
 
+    def remote_port_shapes_network(self, state, port):
+        # The address pairs' answers list the paired ports.
+        return bool(port.allowed_address_pairs)
+
     def network_flows(self, state, network):
         routers = [(r.ip, r.mac) for r in state.router_ports(network.id)
                    if is_v4(r.ip)]

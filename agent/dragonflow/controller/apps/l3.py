@@ -46,6 +46,11 @@ class L3App(apps.App):
             for port in state.local_ports(net_id):
                 state.send_to(port, data, send_packet)
 
+    def remote_port_shapes_network(self, state, port):
+        # Extra routes go to the port of the network with the next hop.
+        return any(router.routes for _, router in
+                   state.enabled_interfaces(port.network_id))
+
     def network_flows(self, state, network):
         out = []
         for rport, router in state.enabled_interfaces(network.id):

@@ -59,6 +59,10 @@ class NdResponderApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.ND_RESPONDER, 0, goto=pl.L2_LOOKUP)]
 
+    def remote_port_shapes_network(self, state, port):
+        # The address pairs' answers list the paired ports.
+        return bool(port.allowed_address_pairs)
+
     def network_flows(self, state, network):
         if not any(s.network.version == 6
                    for s in state.subnets(network.id)):

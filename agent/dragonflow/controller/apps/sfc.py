@@ -78,6 +78,10 @@ class SfcApp(apps.App):
     def global_flows(self, state):
         return [self.flow(pl.SFC, 0, goto=pl.PASS_THROUGH[pl.SFC])]
 
+    def remote_port_shapes_network(self, state, port):
+        # Chains steer to their port pairs' ports, wherever they are.
+        return bool(state.objects['port_chain'])
+
     def network_flows(self, state, network):
         out = []
         local = {p.id for p in state.local_ports(network.id)}
