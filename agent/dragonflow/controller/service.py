@@ -327,9 +327,9 @@ class LocalController:
     def _remote_and_alike(self, obj, old):
         """Whether a port change (obj: the port now, None once deleted;
         old: before, None when created) leaves its network's shared flows
-        as they are: the port is not here (before or after), not a trunk subport,
-        stays on its network and chassis, its chassis keeps (or had) other
-        ports on the network, and no app's network flows read it
+        as they are: the port is not here (before or after), not a trunk
+        subport, stays on its network and chassis, its chassis keeps (or
+        had) other ports on the network, and no app's network flows read it
         (App.remote_port_shapes_network). Then a change of a port on
         another chassis costs its own flows only, not a recomputation of
         the network's flood list (O(chassis), on every chassis)."""
