@@ -44,7 +44,7 @@ from dragonflow.controller import pipeline
 # it.
 _PAIRS = {}
 PAIRS_MAX = 500000
-PAIRS_PRUNE_MIN = 20000     # no pruning below this many pairs
+PAIRS_PRUNE_MIN = 5000      # no pruning below this many pairs
 
 
 def _shared(pair):

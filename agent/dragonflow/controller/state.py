@@ -526,7 +526,7 @@ class LocalState:
         return None
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def _normal(address):
     net = ipaddress.ip_network(address, strict=False)
     if net.prefixlen == net.max_prefixlen:
