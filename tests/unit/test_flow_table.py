@@ -18,7 +18,10 @@ def test_pairs_of_deleted_flows_do_not_pile_up():
         table.update([('l2', i, port_flows(i)) for i in ports])
         table.update([('l2', i, []) for i in ports])
         sizes.append(len(fl._PAIRS))
-    assert max(sizes) <= 2 * fl.PAIRS_PRUNE_MIN + 15000, sizes
+    # Live at most: one cycle's 15,000 pairs; the cache keeps up to twice
+    # what was live at its last pruning, plus a batch. No trend.
+    assert max(sizes) <= 3 * 15000, sizes
+    assert max(sizes[5:]) <= max(sizes[:5]), sizes
 
 
 def test_installed_flows_keep_sharing_their_pairs():
