@@ -85,6 +85,10 @@ class Daemon:
         May raise ConfigError."""
         raise NotImplementedError
 
+    def wait_synced(self, following, timeout):
+        """Until the first NB sync (False: not within timeout seconds)."""
+        return following.wait_synced(timeout)
+
     def prepare(self, conf, nb):
         """After the first NB sync: set up the local side."""
 
@@ -129,7 +133,7 @@ def run(daemon, argv, conf):
     except errors.NbUnavailable as e:
         LOG.error('%s: NB database unreachable: %s', daemon.binary, e)
         return EXIT_NB
-    if not following.wait_synced(SYNC_TIMEOUT):
+    if not daemon.wait_synced(following, SYNC_TIMEOUT):
         LOG.error('%s: no initial NB sync from ZooKeeper within %d s',
                   daemon.binary, SYNC_TIMEOUT)
         nb.close()

@@ -67,6 +67,7 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
             'multicast_group']
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
+SYNC_POLL = 0.02    # seconds between looks at the first NB sync (in the hub)
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
 
 
@@ -119,6 +120,9 @@ class LocalController:
         # flows must not look like a dead controller to its probe).
         self.pause = lambda: None
         self.generation = 0
+        # False while the daemon still reads NB with the switch already
+        # connected (ControllerDaemon.wait_synced): packet-ins wait.
+        self.synced = True
         # Reads the switch's flows (flowdump.dump of its management
         # socket), set by the daemon; None: a full sync replaces them all.
         self.switch_flows = None
@@ -196,7 +200,10 @@ class LocalController:
         self.post('iface', (name, iface_id, ofport))
 
     def packet_in(self, msg):
-        """A packet-in, to the one app that asked for it (packet_in.py)."""
+        """A packet-in, to the one app that asked for it (packet_in.py);
+        none before the local view is complete (``synced``)."""
+        if not self.synced:
+            return
         found = self.packet_ins.route(msg)
         if found is None:
             return
@@ -688,7 +695,7 @@ class ControllerDaemon(daemon.Daemon):
 
     def __init__(self):
         self.mappings = {}
-        self.ovs = self.chassis_id = self.controller = None
+        self.ovs = self.chassis_id = self.controller = self.conf = None
         self.services = []
 
     def register_opts(self, conf):
@@ -710,11 +717,12 @@ class ControllerDaemon(daemon.Daemon):
             raise daemon.ConfigError(f'[df_provider_networks] {e}') from None
 
     def start(self, conf, nb):
-        """Register the chassis, then complete the local view (local
-        interfaces, then the NB objects of the topics they need) before
-        the switch connects: the first full sync replaces the previous
-        generation's flows, so it must not run on a partial view."""
+        """Register the chassis, then start completing the local view
+        (local interfaces, then the NB objects of the topics they need):
+        the first full sync replaces the previous generation's flows, so
+        it must not run on a partial view (wait_synced)."""
         from dragonflow.controller.ovsdb import Ovs
+        self.conf = conf
         df = conf.df
         self.ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
         self.chassis_id = df.chassis_id or self.ovs.system_id() or df.host
@@ -747,7 +755,28 @@ class ControllerDaemon(daemon.Daemon):
                       df.integration_bridge, df.vswitchd_unixctl).start()
         return controller.selection
 
+    def wait_synced(self, following, timeout):
+        """Set up the switch side first, then wait for the first NB sync
+        in the hub, so the OpenFlow listener is up meanwhile: vswitchd
+        retries a lost controller once a second at most, and an agent
+        that listened only after reading NB waited up to a second more
+        for its switch after a restart. The switch's connection event
+        waits in the inbox until the main loop starts (serve), so the
+        first full sync still runs on the complete view."""
+        from os_ken.lib import hub
+        self.controller.synced = False
+        self._listen(self.conf)
+        deadline = time.monotonic() + timeout
+        while not following.wait_synced(0):
+            if time.monotonic() >= deadline:
+                return False
+            hub.sleep(SYNC_POLL)
+        return True
+
     def prepare(self, conf, nb):
+        """Done before the first sync (wait_synced)."""
+
+    def _listen(self, conf):
         """The integration bridge, the provider patches, and the OpenFlow
         listener the bridge connects to."""
         from os_ken.base import app_manager
@@ -784,6 +813,7 @@ class ControllerDaemon(daemon.Daemon):
             while True:
                 hub.sleep(TICK)
                 controller.post('tick', None)
+        controller.synced = True
         self.services += [hub.spawn(controller.run), hub.spawn(ticker)]
         LOG.info('%s running on chassis %s (%s), apps: %s', BINARY,
                  self.chassis_id, conf.df.local_ip,
