@@ -344,3 +344,13 @@ def test_a_port_moving_to_another_chassis_recomputes_its_network(plain):
                          binding_chassis='ch3')
     plain.step([change('update', new, old)])
     assert plain.recomputed[0][0] == {'net'}
+
+
+@pytest.mark.parametrize('error', [OSError('no such socket'),
+                                   ValueError('unparsable reply')])
+def test_switch_flows_it_cannot_read_mean_a_full_replacement(controller,
+                                                             error):
+    def failing():
+        raise error
+    controller.switch_flows = failing
+    assert controller._switch_flows() is None

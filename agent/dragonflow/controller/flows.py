@@ -64,8 +64,8 @@ class Flow(collections.namedtuple('Flow', 'table priority match actions '
 
     def __new__(cls, table, priority, match=None, actions=(), goto=None):
         items = tuple(map(_shared, sorted((match or {}).items())))
-        return super().__new__(cls, table, priority, items,
-                               tuple(actions), goto)
+        return super().__new__(cls, table, priority, items, tuple(actions),
+                               goto)
 
     @property
     def match_dict(self):

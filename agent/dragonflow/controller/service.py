@@ -662,7 +662,11 @@ class LocalController:
         except (OSError, flowdump.DumpError) as e:
             LOG.warning('cannot read the switch\'s flows (%s): the full '
                         'sync replaces them all', e)
-            return None
+        except Exception:
+            # A reply it could not parse: never a reason to skip the sync.
+            LOG.exception('cannot read the switch\'s flows: the full sync '
+                          'replaces them all')
+        return None
 
     def _handle_trace(self, payload):
         tracer.run_in_loop(payload)
