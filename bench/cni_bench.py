@@ -113,17 +113,21 @@ def bench(lab, nb, rounds, parallel):
     engine = Podman(os.path.join(lab.dir, 'podman'), AGENT_DIR)
     engine.image()
     ch1 = lab.chassis['ch1']
-    engine.network(ch1, 'dfbench', network=net.id)
-    bridge_network(engine, ch1)
-    ours, theirs = [], []
-    for i in range(rounds):
-        ours.append(first_ping(engine, ch1, 'dfbench', target.ip, f'd{i}'))
-        theirs.append(first_ping(engine, ch1, 'brbench', BRIDGE_GATEWAY,
-                                 f'b{i}'))
-    par_ours = parallel_start(engine, ch1, 'dfbench', parallel, target.ns,
-                              'pd')
-    par_theirs = parallel_start(engine, ch1, 'brbench', parallel, ch1.ns,
-                                'pb')
+    try:
+        engine.network(ch1, 'dfbench', network=net.id)
+        bridge_network(engine, ch1)
+        ours, theirs = [], []
+        for i in range(rounds):
+            ours.append(first_ping(engine, ch1, 'dfbench', target.ip,
+                                   f'd{i}'))
+            theirs.append(first_ping(engine, ch1, 'brbench', BRIDGE_GATEWAY,
+                                     f'b{i}'))
+        par_ours = parallel_start(engine, ch1, 'dfbench', parallel,
+                                  target.ns, 'pd')
+        par_theirs = parallel_start(engine, ch1, 'brbench', parallel,
+                                    ch1.ns, 'pb')
+    finally:
+        engine.close()
     version, add, delete = plugin_alone(lab, net, min(rounds, 20))
     ping_ours = [t for _, t in ours]
     ping_theirs = [t for _, t in theirs]

@@ -79,8 +79,10 @@ def test_floating_ip_in_and_out_and_reassociation(topo, lab, lab_nb,
         'floating_network_id': upstream.network.id,
         'port_id': c.port_id})
     address = fip.floating_ip_address
-    # Outbound: the VM leaves as its floating IP.
-    assert _source_seen(c, 8081) == address
+    # Outbound: the VM leaves as its floating IP, once ch2 has programmed
+    # it (a connection made before that leaves by SNAT, as before).
+    wait_until(lambda: _source_seen(c, 8081) == address, 10,
+               message=f'{c.name} leaves as {address}')
     # Inbound: the outside reaches the VM through it (DNAT only: the
     # VM sees the real client).
     assert pings(upstream, address)

@@ -25,7 +25,8 @@ if not (shutil.which('podman') and shutil.which('runc')):
 def podman(lab):
     engine = Podman(os.path.join(lab.dir, 'podman'), AGENT_DIR)
     engine.image()
-    return engine
+    yield engine
+    engine.close()
 
 
 @pytest.fixture

@@ -54,6 +54,20 @@ class Podman:
             raise RuntimeError(f'podman {" ".join(args)}: {proc.stderr}')
         return proc
 
+    def close(self):
+        """Remove the containers and what podman leaves mounted under its
+        directory (the storage driver's own mount, a killed container's
+        layers), so the lab's directory goes with the lab."""
+        self.podman(None, 'rm', '--all', '--force', '--time', '0',
+                    check=False)
+        with open('/proc/self/mounts') as f:
+            mounts = [line.split()[1] for line in f]
+        for mount in sorted((m for m in mounts
+                             if m.startswith(self.dir + '/')),
+                            key=len, reverse=True):
+            subprocess.run(['umount', '--lazy', mount], check=False,
+                           capture_output=True)
+
     def net_dir(self, chassis):
         path = os.path.join(self.dir, 'net.d',
                             chassis.name if chassis else '_')
