@@ -85,7 +85,7 @@ class Daemon:
         May raise ConfigError."""
         raise NotImplementedError
 
-    def wait_synced(self, following, timeout):
+    def wait_synced(self, conf, following, timeout):
         """Until the first NB sync (False: not within timeout seconds)."""
         return following.wait_synced(timeout)
 
@@ -133,7 +133,7 @@ def run(daemon, argv, conf):
     except errors.NbUnavailable as e:
         LOG.error('%s: NB database unreachable: %s', daemon.binary, e)
         return EXIT_NB
-    if not daemon.wait_synced(following, SYNC_TIMEOUT):
+    if not daemon.wait_synced(conf, following, SYNC_TIMEOUT):
         LOG.error('%s: no initial NB sync from ZooKeeper within %d s',
                   daemon.binary, SYNC_TIMEOUT)
         nb.close()

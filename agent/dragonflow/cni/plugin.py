@@ -32,6 +32,7 @@ import uuid
 from dragonflow import errors
 from dragonflow.cni import spec
 from dragonflow.cni import wiring
+from dragonflow.controller import flowdump
 
 OWNER = 'cni'
 PORT_NAMESPACE = uuid.UUID('c5d6f3c2-2b1e-4d7a-9a51-3f0e8b6c7d10')
@@ -206,7 +207,7 @@ class Plugin:
         unixctl = self.conf.df.vswitchd_unixctl
         if not unixctl:
             return self.bridge
-        return f'unix:{os.path.dirname(unixctl)}/{self.bridge}.mgmt'
+        return f'unix:{flowdump.mgmt_path(self.bridge, unixctl)}'
 
     # --- DEL -------------------------------------------------------------
     def delete(self, nb):

@@ -324,9 +324,9 @@ class LocalController:
         # Its own flows, and its network's shared ones (the flood list)
         # unless nothing of those can change.
         claims = {obj.id} if change.action != 'delete' else ()
-        shared = () if self._remote_and_alike(
-            None if change.action == 'delete' else obj,
-            (old or obj) if change.action == 'delete' else old) else \
+        now, before = (None, old or obj) if change.action == 'delete' \
+            else (obj, old)
+        shared = () if self._remote_and_alike(now, before) else \
             {o.network_id for o in (obj, old) if o is not None}
         return self._port_policy_changed(obj, old) | Touched(
             shared=shared, claims=claims)
@@ -699,7 +699,7 @@ class ControllerDaemon(daemon.Daemon):
 
     def __init__(self):
         self.mappings = {}
-        self.ovs = self.chassis_id = self.controller = self.conf = None
+        self.ovs = self.chassis_id = self.controller = None
         self.services = []
 
     def register_opts(self, conf):
@@ -726,7 +726,6 @@ class ControllerDaemon(daemon.Daemon):
         the first full sync replaces the previous generation's flows, so
         it must not run on a partial view (wait_synced)."""
         from dragonflow.controller.ovsdb import Ovs
-        self.conf = conf
         df = conf.df
         self.ovs = Ovs(df.ovsdb_connection, df.integration_bridge)
         self.chassis_id = df.chassis_id or self.ovs.system_id() or df.host
@@ -759,7 +758,7 @@ class ControllerDaemon(daemon.Daemon):
                       df.integration_bridge, df.vswitchd_unixctl).start()
         return controller.selection
 
-    def wait_synced(self, following, timeout):
+    def wait_synced(self, conf, following, timeout):
         """Set up the switch side first, then wait for the first NB sync
         in the hub, so the OpenFlow listener is up meanwhile: vswitchd
         retries a lost controller once a second at most, and an agent
@@ -769,7 +768,7 @@ class ControllerDaemon(daemon.Daemon):
         first full sync still runs on the complete view."""
         from os_ken.lib import hub
         self.controller.synced = False
-        self._listen(self.conf)
+        self._listen(conf)
         deadline = time.monotonic() + timeout
         while not following.wait_synced(0):
             if time.monotonic() >= deadline:

@@ -41,10 +41,12 @@ class Field:
     def __get__(self, obj, owner=None):
         """On the class, the field. A model instance keeps the values in
         its __dict__, which this non-data descriptor leaves to Python's
-        own lookup (model/base.py)."""
+        own lookup (model/base.py): reached on an instance only when the
+        value is missing."""
         if obj is None:
             return self
-        return obj.__dict__[self.name]
+        raise AttributeError(
+            f'{type(obj).__name__} has no value for {self.name!r}')
 
     def default_value(self):
         return self.default() if callable(self.default) else self.default
