@@ -503,6 +503,7 @@ class ProviderSwitch(Chassis):
     def plug(self, ns, ifname, port, tag=None):
         """A veth from namespace ns (ifname) to switch port ``port``
         (trunk, or access port of VLAN tag; tag 0 = untagged only)."""
+        self.unplug(port)
         sh('ip', 'link', 'add', port, 'netns', self.ns, 'type', 'veth',
            'peer', 'name', ifname, 'netns', ns)
         for where, dev in ((self.ns, port), (ns, ifname)):
@@ -513,7 +514,12 @@ class ProviderSwitch(Chassis):
         self.vsctl('--may-exist', 'add-port', 'br-sw', port, *extra)
 
     def unplug(self, port):
+        """Remove the port and its veth now: a namespace deleted with
+        the other end takes its links down only when the kernel gets to
+        it, or never while a process still holds that namespace, and a
+        host made again under the same name would find the old one."""
         self.vsctl('--if-exists', 'del-port', 'br-sw', port)
+        sh('ip', 'link', 'del', port, ns=self.ns, check=False)
 
 
 class TrunkVm(Vm):
@@ -599,12 +605,12 @@ class External(Vm):
         sh('ip', 'addr', 'replace', cidr, 'dev', dev, ns=self.ns)
 
     def destroy(self):
-        super().destroy()
         if self.lab.switch.dir and os.path.exists(
                 os.path.join(self.lab.switch.dir, 'db.sock')):
             for port in self.switch_ports:
                 self.lab.switch.unplug(port)
         self.switch_ports = []
+        super().destroy()
 
     def to_dict(self):
         return {'name': self.name, 'external': True}
