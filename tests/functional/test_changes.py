@@ -168,7 +168,51 @@ def test_replaying_the_log_is_idempotent(nb, replays):
             for seq in log_seqs(nb):
                 data, stat = nb.client.get(changes.entry_path(nb.store.layout,
                                                               seq))
-                sub._apply_entry(seq, data, stat)
+                sub._apply_entry(seq, data, stat.czxid)
         assert (replica_state(sub), sub.delivered) == before
+    finally:
+        sub.stop()
+
+
+def test_one_write_behind_costs_one_read(nb):
+    """The log node carries its newest entry: the read that re-arms the
+    watch is the only one per write for a follower one write behind."""
+    seen = Recorder()
+    sub = nb.subscribe(seen)
+    try:
+        sub.wait_synced(10)
+        net = nb.create('logical_switch', {'name': 'x'})
+        wait_for(lambda: sub.position == log_seqs(nb)[-1])
+        reads = sub.reads
+        for mtu in range(1300, 1320):
+            nb.patch('logical_switch', net.id, {'mtu': mtu})
+            wait_for(lambda: sub.position == log_seqs(nb)[-1])
+        assert sub.reads - reads <= 22     # 40 reading entries by number
+        assert seen.positions[-20:] == log_seqs(nb)[-20:]
+        assert replica_state(sub) == store_state(nb, ['logical_switch'])
+    finally:
+        sub.stop()
+
+
+def test_a_write_after_a_trim_is_applied_at_its_own_position(nb):
+    """ZooKeeper numbers entries by the log's child version, which the
+    trim's deletions bump and mark in pzxid: the carried entry is not
+    numbered from a child version the trim moved."""
+    seen = Recorder()
+    sub = nb.subscribe(seen)
+    try:
+        sub.wait_synced(10)
+        for i in range(10):
+            nb.create('logical_switch', {'name': f'n{i}'})
+        wait_for(lambda: sub.position == log_seqs(nb)[-1])
+        assert changes.trim(nb.store, max_entries=3, retention=3600) == 7
+        _, stat = nb.client.get(nb.store.layout.log)
+        assert stat.pzxid > stat.mzxid
+        for i in range(3):
+            net = nb.create('logical_switch', {'name': f'after{i}'})
+            wait_for(lambda: ('logical_switch', net.id) in seen.state)
+            assert sub.position == log_seqs(nb)[-1]
+        assert seen.positions == sorted(seen.positions)
+        assert replica_state(sub) == store_state(nb, ['logical_switch'])
     finally:
         sub.stop()

@@ -419,16 +419,18 @@ class NbApi:
         """Transactions of up to max_bytes, each writing an object at most
         once (its entries would share one zxid, and subscribers apply one
         write per object and zxid)."""
-        chunk, size, owners = [], 0, set()
+        # The log nodes' copies of their newest entries, then per write:
+        # the body, twice the log entry (global log and feed), paths; a
+        # delete has no body but logs the whole old object.
+        reserved = zk.CARRIED_ENTRY_BYTES
+        chunk, size, owners = [], reserved, set()
         for item in planned:
             ws = item[2]
-            # The body, twice the log entry (global log and feed), paths;
-            # a delete has no body but logs the whole old object.
             cost = (len(ws.body) * 3 if ws.body else
                     len(ws.log_entry()) * 2) + 512
             if chunk and (size + cost > max_bytes or ws.owner in owners):
                 yield chunk
-                chunk, size, owners = [], 0, set()
+                chunk, size, owners = [], reserved, set()
             chunk.append(item)
             owners.add(ws.owner)
             size += cost

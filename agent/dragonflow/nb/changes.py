@@ -25,10 +25,20 @@ of entries already reflected in the snapshot harmless).
 
 So after any sequence of writes, ZooKeeper leader changes, connection
 losses, session expiry and log trimming, a subscriber's replica converges to
-exactly the store's state for its tables and topics. The cost per change
-and subscriber is two small reads, whatever the length of the log. A bulk
-write commits many entries in one transaction, all with one zxid; the log
-node's version (one increment per write) tells how many to read.
+exactly the store's state for its tables and topics. A bulk write commits
+many entries in one transaction, all with one zxid; the log node's version
+(one increment per write) tells how many to read.
+
+The cost per change and subscriber is one small read, whatever the length
+of the log: the write's transaction also leaves its entry as the log
+node's data, so the read that re-arms the watch returns it. The
+subscriber takes it as the entry after its position when that read shows
+exactly one new write and exactly one child change (the node's child
+version one above what it was at our position; a trim's deletions also
+bump it, and ZooKeeper's sequence counter may or may not count them, so
+the child version is compared, never used as a number). Otherwise (more
+writes since, a trim, an entry too big to carry, the first write after a
+listing) the entries are read by number as well: two reads.
 
 Failure cases covered
 ---------------------
@@ -190,6 +200,8 @@ class Subscriber:
         self.delivered = 0
         self._last_zxid = -1         # zxid of the last write we reflect
         self._last_version = 0       # log node version seen (window hint)
+        self._position_zxid = None   # zxid of the entry at our position
+        self._cversion = None        # log's child version at our position
         self._need_listing = True
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -278,8 +290,8 @@ class Subscriber:
         position by number until that zxid is reached. A missing entry on
         the way (trimmed, or a numbering gap) falls back to a listing."""
         self.reads += 1
-        stat = self.client.retry(self.client.exists, self.paths.log,
-                                 watch=self._on_watch)
+        data, stat = self.client.retry(self.client.get, self.paths.log,
+                                       watch=self._on_watch)
         if stat.mzxid <= self._last_zxid:
             return
         # Writes committed after this read fire the watch just armed and
@@ -287,8 +299,17 @@ class Subscriber:
         # so its version says how many entries to read: one transaction of
         # many writes (a bulk write) has one zxid for all its entries.
         needed = stat.version - self._last_version
-        window = max(1, min(64, needed))
         self._last_version = stat.version
+        if needed == 1 and data and stat.pzxid == stat.mzxid and \
+                self._cversion is not None and \
+                stat.cversion == self._cversion + 1:
+            # One write since the last round, one child made (no trim, no
+            # stray child): the entry after our position, and the node
+            # carries it.
+            self._cversion = stat.cversion
+            self._apply_entry(self.position + 1, data, stat.mzxid)
+            return
+        window = max(1, min(64, needed))
         applied = 0
         while self._last_zxid < stat.mzxid or applied < needed:
             first = self.position + 1
@@ -301,14 +322,24 @@ class Subscriber:
                     data, entry_stat = result.get()
                 except kz.NoNodeError:
                     break
-                self._apply_entry(seq, data, entry_stat)
+                self._apply_entry(seq, data, entry_stat.czxid)
                 applied += 1
             else:
                 window = min(window * 2, 1024)
                 continue
             if self._last_zxid < stat.mzxid:
                 self._list()
-            return
+                return
+            break
+        self._note_children(stat)
+
+    def _note_children(self, stat):
+        """After applying everything up to the log node's state ``stat``:
+        if the newest child then was our position's entry, remember the
+        node's child version, so that the next round knows a single new
+        child is the entry after our position (the fast path above)."""
+        self._cversion = stat.cversion \
+            if self._position_zxid == stat.pzxid else None
 
     def _list(self):
         """Slow path: list the log and apply what is after our position;
@@ -347,14 +378,16 @@ class Subscriber:
                     self._resync()
                     return self._list()
                 continue
-            self._apply_entry(seq, data, entry_stat)
+            self._apply_entry(seq, data, entry_stat.czxid)
         # Everything committed before the listing has been applied.
         self._last_zxid = max(self._last_zxid, stat.mzxid)
         self._last_version = stat.version
+        self._note_children(stat)
 
-    def _apply_entry(self, seq, data, stat):
-        self.position = seq
-        self._last_zxid = max(self._last_zxid, stat.czxid)
+    def _apply_entry(self, seq, data, zxid):
+        """Apply log entry seq (bytes ``data``), committed at zxid."""
+        self.position, self._position_zxid = seq, zxid
+        self._last_zxid = max(self._last_zxid, zxid)
         try:
             entry = json.loads(data)
             table, obj_id, action = entry['table'], entry['id'], entry['action']
@@ -367,13 +400,13 @@ class Subscriber:
             return
         key = (table, obj_id)
         current = self.objects.get(key)
-        if current is not None and current[1] >= stat.czxid:
+        if current is not None and current[1] >= zxid:
             return      # the replica already reflects this write or a newer one
         committed_at = entry.get('ts')
         if action == 'delete':
             if current is not None:
                 del self.objects[key]
-                self._deliver(Change(seq, stat.czxid, table, obj_id, 'delete',
+                self._deliver(Change(seq, zxid, table, obj_id, 'delete',
                                      current[0], None,
                                      committed_at=committed_at))
             return
@@ -384,8 +417,8 @@ class Subscriber:
             LOG.error('%s: skipping invalid %s %s in entry %d: %s', self.name,
                       table, obj_id, seq, e)
             return
-        self.objects[key] = (obj, stat.czxid)
-        self._deliver(Change(seq, stat.czxid, table, obj_id,
+        self.objects[key] = (obj, zxid)
+        self._deliver(Change(seq, zxid, table, obj_id,
                              'update' if current else 'create',
                              current[0] if current else None, obj,
                              committed_at=committed_at))
@@ -433,7 +466,7 @@ class Subscriber:
             if key not in fresh:
                 self._deliver(Change(None, zxid, *key, 'delete', obj, None,
                                      resync=True))
-        self.position = start
+        self.position, self._position_zxid, self._cversion = start, None, None
         self._need_listing = True
         self.synced.set()
 

@@ -283,6 +283,31 @@ class WriteSet:
         }, separators=(',', ':')).encode()
 
 
+# Bytes of entries a transaction's log nodes carry in all, besides the
+# entries' own znodes (bulk writes reserve them: NbApi._chunks).
+CARRIED_ENTRY_BYTES = 64 * 1024
+
+
+def _carry_newest_entries(ops):
+    """Each log node touched by a transaction keeps, as its data, the
+    entry of the transaction's last write to that log, as long as they
+    fit in CARRIED_ENTRY_BYTES together; the transaction's other touches
+    write nothing. A follower one write behind then reads that write with
+    the node it watches (dragonflow.nb.changes). ``ops`` as
+    ZkStore._plan's, changed in place."""
+    seen, budget = set(), CARRIED_ENTRY_BYTES
+    for n in range(len(ops) - 1, -1, -1):
+        kind, info, method, args, kwargs = ops[n]
+        if kind not in ('feed', 'log') or method != 'set_data':
+            continue
+        path, entry = args
+        if path in seen or len(entry) > budget:
+            ops[n] = (kind, info, method, (path, b''), kwargs)
+        else:
+            budget -= len(entry)
+        seen.add(path)
+
+
 class ZkStore:
     """Reads and atomic writes of NB objects on one KazooClient."""
 
@@ -493,6 +518,7 @@ class ZkStore:
             planned = self._plan(ws, feeds[ws.feed], dirs, guards)
             ops += planned
             owners += [ws] * len(planned)
+        _carry_newest_entries(ops)
         results = self._run(wss[0], ops)
         for (kind, info, _, _, _), ws, result in zip(ops, owners, results):
             if isinstance(result, Exception) and \
@@ -547,7 +573,8 @@ class ZkStore:
             op('guard', (g_table, g_id), 'set_data',
                lay.ref_target(g_table, g_id), b'', version=version)
         # The object's topic feed, then the global log (its sequence is the
-        # write's position); touching each log node bumps its mzxid.
+        # write's position); touching each log node bumps its mzxid and
+        # version, and leaves the entry in it (_carry_newest_entries).
         member = f'{feed.members}/{ws.owner}'
         if ws.action == 'create':
             op('member', None, 'create', member)
@@ -557,7 +584,7 @@ class ZkStore:
         for kind, log in (('feed', feed.log), ('log', lay.log)):
             op(kind, None, 'create', f'{log}/{LOG_PREFIX}', entry,
                sequence=True)
-            op(kind, None, 'set_data', log, b'')
+            op(kind, None, 'set_data', log, entry)
         return ops
 
     def _new_index_dirs(self, ws, planned):
