@@ -37,6 +37,10 @@ class Inbox:
                 except BlockingIOError:
                     pass
 
+    def empty(self):
+        """Whether no event is queued now."""
+        return self._events.empty()
+
     def drain(self):
         """Every event queued now (without waiting)."""
         out = []

@@ -121,7 +121,8 @@ def test_commit_over_sends_only_the_difference():
                      stats_entry(encoded(stray)),
                      stats_entry(encoded(learned, cookie=0)))
     sent, kept = writer.commit_over(
-        [(flow, COOKIE) for flow in FLOWS], switch, keep=pl.LEARNED)
+        writer.codec.keyed([(flow, COOKIE) for flow in FLOWS]), switch,
+        keep=pl.LEARNED)
     assert kept == 1
     # The stray flow deleted (strict), the changed one replaced in place
     # (an add of the same match), the new one added; the learned one and
@@ -135,8 +136,8 @@ def test_commit_over_an_identical_switch_sends_nothing():
     dp = Dp()
     writer = flowcodec.FlowWriter(dp)
     switch = present(*(stats_entry(encoded(flow)) for flow in FLOWS))
-    assert writer.commit_over([(f, COOKIE) for f in FLOWS], switch) == \
-        (0, len(FLOWS))
+    keyed = writer.codec.keyed([(f, COOKIE) for f in FLOWS])
+    assert writer.commit_over(keyed, switch) == (0, len(FLOWS))
     assert dp.sent == []
 
 

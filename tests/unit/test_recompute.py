@@ -354,3 +354,70 @@ def test_switch_flows_it_cannot_read_mean_a_full_replacement(controller,
         raise error
     controller.switch_flows = failing
     assert controller._switch_flows() is None
+
+
+class Ovs:
+    """The bridge's stored flow generation (the full sync reads it)."""
+
+    def __init__(self, generation):
+        self.stored = generation
+
+    def generation(self):
+        return self.stored
+
+    def next_generation(self):
+        self.stored += 1
+        return self.stored - 1, self.stored
+
+
+class OverWriter(Writer):
+    codec = types.SimpleNamespace(learned=0, fallbacks=0)
+
+    def commit_over(self, keyed, present, keep=()):
+        self.over = list(keyed)
+        return 0, len(self.over)
+
+
+def connect(controller, generation):
+    """A switch whose bridge carries that generation, as the full sync
+    finds it once connected (its flows: none; the writer records what it
+    is asked to compare)."""
+    from test_flowdump import Dp
+    controller.ovs = Ovs(generation)
+    controller.switch_flows = lambda: []
+    controller.writer = OverWriter()
+    controller.datapath = Dp()
+
+
+def test_a_full_sync_computed_ahead_is_used_when_the_switch_connects(
+        controller):
+    connect(controller, 7)
+    controller.datapath = None
+    controller._prepare_full_sync()
+    generation, count, keyed = controller.prepared
+    assert generation == 7 and count == len(keyed) > 400
+    connect(controller, 7)
+    controller.recomputed.clear()
+    controller._full_sync()
+    assert controller.recomputed == []            # nothing computed again
+    assert controller.writer.over == keyed and controller.prepared is None
+    assert controller.sync_pending[2][1:4] == (7, count, count)
+
+
+def test_a_change_or_a_new_generation_drops_the_flows_computed_ahead(
+        controller):
+    connect(controller, 7)
+    controller.datapath = None
+    controller._prepare_full_sync()
+    new, old = state_obj(controller, 'logical_port', 'vm3',
+                         allowed_address_pairs=[{'ip_address': '10.0.1.99'}])
+    controller.step([change('update', new, old)])
+    assert controller.prepared is None
+    controller._prepare_full_sync()
+    connect(controller, 8)            # the bridge's generation moved on
+    controller.recomputed.clear()
+    controller._full_sync()
+    assert len(controller.recomputed) == 1        # computed afresh
+    assert controller.sync_pending[2][1] == 8
+    flows = {fl.text(f) for f, _, _, _ in controller.writer.over}
+    assert 'table=0' in ' '.join(flows) and len(flows) > 400

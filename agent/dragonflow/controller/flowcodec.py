@@ -23,6 +23,10 @@ packet.
 import itertools
 import socket
 import struct
+import types
+
+from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import ofproto_v1_3_parser
 
 from dragonflow.controller import flowdump
 from dragonflow.controller import ofswitch
@@ -33,6 +37,10 @@ OFPT_EXPERIMENTER = 4
 BUNDLE_ADD = struct.Struct('!BBHIIIIxxH')
 CHUNK = 512 * 1024             # bytes per datapath.send()
 LEARN_MAX = 64                 # values a shape may have to be learned
+# What a codec needs of a datapath: the agent speaks OpenFlow 1.3 only, so
+# one codec serves every connection (and encodes before there is one).
+OF13 = types.SimpleNamespace(ofproto=ofproto_v1_3,
+                             ofproto_parser=ofproto_v1_3_parser)
 
 
 def _variables(flow, command='add'):
@@ -65,9 +73,10 @@ def _and(value, mask):
 
 
 class FlowCodec:
-    """Encodes Flow values into FlowMod bytes for one datapath."""
+    """Encodes Flow values into FlowMod bytes (for ``dp``'s protocol:
+    anything with os-ken's ofproto and ofproto_parser, e.g. OF13)."""
 
-    def __init__(self, dp):
+    def __init__(self, dp=OF13):
         self.dp = dp
         self.ofp = dp.ofproto
         self._templates = {}     # shape -> (bytes, [(offset, width)]) | None
@@ -225,15 +234,24 @@ class FlowCodec:
         struct.pack_into('!I', buf, 4, xid)
         return buf
 
+    def keyed(self, adds):
+        """(flow, cookie, identity, rest) for each (Flow, cookie) of
+        adds: what :meth:`FlowWriter.commit_over` compares with the
+        switch's flows (flowdump.flow_mod_key of the FlowMod); a
+        generator, computed ahead of a connection when that saves time."""
+        for flow, cookie in adds:
+            yield (flow, cookie,
+                   *flowdump.flow_mod_key(self.encode(flow, 'add', cookie)))
+
 
 class FlowWriter:
     """Sends flow changes to one switch in atomic bundles."""
 
     FLAGS = 1 | 2          # ONF_BF_ATOMIC | ONF_BF_ORDERED
 
-    def __init__(self, dp, pause=None):
+    def __init__(self, dp, pause=None, codec=None):
         self.dp = dp
-        self.codec = FlowCodec(dp)
+        self.codec = codec or FlowCodec(dp)
         self._bundle_id = 0
         # Called after each chunk sent: lets the connection's other work
         # (echo replies, the send loop itself) run during a big bundle.
@@ -270,23 +288,21 @@ class FlowWriter:
             (encode(flow, 'add', cookie) for flow, cookie in adds)),
             messages, prelude)
 
-    def commit_over(self, adds, present, keep=()):
+    def commit_over(self, keyed, present, keep=()):
         """One atomic change from the flows the switch has (present, as
-        :func:`flowdump.dump` reads them) to adds ((Flow, cookie)): the
-        flows present as they are stay untouched, the others are added
-        (a flow of the same match and priority replaced in place), and
-        what is present but not wanted is deleted, except the flows with
-        cookie 0 in the tables of keep (flows the switch learned). Returns
-        (messages sent, flows kept)."""
+        :func:`flowdump.dump` reads them) to the wanted flows (keyed, as
+        :meth:`FlowCodec.keyed` gives them): the flows present as they are
+        stay untouched, the others are added (a flow of the same match and
+        priority replaced in place), and what is present but not wanted
+        is deleted, except the flows with cookie 0 in the tables of keep
+        (flows the switch learned). Returns (messages sent, flows kept)."""
         have = {identity: (rest, raw) for identity, rest, raw in present}
         wanted, sends = set(), []
-        for flow, cookie in adds:
-            buf = self.codec.encode(flow, 'add', cookie)
-            identity, rest = flowdump.flow_mod_key(buf)
+        for flow, cookie, identity, rest in keyed:
             wanted.add(identity)
             found = have.get(identity)
             if found is None or found[0] != rest:
-                sends.append(buf)
+                sends.append(self.codec.encode(flow, 'add', cookie))
         deletes = [flowdump.delete_strict(table, priority, raw)
                    for (table, priority, match), (rest, raw) in have.items()
                    if (table, priority, match) not in wanted and
