@@ -263,22 +263,25 @@ class Chassis:
 
     def wait_connected(self, timeout=30):
         """Until the agent started last is connected to br-int and has
-        installed its first full flow set. After a restart OVS may still
-        show the old agent's connection as connected, so this waits for
-        the new agent's own "full sync done" log line too."""
+        installed its first full flow set: its own "full sync done" log
+        line, written when the switch answered the barrier behind that
+        sync on the new connection. (OVSDB's Controller is_connected is
+        no help: vswitchd refreshes it every few seconds, so after a
+        restart it may still show the old agent's connection, or not yet
+        the new one.)"""
         deadline = time.monotonic() + timeout
         log = os.path.join(self.dir, 'controller.log')
-        while time.monotonic() < deadline:
-            out = self.vsctl('--columns=is_connected', 'list', 'Controller',
-                             check=False)
-            with open(log, 'rb') as f:
-                f.seek(getattr(self, '_log_start', 0))
-                synced = b'full sync done' in f.read()
-            if 'true' in out and synced:
-                return self
-            if self.controller_pid and not _pid_alive(self.controller_pid):
-                break
-            time.sleep(0.2)
+        seen = b''
+        with open(log, 'rb') as f:
+            f.seek(getattr(self, '_log_start', 0))
+            while time.monotonic() < deadline:
+                seen = seen[-64:] + f.read()
+                if b'full sync done' in seen:
+                    return self
+                if self.controller_pid and \
+                        not _pid_alive(self.controller_pid):
+                    break
+                time.sleep(0.05)
         raise RuntimeError(f'{self.name}: controller not connected; see '
                            f'{log}')
 
