@@ -116,7 +116,8 @@ class LocalController:
         self.writer = None          # FlowWriter of the connected switch
         self.codec = flowcodec.FlowCodec()   # every connection's encoder
         # The next full sync computed ahead, while no switch is connected
-        # (_prepare_full_sync): (generation, flow count, keyed flows).
+        # (_prepare_full_sync): (generation, flow count, keyed flows);
+        # None: not yet, (): could not.
         self.prepared = None
         # Called every PACE changes of a long computation, and between the
         # chunks of a big bundle: the daemon lets the OpenFlow connection
@@ -225,7 +226,14 @@ class LocalController:
             self.step([self.inbox.get()] + self.inbox.drain())
             if self.datapath is None and self.prepared is None and \
                     self.inbox.empty():
-                self._prepare_full_sync()
+                try:
+                    self._prepare_full_sync()
+                except Exception:
+                    # Not again until something changes: the full sync
+                    # computes everything itself anyway.
+                    self.prepared = ()
+                    LOG.exception('could not compute the next full sync '
+                                  'ahead; it is computed on connection')
 
     def step(self, batch):
         """Apply a batch of inputs and bring the switch up to date."""
@@ -636,7 +644,7 @@ class LocalController:
             present = None
             _, self.generation = self.ovs.next_generation()
         prepared, self.prepared = self.prepared, None
-        if present is not None and prepared is not None and \
+        if present is not None and prepared and \
                 prepared[0] == self.generation:
             _, count, keyed = prepared
         else:
@@ -683,6 +691,7 @@ class LocalController:
         flows are left to read and compare: a restart with 66k flows
         settled ~1.3 s sooner. Dropped by any change (_step); not done
         when the bridge has no generation yet (the sync makes one)."""
+        self.prepared = ()
         if self.ovs is None:
             return
         generation = self.ovs.generation()

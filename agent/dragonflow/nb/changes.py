@@ -309,7 +309,9 @@ class Subscriber:
             self._cversion = stat.cversion
             self._apply_entry(self.position + 1, data, stat.mzxid)
             return
-        window = max(1, min(64, needed))
+        # One more than needed: finding no entry after the last one shows
+        # it is the newest (_note_children).
+        window = max(1, min(64, needed + 1))
         applied = 0
         while self._last_zxid < stat.mzxid or applied < needed:
             first = self.position + 1
@@ -330,16 +332,20 @@ class Subscriber:
             if self._last_zxid < stat.mzxid:
                 self._list()
                 return
-            break
-        self._note_children(stat)
+            # No entry after our position when we looked for one.
+            self._note_children(stat, newest=True)
+            return
+        self._note_children(stat, newest=False)
 
-    def _note_children(self, stat):
+    def _note_children(self, stat, newest):
         """After applying everything up to the log node's state ``stat``:
-        if the newest child then was our position's entry, remember the
-        node's child version, so that the next round knows a single new
-        child is the entry after our position (the fast path above)."""
+        if our position's entry is the newest child (``newest``: none
+        after it when we looked) and its write the last change to the
+        log's children at ``stat`` (no trim since), remember the node's
+        child version: the next round then knows that a single new child
+        is the entry after our position (the fast path above)."""
         self._cversion = stat.cversion \
-            if self._position_zxid == stat.pzxid else None
+            if newest and self._position_zxid == stat.pzxid else None
 
     def _list(self):
         """Slow path: list the log and apply what is after our position;
@@ -382,7 +388,8 @@ class Subscriber:
         # Everything committed before the listing has been applied.
         self._last_zxid = max(self._last_zxid, stat.mzxid)
         self._last_version = stat.version
-        self._note_children(stat)
+        self._note_children(stat, newest=bool(seqs) and
+                            self.position == seqs[-1])
 
     def _apply_entry(self, seq, data, zxid):
         """Apply log entry seq (bytes ``data``), committed at zxid."""
