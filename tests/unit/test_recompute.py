@@ -421,3 +421,29 @@ def test_a_change_or_a_new_generation_drops_the_flows_computed_ahead(
     assert controller.sync_pending[2][1] == 8
     flows = {fl.text(f) for f, _, _, _ in controller.writer.over}
     assert 'table=0' in ' '.join(flows) and len(flows) > 400
+
+
+def test_flows_are_computed_ahead_a_bounded_number_of_times_per_outage(
+        controller):
+    """A switch away for long while changes keep coming: each change drops
+    what was computed ahead, but the whole set is computed again only
+    PREPARES times until the switch has come and gone again."""
+    connect(controller, 7)
+    dp, controller.datapath = controller.datapath, None
+    computed = []
+    prepare = controller._prepare_full_sync
+    controller._prepare_full_sync = lambda: computed.append(1) or prepare()
+    for mtu in range(1300, 1310):
+        controller._maybe_prepare_full_sync()
+        net = controller.state.get('logical_switch', 'net')
+        new, old = state_obj(controller, 'logical_switch', net.id, mtu=mtu)
+        controller.step([change('update', new, old)])
+        assert controller.prepared is None
+    assert len(computed) == service.PREPARES
+    controller.step([('datapath_lost', dp)])   # an older connection: no
+    controller._maybe_prepare_full_sync()
+    assert len(computed) == service.PREPARES
+    controller.datapath = dp
+    controller.step([('datapath_lost', dp)])
+    controller._maybe_prepare_full_sync()
+    assert len(computed) == service.PREPARES + 1 and controller.prepared

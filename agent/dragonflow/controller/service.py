@@ -68,6 +68,7 @@ FOLLOWED = ['chassis', 'logical_switch', 'subnet', 'logical_port',
 TICK = 2.0          # seconds between App.tick calls
 PACE = 500          # flow table changes computed between two pauses
 SYNC_POLL = 0.02    # seconds between looks at the first NB sync (in the hub)
+PREPARES = 3        # full syncs computed ahead per time without a switch
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
 
 
@@ -117,8 +118,11 @@ class LocalController:
         self.codec = flowcodec.FlowCodec()   # every connection's encoder
         # The next full sync computed ahead, while no switch is connected
         # (_prepare_full_sync): (generation, flow count, keyed flows);
-        # None: not yet, (): could not.
+        # None: not yet, (): could not. At most PREPARES times while the
+        # switch is away: changes during a long outage would otherwise
+        # have every one of them recompute the whole flow set.
         self.prepared = None
+        self.prepares_left = PREPARES
         # Called every PACE changes of a long computation, and between the
         # chunks of a big bundle: the daemon lets the OpenFlow connection
         # answer the switch's echo requests there (a full sync of 65k
@@ -224,16 +228,25 @@ class LocalController:
     def run(self):
         while True:
             self.step([self.inbox.get()] + self.inbox.drain())
-            if self.datapath is None and self.prepared is None and \
-                    self.inbox.empty():
-                try:
-                    self._prepare_full_sync()
-                except Exception:
-                    # Not again until something changes: the full sync
-                    # computes everything itself anyway.
-                    self.prepared = ()
-                    LOG.exception('could not compute the next full sync '
-                                  'ahead; it is computed on connection')
+            if self.inbox.empty():
+                self._maybe_prepare_full_sync()
+
+    def _maybe_prepare_full_sync(self):
+        """Compute the next full sync ahead (_prepare_full_sync) if no
+        switch is connected, it is not computed yet and the computations
+        allowed while the switch is away are not used up."""
+        if self.datapath is not None or self.prepared is not None or \
+                not self.prepares_left:
+            return
+        self.prepares_left -= 1
+        try:
+            self._prepare_full_sync()
+        except Exception:
+            # Not again until something changes: the full sync computes
+            # everything itself anyway.
+            self.prepared = ()
+            LOG.exception('could not compute the next full sync ahead; it '
+                          'is computed on connection')
 
     def step(self, batch):
         """Apply a batch of inputs and bring the switch up to date."""
@@ -538,6 +551,7 @@ class LocalController:
         if self.datapath is dp:
             self.datapath = None
             self.writer = None
+            self.prepares_left = PREPARES
         return NOTHING
 
     # --- port binding ----------------------------------------------------
@@ -826,9 +840,6 @@ class ControllerDaemon(daemon.Daemon):
                 return False
             hub.sleep(SYNC_POLL)
         return True
-
-    def prepare(self, conf, nb):
-        """Done before the first sync (wait_synced)."""
 
     def _listen(self, conf):
         """The integration bridge, the provider patches, and the OpenFlow
