@@ -82,9 +82,14 @@ from kazoo.protocol.states import KazooState
 
 from dragonflow import errors
 from dragonflow.model import base
+from dragonflow.store import multiread
 from dragonflow.store import zk
 
 LOG = logging.getLogger(__name__)
+
+# Entries read at most per round of a catch-up (one request each 256:
+# dragonflow.store.multiread).
+WINDOW_MAX = 1024
 
 
 class Change:
@@ -196,7 +201,7 @@ class Subscriber:
         self.position = None
         self.objects = {}            # (table, id) -> (model, zxid)
         self.resyncs = 0
-        self.reads = 0               # ZooKeeper reads, for the benchmark
+        self.reads = 0               # znodes read, for the benchmark
         self.delivered = 0
         self._last_zxid = -1         # zxid of the last write we reflect
         self._last_version = 0       # log node version seen (window hint)
@@ -311,23 +316,18 @@ class Subscriber:
             return
         # One more than needed: finding no entry after the last one shows
         # it is the newest (_note_children).
-        window = max(1, min(64, needed + 1))
+        window = max(1, min(WINDOW_MAX, needed + 1))
         applied = 0
         while self._last_zxid < stat.mzxid or applied < needed:
             first = self.position + 1
-            pending = [(seq, self.client.get_async(
-                entry_path(self.paths, seq)))
-                for seq in range(first, first + window)]
-            self.reads += len(pending)
-            for seq, result in pending:
-                try:
-                    data, entry_stat = result.get()
-                except kz.NoNodeError:
+            for seq, result in self._read_entries(
+                    range(first, first + window)):
+                if isinstance(result, kz.NoNodeError):
                     break
-                self._apply_entry(seq, data, entry_stat.czxid)
+                self._apply_entry(seq, *result)
                 applied += 1
             else:
-                window = min(window * 2, 1024)
+                window = min(window * 2, WINDOW_MAX)
                 continue
             if self._last_zxid < stat.mzxid:
                 self._list()
@@ -370,13 +370,8 @@ class Subscriber:
                 self._resync()
                 return self._list()
         new = [s for s in seqs if s > self.position]
-        pending = [(s, self.client.get_async(entry_path(self.paths, s)))
-                   for s in new]
-        self.reads += len(pending)
-        for seq, result in pending:
-            try:
-                data, entry_stat = result.get()
-            except kz.NoNodeError:
+        for seq, result in self._read_entries(new):
+            if isinstance(result, kz.NoNodeError):
                 # Trimmed between listing and reading.
                 self.reads += 1
                 horizon, _ = read_horizon(self.client, self.paths)
@@ -384,12 +379,30 @@ class Subscriber:
                     self._resync()
                     return self._list()
                 continue
-            self._apply_entry(seq, data, entry_stat.czxid)
+            self._apply_entry(seq, *result)
         # Everything committed before the listing has been applied.
         self._last_zxid = max(self._last_zxid, stat.mzxid)
         self._last_version = stat.version
         self._note_children(stat, newest=bool(seqs) and
                             self.position == seqs[-1])
+
+    def _read_entries(self, seqs):
+        """(seq, result) of log entries read in few requests (multiread):
+        result is (data, zxid of its write) or the read's error (a
+        NoNodeError for an entry that does not exist)."""
+        seqs = list(seqs)
+        self.reads += len(seqs)
+        results = multiread.get_many(
+            self.client, [entry_path(self.paths, seq) for seq in seqs])
+        out = []
+        for seq, result in zip(seqs, results):
+            if isinstance(result, Exception) and \
+                    not isinstance(result, kz.NoNodeError):
+                raise result
+            if not isinstance(result, Exception):
+                result = (result[0], result[1].czxid)
+            out.append((seq, result))
+        return out
 
     def _apply_entry(self, seq, data, zxid):
         """Apply log entry seq (bytes ``data``), committed at zxid."""

@@ -47,6 +47,7 @@ from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.retry import KazooRetry
 
 from dragonflow import errors
+from dragonflow.store import multiread
 
 LOG = logging.getLogger(__name__)
 LOG_PREFIX = 'ev-'
@@ -398,14 +399,17 @@ class ZkStore:
         return self._children(self.layout.table(table))
 
     def get_many_raw(self, table, ids):
-        """Pipelined reads; yields (id, bytes, stat) for objects that exist."""
-        pending = [(i, self.client.get_async(self.layout.obj(table, i)))
-                   for i in ids]
-        for obj_id, result in pending:
-            try:
-                data, stat = result.get()
-            except kz.NoNodeError:
+        """Objects read in few requests (multiread); yields (id, bytes,
+        stat) for those that exist."""
+        ids = list(ids)
+        results = multiread.get_many(
+            self.client, [self.layout.obj(table, i) for i in ids])
+        for obj_id, result in zip(ids, results):
+            if isinstance(result, kz.NoNodeError):
                 continue
+            if isinstance(result, Exception):
+                raise result
+            data, stat = result
             yield obj_id, data, stat
 
     def topics(self):
