@@ -447,3 +447,20 @@ def test_flows_are_computed_ahead_a_bounded_number_of_times_per_outage(
     controller.step([('datapath_lost', dp)])
     controller._maybe_prepare_full_sync()
     assert len(computed) == service.PREPARES + 1 and controller.prepared
+
+
+def test_the_heap_is_frozen_once_a_full_sync_is_confirmed(controller):
+    import gc
+    connect(controller, 7)
+    controller._full_sync()
+    gc.unfreeze()
+    before = gc.get_freeze_count()
+    try:
+        controller._handle_barrier(controller.sync_pending[:2])
+        assert controller.sync_pending is None
+        # The replica and the installed flows are out of the collector's
+        # full passes now.
+        assert gc.get_freeze_count() > before
+        assert not any(o is controller.installed for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -24,6 +24,7 @@ share) touch eventlet.
 """
 import collections
 import concurrent.futures
+import gc
 import itertools
 import logging
 import sys
@@ -226,6 +227,7 @@ class LocalController:
 
     # --- main loop -------------------------------------------------------
     def run(self):
+        freeze_heap()
         while True:
             self.step([self.inbox.get()] + self.inbox.drain())
             if self.inbox.empty():
@@ -742,7 +744,19 @@ class LocalController:
             LOG.info(*self.sync_pending[2], extra=logs.fields(
                 generation=self.generation, chassis=self.state.chassis_id))
             self.sync_pending = None
+            freeze_heap()
         return NOTHING
+
+
+def freeze_heap():
+    """Leave what lives now out of the cyclic garbage collector's full
+    passes (gc.freeze): the imported modules and, after a full sync, the
+    NB replica and the installed flows, 66k flows' worth of objects that
+    every full pass walked again (55-110 ms each, several per burst of
+    plugs on 2 cores). Frozen objects are still freed by reference
+    counting; garbage cycles are collected first so none is frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 def _sender(dp):
