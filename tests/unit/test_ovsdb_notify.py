@@ -1,4 +1,5 @@
-"""The IDL hands the event handler rows of watched tables only."""
+"""The IDL hands Interface rows to the agent's callback on its own thread
+and other rows to the event handler only for watched tables."""
 import types
 
 from dragonflow.controller import ovsdb
@@ -12,17 +13,42 @@ class Handler:
         self.seen.append((event, row._table.name))
 
 
-def row(table):
-    return types.SimpleNamespace(_table=types.SimpleNamespace(name=table))
+def row(table, **columns):
+    return types.SimpleNamespace(_table=types.SimpleNamespace(name=table),
+                                 **columns)
+
+
+def idl(watched=()):
+    made = object.__new__(ovsdb._Idl)        # no OVSDB connection needed
+    made.notify_handler, made.watched_tables = Handler(), set(watched)
+    made.on_interface = None
+    return made
 
 
 def test_rows_of_unwatched_tables_are_not_handed_on():
-    idl = object.__new__(ovsdb._Idl)        # no OVSDB connection needed
-    idl.notify_handler, idl.watched_tables = Handler(), {'Interface'}
-    for table in ('Interface', 'Port', 'Bridge', 'Interface'):
-        idl.notify('create', row(table))
-    assert idl.notify_handler.seen == [('create', 'Interface')] * 2
-    idl.cooperative_yield()                 # no sleep(0) per row
+    made = idl(watched={'Bridge'})
+    for table in ('Port', 'Bridge', 'Open_vSwitch', 'Bridge'):
+        made.notify('update', row(table))
+    assert made.notify_handler.seen == [('update', 'Bridge')] * 2
+    made.cooperative_yield()                 # no sleep(0) per row
+
+
+def test_interface_rows_go_to_the_callback_as_they_are():
+    ovs = object.__new__(ovsdb.Ovs)
+    ovs.idl = idl()
+    ovs.api = types.SimpleNamespace(db_find=lambda *a, **k: types.
+                                    SimpleNamespace(execute=lambda **k: []))
+    seen = []
+    ovs.watch_interfaces(lambda *args: seen.append(args))
+    plugged = row('Interface', name='tap1', ofport=[7],
+                  external_ids={'iface-id': 'p1'})
+    ovs.idl.notify('update', plugged)
+    ovs.idl.notify('delete', plugged)
+    ovs.idl.notify('create', row('Interface', name='tap2', ofport=[],
+                                 external_ids={}))
+    assert seen == [('tap1', 'p1', 7), ('tap1', 'p1', None),
+                    ('tap2', None, None)]
+    assert ovs.idl.notify_handler.seen == []
 
 
 def test_watching_an_event_watches_its_table():
