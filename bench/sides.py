@@ -11,6 +11,7 @@ starts and stops its chassis controller, and tells whether ports are
 bound. Flows are counted on the switch the same way for both."""
 import contextlib
 import ipaddress
+import json
 import os
 import subprocess
 import tempfile
@@ -18,7 +19,6 @@ import types
 
 from benchlab import wait
 from lab_harness.netlab import NetLab, kill_pid, read_pidfile, sh
-from dragonflow.model.base import model_for
 from dragonflow.nb.api import NbApi
 from dragonflow.store import zk
 
@@ -140,13 +140,15 @@ class Dragonflow:
         self.nb.delete('logical_switch', net.id, cascade=True)
 
     def bound(self, ports):
-        """Whether all these ports are bound: their objects read in one
-        pipelined batch (as cheap as OVN's one SB listing, so the polling
-        does not add to our figure)."""
-        cls = model_for('logical_port')
-        return all(cls.from_json(data, stat.version).binding_chassis
-                   for _, data, stat in self.nb.store.get_many_raw(
-                       'logical_port', [p.id for p in ports]))
+        """Whether all these ports are bound: their znodes read in one
+        request, one field looked at (as cheap as OVN's listing of one
+        column, so the polling, every 20 ms, does not add to our figure:
+        validating 200 whole objects per poll did)."""
+        found = list(self.nb.store.get_many_raw(
+            'logical_port', [p.id for p in ports]))
+        return len(found) == len(ports) and all(
+            json.loads(data).get('binding_chassis')
+            for _, data, _ in found)
 
     def close(self):
         self.client.stop()
