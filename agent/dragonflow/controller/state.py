@@ -22,10 +22,10 @@ GROUP_REFS = {'logical_port': 'security_groups',
 
 # Cached lists that depend on which ports are local (dropped with them).
 LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys',
-            'fw_keys', 'tap_keys', 'mcast_keys')
+            'fw_keys', 'tap_keys', 'mcast_keys', 'local_ids')
 # Cached keys of apps that depend on which ports are local (dropped also
 # when a port is plugged into a network that is already local).
-PLUGGED = ('fw_keys', 'tap_keys')
+PLUGGED = ('fw_keys', 'tap_keys', 'local_ids')
 # Tables whose objects decide nothing cached here.
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
             'port_chain', 'healthmonitor')
@@ -350,6 +350,8 @@ class LocalState:
     def remote_addresses(self):
         """Member addresses of the remote groups."""
         remote = self.by_remote
+        if not remote:
+            return []       # asked on every change: no walk when none
         return [a for a, groups in self.member_addresses.items()
                 if any(g in remote for g in groups)]
 
@@ -376,11 +378,16 @@ class LocalState:
 
     def local_port_ids(self):
         """Ids of the ports on this chassis: plugged ones and the
-        subports of plugged trunk parents."""
+        subports of plugged trunk parents (a shared frozenset, kept until
+        a port is plugged or unplugged or a trunk changes: several apps
+        ask on every change, and building it walked every local port)."""
+        return self._cached('local_ids', None, self._local_port_ids)
+
+    def _local_port_ids(self, _):
         out = set(self.ofports)
         for parent in self.ofports:
             out.update(self.children.get(parent, ()))
-        return out
+        return frozenset(out)
 
     def output_actions(self, port):
         """Actions sending to a local port (a subport's frames get its

@@ -83,6 +83,8 @@ class SfcApp(apps.App):
         return bool(state.objects['port_chain'])
 
     def network_flows(self, state, network):
+        if not state.objects['port_chain']:
+            return []       # no walk of the local ports on every change
         out = []
         local = {p.id for p in state.local_ports(network.id)}
         for chain in sorted(state.objects['port_chain'].values(),
