@@ -449,18 +449,14 @@ def test_flows_are_computed_ahead_a_bounded_number_of_times_per_outage(
     assert len(computed) == service.PREPARES + 1 and controller.prepared
 
 
-def test_the_heap_is_frozen_once_a_full_sync_is_confirmed(controller):
+def test_what_lives_when_the_main_loop_starts_is_frozen(controller):
     import gc
-    connect(controller, 7)
-    controller._full_sync()
+    from dragonflow.controller import service
     gc.unfreeze()
-    before = gc.get_freeze_count()
     try:
-        controller._handle_barrier(controller.sync_pending[:2])
-        assert controller.sync_pending is None
-        # The replica and the installed flows are out of the collector's
-        # full passes now.
-        assert gc.get_freeze_count() > before
-        assert not any(o is controller.installed for o in gc.get_objects())
+        service.freeze_heap()
+        # The replica is out of the collector's full passes now.
+        assert gc.get_freeze_count() > 0
+        assert not any(o is controller.state for o in gc.get_objects())
     finally:
         gc.unfreeze()

@@ -744,17 +744,18 @@ class LocalController:
             LOG.info(*self.sync_pending[2], extra=logs.fields(
                 generation=self.generation, chassis=self.state.chassis_id))
             self.sync_pending = None
-            freeze_heap()
         return NOTHING
 
 
 def freeze_heap():
-    """Leave what lives now out of the cyclic garbage collector's full
-    passes (gc.freeze): the imported modules and, after a full sync, the
-    NB replica and the installed flows, 66k flows' worth of objects that
-    every full pass walked again (55-110 ms each, several per burst of
-    plugs on 2 cores). Frozen objects are still freed by reference
-    counting; garbage cycles are collected first so none is frozen."""
+    """Leave what lives when the main loop starts out of the cyclic
+    garbage collector's full passes (gc.freeze): the imported modules
+    (~90k objects) and the NB replica, which every full pass walked
+    again (55-110 ms each, one or two per burst of plugs on 2 cores).
+    Frozen objects are still freed by reference counting; garbage cycles
+    are collected first so none is frozen. Not again after a full sync
+    (its flows would be frozen too): that collection, at the moment a
+    restarted agent meets its switch, cost packets in the restart bench."""
     gc.collect()
     gc.freeze()
 
