@@ -87,7 +87,7 @@ from dragonflow.store import zk
 
 LOG = logging.getLogger(__name__)
 
-# Entries read at most per round of a catch-up (one request each 256:
+# Entries read at most per round of a catch-up (one request per 128:
 # dragonflow.store.multiread).
 WINDOW_MAX = 1024
 
