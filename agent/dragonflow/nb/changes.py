@@ -322,7 +322,7 @@ class Subscriber:
             first = self.position + 1
             for seq, result in self._read_entries(
                     range(first, first + window)):
-                if isinstance(result, kz.NoNodeError):
+                if result is None:
                     break
                 self._apply_entry(seq, *result)
                 applied += 1
@@ -371,7 +371,7 @@ class Subscriber:
                 return self._list()
         new = [s for s in seqs if s > self.position]
         for seq, result in self._read_entries(new):
-            if isinstance(result, kz.NoNodeError):
+            if result is None:
                 # Trimmed between listing and reading.
                 self.reads += 1
                 horizon, _ = read_horizon(self.client, self.paths)
@@ -388,21 +388,14 @@ class Subscriber:
 
     def _read_entries(self, seqs):
         """(seq, result) of log entries read in few requests (multiread):
-        result is (data, zxid of its write) or the read's error (a
-        NoNodeError for an entry that does not exist)."""
+        result is (data, zxid of its write), None for an entry that does
+        not exist."""
         seqs = list(seqs)
         self.reads += len(seqs)
         results = multiread.get_many(
             self.client, [entry_path(self.paths, seq) for seq in seqs])
-        out = []
-        for seq, result in zip(seqs, results):
-            if isinstance(result, Exception) and \
-                    not isinstance(result, kz.NoNodeError):
-                raise result
-            if not isinstance(result, Exception):
-                result = (result[0], result[1].czxid)
-            out.append((seq, result))
-        return out
+        return [(seq, result and (result[0], result[1].czxid))
+                for seq, result in zip(seqs, results)]
 
     def _apply_entry(self, seq, data, zxid):
         """Apply log entry seq (bytes ``data``), committed at zxid."""

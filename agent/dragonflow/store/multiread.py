@@ -78,10 +78,10 @@ def _send(client, paths):
 
 
 def get_many(client, paths, chunk=CHUNK):
-    """getData of every path: a list, in order, of (data, ZnodeStat) or
-    the kazoo exception of that read (NoNodeError for a missing node).
-    Chunks of ``chunk`` paths go out together (pipelined); a connection
-    error raises."""
+    """getData of every path: a list, in order, of (data, ZnodeStat), or
+    None for a node that does not exist. Chunks of ``chunk`` paths go out
+    together (pipelined); any other error of a read (a connection loss,
+    no authorisation) raises."""
     paths = list(paths)
     if not paths:
         return []
@@ -92,7 +92,6 @@ def get_many(client, paths, chunk=CHUNK):
         try:
             for result in pending:
                 out += result.get()
-            return out
         except _CONNECTION_ERRORS:
             raise
         except Exception as e:      # no multiRead on this server
@@ -100,13 +99,23 @@ def get_many(client, paths, chunk=CHUNK):
                         'than 3.6?); reading node by node',
                         type(e).__name__)
             client._df_multiread = False
-    return [_one(result) for result in [client.get_async(p) for p in paths]]
+        else:
+            return [_found(result) for result in out]
+    pending = [client.get_async(p) for p in paths]
+    out = []
+    for result in pending:
+        try:
+            out.append(result.get())
+        except kz.NoNodeError:
+            out.append(None)
+    return out
 
 
-def _one(result):
-    try:
-        return result.get()
-    except _CONNECTION_ERRORS:
-        raise
-    except kz.ZookeeperError as e:
-        return e
+def _found(result):
+    """A multiRead result: (data, stat), None if the node does not exist;
+    another error raises."""
+    if isinstance(result, kz.NoNodeError):
+        return None
+    if isinstance(result, Exception):
+        raise result
+    return result

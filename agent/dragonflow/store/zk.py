@@ -405,12 +405,8 @@ class ZkStore:
         results = multiread.get_many(
             self.client, [self.layout.obj(table, i) for i in ids])
         for obj_id, result in zip(ids, results):
-            if isinstance(result, kz.NoNodeError):
-                continue
-            if isinstance(result, Exception):
-                raise result
-            data, stat = result
-            yield obj_id, data, stat
+            if result is not None:
+                yield obj_id, *result
 
     def topics(self):
         """Topics that have a feed."""
