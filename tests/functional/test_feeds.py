@@ -207,3 +207,58 @@ def test_selection_follows_the_topics_of_local_ports(nb):
                  {'', 'tenant-c'})
     finally:
         selection.stop()
+
+
+class CountingReads:
+    """Counts the port znode reads a Selection sends (the real client's
+    calls, passed through)."""
+
+    def __init__(self, client):
+        self.client, self.paths = client, []
+        self.get_async = self._counted(client.get_async)
+        self.exists_async = self._counted(client.exists_async)
+
+    def _counted(self, call):
+        def counted(path, *args, **kwargs):
+            self.paths.append(path)
+            return call(path, *args, **kwargs)
+        return counted
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_selection_takes_a_delivered_ports_topic_from_its_feed(nb):
+    """A port the followed feeds have delivered (created before it is
+    plugged) costs no ZooKeeper read, nor does its binding being written;
+    its deletion (from the feed) is noticed and its re-creation too."""
+    shared = nb.create('logical_switch', {'name': 'shared'})
+    port = nb.create('logical_port', {'network_id': shared.id,
+                                      'topic': 'tenant-a'})
+    nb.create('chassis', {'id': 'ch1', 'ip': '192.0.2.1'})
+    seen = Recorder()
+    selection = Selection(nb, seen, FOLLOWED, name='test')
+    reads = CountingReads(nb.client)
+    selection.nb = type('Nb', (), {'client': reads, 'store': nb.store,
+                                   'subscribe': nb.subscribe})()
+    selection.start()
+    try:
+        assert selection.wait_synced(10)
+        wait_for(lambda: ('logical_port', port.id) in seen.state)
+        selection.interface('vm1', port.id)
+        wait_for(lambda: selection.topics() == ['', 'tenant-a'])
+        assert selection.wait_synced(10)
+        nb.patch('logical_port', port.id, {'binding_chassis': 'ch1'})
+        wait_for(lambda: seen.state[('logical_port', port.id)].get(
+            'binding_chassis') == 'ch1')
+        assert selection.wait_synced(10)
+        assert reads.paths == []
+
+        nb.delete('logical_port', port.id)
+        wait_for(lambda: selection.topics() == [''])
+        assert len(reads.paths) >= 1          # then watched for creation
+        nb.create('logical_port', {'id': port.id, 'network_id': shared.id,
+                                   'topic': 'tenant-b'})
+        wait_for(lambda: selection.topics() == ['', 'tenant-b'])
+    finally:
+        selection.stop()

@@ -12,12 +12,18 @@ ports' topics hold everything the local ports need. The chassis reads
 nothing about other topics (Dragonflow's "selective topology
 distribution").
 
-The topic of a local port is read from its znode with a watch (an exists
-watch while it does not exist), which also says when a port named by an
-interface's iface-id is created later. The reads of many new local ports
-(an agent starting with 1,000 of them) go in one pipeline, not one round
-trip each; a fired watch, or a reconnect after the session was lost (its
-watches with it), reads the port again. When the first
+The topic of a local port comes from the feeds already followed when one
+of them has delivered the port (a port created before it is plugged: the
+usual case, and no ZooKeeper request at all); otherwise it is read from the
+port's znode with a watch (an exists watch while it does not exist), which
+also says when a port named by an interface's iface-id is created later.
+The reads of many new local ports (an agent starting with 1,000 of them) go
+in one pipeline, not one round trip each; a fired watch, or a reconnect
+after the session was lost (its watches with it), reads the port again. A
+topic never changes (an immutable field), so once a feed has delivered the
+port a changed znode (its binding written) is not read again: that feed
+reports the port's deletion, which reads it again (an exists watch for its
+re-creation). When the first
 local port of a topic appears, a Subscriber of that topic's feed starts (its
 first sync reads the topic's members); when the last one goes, the
 subscriber is released and the topic's objects leave the local view.
@@ -32,6 +38,7 @@ import threading
 import time
 
 from kazoo import exceptions as kz
+from kazoo.protocol.states import EventType
 from kazoo.protocol.states import KazooState
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +67,7 @@ class Selection:
         self.subscribers = {}       # topic -> Subscriber (worker-owned)
         self._ifaces = {}           # interface name -> iface-id
         self._topics = {}           # local port id -> topic | None
+        self._delivered = {}        # port id -> topic, as the feeds have it
         self._watches = {}          # local port id -> token of its watch
         self._stale = set()         # local port ids to read again
         self._session_lost = False
@@ -178,18 +186,42 @@ class Selection:
             self.subscribers.pop(topic).release()
 
     def _subscribe(self, topic):
-        return self.nb.subscribe(self.callback, tables=self.tables,
+        return self.nb.subscribe(self._deliver, tables=self.tables,
                                  name=f'{self.name}[{topic or "shared"}]',
                                  feed=topic)
 
+    def _deliver(self, change):
+        """A change from a followed feed (a subscriber's thread): the
+        topics of the ports delivered; a local port deleted is read again
+        (then watched for its re-creation)."""
+        if change.table == 'logical_port':
+            with self._lock:
+                if change.new is None:
+                    self._delivered.pop(change.id, None)
+                    gone = change.id in self._ifaces.values()
+                    if gone:
+                        self._stale.add(change.id)
+                else:
+                    self._delivered[change.id] = change.new.topic
+                    gone = False
+            if gone:
+                self._wake()
+        self.callback(change)
+
     def _watch(self, port_ids):
-        """Read local ports' znodes for their topic, with a watch that
+        """The topics of local ports: from the feeds when they have
+        delivered the port, else read from their znodes with a watch that
         reads them again when they change (or are created: an exists
         watch while missing), in one pipeline."""
         client = self.nb.client
         pending = []
         for port_id in port_ids:
             token = self._watches[port_id] = object()
+            with self._lock:
+                topic = self._delivered.get(port_id, UNKNOWN)
+            if topic is not UNKNOWN:
+                self._resolved(port_id, topic)
+                continue
             path = self.nb.store.layout.obj('logical_port', port_id)
             watch = self._watcher(port_id, token)
             pending.append((port_id, token, path, watch,
@@ -235,6 +267,9 @@ class Selection:
             if self._watches.get(port_id) is not token or \
                     self._stopped.is_set():
                 return              # unplugged or read again since
+            if event.type == EventType.CHANGED and \
+                    port_id in self._delivered:
+                return              # same topic; its feed tells a delete
             with self._lock:
                 self._stale.add(port_id)
             self._wake()
@@ -242,7 +277,10 @@ class Selection:
 
     def _seen(self, port_id, data):
         """A local port's znode read (data None: it does not exist)."""
-        topic = _topic_of(data)
+        self._resolved(port_id, _topic_of(data))
+
+    def _resolved(self, port_id, topic):
+        """A local port's topic (None: the port does not exist)."""
         if topic is None and port_id not in self._missing_logged:
             self._missing_logged.add(port_id)
             LOG.warning('iface-id %s is not an NB port; left unbound '
