@@ -260,9 +260,13 @@ def bench_cycles(lab, side, cycles=20, count=200):
     return {'rss_mb': rss}
 
 
-def bench_first_ping(lab, side, samples=5):
+def bench_first_ping(lab, side, samples=9):
     """Port create + plug on ch1 -> first reply from a VM on ch2: the VM's
-    namespace pings every 20 ms from before its port exists."""
+    namespace pings every 10 ms from before its port exists, and asks for
+    the target's address (ARP) every 10 ms until answered. (With the
+    kernel's 3 probes 50 ms apart the first reply came with the second
+    probe, 50-60 ms after the start, on either control plane: the figure
+    was the VM's ARP timer, not the time to be ready.)"""
     net = side.network('firstping', '10.60.0.0/24')
     (target_port,) = side.ports(net, 1, 'fpt')
     target = lab.add_vm('fptarget', lab.chassis['ch2'], target_port)
@@ -272,9 +276,10 @@ def bench_first_ping(lab, side, samples=5):
         mac, ip = 'fa:16:3e:60:00:%02x' % i, f'10.60.0.{100 + i}'
         vm = lab.add_vm(f'fp{i}', lab.chassis['ch1'], types.SimpleNamespace(
             id=name, macs=[mac], ips=[ip]), plug=False)
-        vm.run('sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=50')
+        vm.run('sysctl', '-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=10',
+               'net.ipv4.neigh.eth0.mcast_solicit=1000')
         pinger = subprocess.Popen(
-            ['ip', 'netns', 'exec', vm.ns, 'ping', '-i', '0.02', '-c', '1500',
+            ['ip', 'netns', 'exec', vm.ns, 'ping', '-i', '0.01', '-c', '3000',
              '-W', '1', target_port.ips[0]], stdout=subprocess.PIPE,
             text=True)
         start = time.monotonic()

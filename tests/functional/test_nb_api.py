@@ -125,6 +125,33 @@ def test_bad_input_is_refused_and_nothing_written(nb, net, table, data,
     assert snapshot(nb) == before
 
 
+def test_a_port_update_checks_addresses_only_when_they_change(nb, net):
+    """A binding written (the agents' most frequent write) reads no
+    subnet: the addresses it keeps were checked when they were written
+    and their subnets cannot go; new addresses are checked as on create."""
+    network, subnet = net
+    port = nb.create('logical_port', {'network_id': network.id})
+    reads = []
+    get_children = nb.client.get_children
+
+    def counted(path, *args, **kwargs):
+        reads.append(path)
+        return get_children(path, *args, **kwargs)
+    nb.client.get_children = counted
+    try:
+        bound = nb.patch('logical_port', port.id, {'binding_chassis': None,
+                                                   'name': 'renamed'})
+        assert reads == [] and bound.subnets == [subnet.id]
+        before = snapshot(nb)
+        with pytest.raises(errors.NbError, match='is not in any subnet'):
+            nb.patch('logical_port', port.id, {'ips': ['10.9.9.9']})
+        with pytest.raises(errors.NbError, match='is the gateway of subnet'):
+            nb.patch('logical_port', port.id, {'ips': ['10.0.0.1']})
+        assert snapshot(nb) == before
+    finally:
+        nb.client.get_children = get_children
+
+
 def test_duplicate_ip_and_mac_in_a_network(nb, net):
     network, _ = net
     port = nb.create('logical_port', {'network_id': network.id})

@@ -118,6 +118,18 @@ class LogicalPort(keyed.KeyedModel):
                 self.mark_allocated('ip')
 
     def check_in_store(self, view, old):
+        if old is not None and self.ips == old.ips and \
+                bool(old.subnets) == bool(old.ips):
+            # The addresses were checked when written, and the subnets
+            # they are in stay (immutable prefixes, enforced references):
+            # an update leaving them (a binding written) reads no subnet.
+            self.subnets = list(old.subnets)
+        else:
+            self.subnets = self._subnets_of_ips(view)
+        if self.port_security_enabled is False and self.security_groups:
+            self.fail('security_groups', 'need port_security_enabled')
+
+    def _subnets_of_ips(self, view):
         subnets = view.referrers('logical_switch', self.network_id, 'subnet')
         derived = []
         for i, ip in enumerate(self.ips):
@@ -130,9 +142,7 @@ class LogicalPort(keyed.KeyedModel):
                           f'{subnet.id}')
             if subnet.id not in derived:
                 derived.append(subnet.id)
-        self.subnets = derived
-        if self.port_security_enabled is False and self.security_groups:
-            self.fail('security_groups', 'need port_security_enabled')
+        return derived
 
     def validate(self):
         if not self.macs:
