@@ -1,5 +1,7 @@
 """dfctl check on the real lab: things broken on purpose are each named
 with their cause, and a healthy pair of chassis has nothing to report."""
+import time
+
 import pytest
 
 from waiting import wait_until
@@ -38,6 +40,26 @@ def test_healthy_chassis_have_nothing_to_report(pair, check):
         others = {'ch1', 'ch2', 'ch3'} - {chassis}
         assert {c: s['state'] for c, s in agent['bfd'].items()} == \
             {c: 'up' for c in others}
+
+
+def test_an_agent_restart_keeps_its_bfd_ports(pair, lab):
+    """The restarted agent reads the chassis one change at a time; its
+    BFD ports follow the whole view, not each change: the first chassis
+    read alone once made it delete the tunnel port to every other
+    chassis (and drop the packets arriving on it) and add it back."""
+    ch2 = lab.chassis['ch2']
+
+    def bfd_ports():
+        return sorted(ch2.vsctl('--bare', '--columns=_uuid,name', 'find',
+                                'Interface', 'bfd:enable=true').split())
+    before = bfd_ports()
+    assert len(before) == 4         # to ch1 and ch3: uuid and name each
+    ch2.stop_controller()
+    ch2.start_controller()
+    ch2.wait_connected()
+    time.sleep(1)                   # the BFD worker has applied its wish
+    assert bfd_ports() == before
+    assert 'could not set up the BFD ports' not in ch2.controller_log()
 
 
 def test_a_blocked_underlay_is_bfd_down_in_check(pair, check, lab):

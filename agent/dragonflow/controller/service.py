@@ -149,6 +149,7 @@ class LocalController:
         self.programmed_keys = set()
         self.selection = None       # the NB topics followed (selection.py)
         self.bfd = None             # BFD sessions to the other chassis
+        self.chassis_changed = False    # in the batch being applied
         self.lb_health = None       # health checks of local pool members
         self.committed = []         # commit times of this batch's changes
         self.flows_counted = 0.0    # when dragonflow_flows was last set
@@ -314,6 +315,11 @@ class LocalController:
                 part |= value
             full = full or touched.full
         touched = Touched(*parts, full=full)
+        if self.chassis_changed:
+            self.chassis_changed = False
+            if self.bfd is not None:
+                self.bfd.want({c.id: c.ip for c in
+                               self.state.objects['chassis'].values()})
         bindings = {}
         for port_id in sorted(touched.claims | touched.moved):
             port = self.state.get('logical_port', port_id)
@@ -391,9 +397,11 @@ class LocalController:
             self.apps, state, p) for p in ports)
 
     def _touched_chassis(self, change, obj, old):
-        if self.bfd is not None:
-            self.bfd.want({c.id: c.ip for c in
-                           self.state.objects['chassis'].values()})
+        # The BFD ports follow once the whole batch is applied (apply): a
+        # wish per change, at start the first with only some of the
+        # chassis read, removed the ports of the others (and the packets
+        # their tunnel was carrying) only to add them back.
+        self.chassis_changed = True
         # Keyed flows that tunnel to the chassis (multicast groups).
         return Touched(networks=self.programmed, keys=df_apps.touched_keys(
             self.apps, self.state, 'chassis', obj, old))
