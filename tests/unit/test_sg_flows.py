@@ -141,3 +141,43 @@ def test_pass_through_installed_only_without_the_app():
     # Unprotected traffic skips the rules, not the tap or firewall stages.
     assert pl.PASS_THROUGH[pl.EGRESS_CT] == pl.TAP_OUT
     assert pl.PASS_THROUGH[pl.INGRESS_CT] == pl.TAP_IN
+
+
+def test_remote_addresses_follow_ports_and_rules_in_any_order():
+    """The member addresses of remote groups are kept as ports and rules
+    come, change and go (not walked on every change): after every step
+    they are what a walk of the members finds."""
+    import random
+    rng = random.Random(7)
+    s = LocalState('ch1')
+    s.put(_obj('logical_switch', id='net', unique_key=9, segmentation_id=5))
+    groups = ['g1', 'g2', 'g3']
+    for i, g in enumerate(groups, 1):
+        s.put(_obj('security_group', id=g, unique_key=i))
+
+    def walked():
+        return {a for p in s.objects['logical_port'].values()
+                for a in s.addresses_of(p)
+                if set(p.security_groups) & set(s.by_remote)}
+    for step in range(400):
+        what = rng.random()
+        if what < 0.5:
+            n = rng.randrange(12)
+            pairs = [{'ip_address': f'10.1.{n}.0/24'}] if n % 4 == 0 else []
+            s.put(_obj('logical_port', id=f'p{n}', network_id='net',
+                       unique_key=100 + n, ips=[f'10.0.0.{n % 6 + 2}'],
+                       macs=['fa:16:3e:00:01:%02d' % n],
+                       allowed_address_pairs=pairs,
+                       security_groups=rng.sample(groups,
+                                                  rng.randrange(3))))
+        elif what < 0.7:
+            s.remove('logical_port', f'p{rng.randrange(12)}')
+        elif what < 0.9:
+            n = rng.randrange(5)
+            s.put(_obj('security_group_rule', id=f'r{n}',
+                       security_group_id=rng.choice(groups),
+                       direction='ingress', ethertype='IPv4',
+                       remote_group_id=rng.choice(groups + [None])))
+        else:
+            s.remove('security_group_rule', f'r{rng.randrange(5)}')
+        assert set(s.remote_addresses()) == walked(), step

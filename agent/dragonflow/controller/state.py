@@ -84,6 +84,10 @@ class LocalState:
         self.by_remote = collections.defaultdict(dict)
         # member address -> security group id -> member ports with it
         self.member_addresses = collections.defaultdict(collections.Counter)
+        # member address -> its memberships in groups some rule names as
+        # remote group (kept as ports and rules change: remote_addresses
+        # is asked on every change and walked every member address)
+        self.remote_members = collections.Counter()
         # (network id, chassis id) -> ports of the network bound there
         self.bound = collections.Counter()
         # logical port id -> ofport (local only)
@@ -120,9 +124,13 @@ class LocalState:
                 for address in self.addresses_of(obj):
                     self.member_addresses[address].update(
                         obj.security_groups)
+                    self._count_remote(address, obj.security_groups, 1)
         remote = getattr(obj, 'remote_group_id', None)
         if remote and obj.table == 'security_group_rule':
+            first = remote not in self.by_remote
             self.by_remote[remote][obj.id] = obj
+            if first:
+                self._remote_group_counted(remote, 1)
         if obj.table == 'child_port_segmentation':
             self.segments[obj.port_id] = obj
             self.children[obj.parent_id][obj.port_id] = obj
@@ -213,16 +221,41 @@ class LocalState:
                         del counts[group_id]
                 if not counts:
                     del self.member_addresses[address]
+                self._count_remote(address, obj.security_groups, -1)
         remote = getattr(obj, 'remote_group_id', None)
         if remote and obj.table == 'security_group_rule':
             self.by_remote[remote].pop(obj.id, None)
             if not self.by_remote[remote]:
                 del self.by_remote[remote]
+                self._remote_group_counted(remote, -1)
         if obj.table == 'child_port_segmentation':
             self.segments.pop(obj.port_id, None)
             self.children[obj.parent_id].pop(obj.port_id, None)
         if obj.table in MCAST_TABLES:
             self._unindex_membership(obj, replacing)
+
+    def _count_remote(self, address, group_ids, sign):
+        """A member port's address joins (1) or leaves (-1) these groups:
+        its count of memberships in remote groups follows."""
+        self._add_remote(address, sign * sum(
+            1 for group_id in group_ids if group_id in self.by_remote))
+
+    def _remote_group_counted(self, group_id, sign):
+        """A group became (1) or stopped being (-1) a remote group: its
+        member addresses' counts follow (one walk of its members; rule
+        changes, not port changes)."""
+        for port in self.by_group[group_id]['logical_port'].values():
+            times = port.security_groups.count(group_id)
+            for address in self.addresses_of(port):
+                self._add_remote(address, sign * times)
+
+    def _add_remote(self, address, delta):
+        if delta:
+            left = self.remote_members[address] + delta
+            if left > 0:
+                self.remote_members[address] = left
+            else:
+                del self.remote_members[address]
 
     def _index_membership(self, record):
         group = (record.network_id, record.address)
@@ -325,6 +358,12 @@ class LocalState:
         return sorted(self.by_group[group_id]['logical_port'].values(),
                       key=lambda p: p.id)
 
+    def group_members(self, group_id):
+        """The ports of a security group in no order (for what does not
+        depend on one: group_ports sorts a thousand members)."""
+        return self.by_group[group_id]['logical_port'].values() \
+            if group_id in self.by_group else ()
+
     def group_rules(self, group_id):
         """A group's rules, by id (the list is shared: do not modify)."""
         return self._cached('rules', group_id, lambda g: sorted(
@@ -349,11 +388,7 @@ class LocalState:
 
     def remote_addresses(self):
         """Member addresses of the remote groups."""
-        remote = self.by_remote
-        if not remote:
-            return []       # asked on every change: no walk when none
-        return [a for a, groups in self.member_addresses.items()
-                if any(g in remote for g in groups)]
+        return list(self.remote_members)
 
     def remote_groups_with(self, address):
         """The remote groups with a member that has this address."""

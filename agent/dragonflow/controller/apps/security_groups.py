@@ -345,7 +345,7 @@ class SecurityGroupsApp(apps.App):
         zones = {}          # (direction, ethertype) -> zones
         for user, user_kinds in kinds.items():
             # One pass over each group's ports, whatever its rule count.
-            nets = {p.network_id for p in state.group_ports(user)
+            nets = {p.network_id for p in state.group_members(user)
                     if is_protected(p) and state.is_local(p)}
             used = {state.network(n).unique_key for n in nets
                     if state.network(n) is not None}
