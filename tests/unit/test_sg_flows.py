@@ -144,9 +144,10 @@ def test_pass_through_installed_only_without_the_app():
 
 
 def test_remote_addresses_follow_ports_and_rules_in_any_order():
-    """The member addresses of remote groups are kept as ports and rules
-    come, change and go (not walked on every change): after every step
-    they are what a walk of the members finds."""
+    """The member addresses of remote groups, and the app's keys made of
+    them, are kept as ports and rules come, change and go (not walked on
+    every change): after every step they are what a walk of the members
+    finds."""
     import random
     rng = random.Random(7)
     s = LocalState('ch1')
@@ -154,6 +155,8 @@ def test_remote_addresses_follow_ports_and_rules_in_any_order():
     groups = ['g1', 'g2', 'g3']
     for i, g in enumerate(groups, 1):
         s.put(_obj('security_group', id=g, unique_key=i))
+
+    app = sg.APP()
 
     def walked():
         return {a for p in s.objects['logical_port'].values()
@@ -181,3 +184,5 @@ def test_remote_addresses_follow_ports_and_rules_in_any_order():
         else:
             s.remove('security_group_rule', f'r{rng.randrange(5)}')
         assert set(s.remote_addresses()) == walked(), step
+        assert app.keys(s) == {app.key('address', a) for a in walked()} | {
+            app.key('conj', g) for g in s.by_remote}, step

@@ -146,7 +146,7 @@ class LocalController:
         # (App.port_flows) are installed.
         self.programmed_ports = set()
         # The apps' keys whose flows (App.key_flows) are installed.
-        self.programmed_keys = set()
+        self.programmed_keys = frozenset()
         self.selection = None       # the NB topics followed (selection.py)
         self.bfd = None             # BFD sessions to the other chassis
         self.chassis_changed = False    # in the batch being applied
@@ -281,8 +281,11 @@ class LocalController:
             state.port_ids(whole & programmed)
         self.programmed_ports = ports
         keys = df_apps.programmed_keys(self.apps, state)
-        dirty_keys = (touched.keys & (keys | self.programmed_keys)) | \
-            (keys ^ self.programmed_keys)
+        if keys is self.programmed_keys:
+            dirty_keys = touched.keys & keys    # the usual case: no walk
+        else:
+            dirty_keys = (touched.keys & (keys | self.programmed_keys)) | \
+                (keys ^ self.programmed_keys)
         self.programmed_keys = keys
         try:
             if touched.full:

@@ -124,12 +124,13 @@ class LocalState:
                 for address in self.addresses_of(obj):
                     self.member_addresses[address].update(
                         obj.security_groups)
-                    self._count_remote(address, obj.security_groups, 1)
+            self._recount_remote(old, obj)
         remote = getattr(obj, 'remote_group_id', None)
         if remote and obj.table == 'security_group_rule':
             first = remote not in self.by_remote
             self.by_remote[remote][obj.id] = obj
             if first:
+                self._drop(keys=('sg_keys',))
                 self._remote_group_counted(remote, 1)
         if obj.table == 'child_port_segmentation':
             self.segments[obj.port_id] = obj
@@ -143,6 +144,8 @@ class LocalState:
         if old is not None:
             self._changed(old, None)
             self._unindex(old)
+            if table == 'logical_port':
+                self._recount_remote(old, None)
         return old
 
     # --- the cache -------------------------------------------------------
@@ -221,12 +224,12 @@ class LocalState:
                         del counts[group_id]
                 if not counts:
                     del self.member_addresses[address]
-                self._count_remote(address, obj.security_groups, -1)
         remote = getattr(obj, 'remote_group_id', None)
         if remote and obj.table == 'security_group_rule':
             self.by_remote[remote].pop(obj.id, None)
             if not self.by_remote[remote]:
                 del self.by_remote[remote]
+                self._drop(keys=('sg_keys',))
                 self._remote_group_counted(remote, -1)
         if obj.table == 'child_port_segmentation':
             self.segments.pop(obj.port_id, None)
@@ -234,11 +237,19 @@ class LocalState:
         if obj.table in MCAST_TABLES:
             self._unindex_membership(obj, replacing)
 
-    def _count_remote(self, address, group_ids, sign):
-        """A member port's address joins (1) or leaves (-1) these groups:
-        its count of memberships in remote groups follows."""
-        self._add_remote(address, sign * sum(
-            1 for group_id in group_ids if group_id in self.by_remote))
+    def _recount_remote(self, old, new):
+        """A port changed from old to new (either None): its addresses'
+        counts of memberships in remote groups follow, by difference (a
+        port written again as it was, its binding say, changes none)."""
+        delta = collections.Counter()
+        for port, sign in ((old, -1), (new, 1)):
+            if port is not None and port.security_groups:
+                times = sum(1 for group_id in port.security_groups
+                            if group_id in self.by_remote)
+                for address in self.addresses_of(port) if times else ():
+                    delta[address] += sign * times
+        for address, change in delta.items():
+            self._add_remote(address, change)
 
     def _remote_group_counted(self, group_id, sign):
         """A group became (1) or stopped being (-1) a remote group: its
@@ -253,9 +264,12 @@ class LocalState:
         if delta:
             left = self.remote_members[address] + delta
             if left > 0:
+                if address not in self.remote_members:
+                    self._drop(keys=('sg_keys',))
                 self.remote_members[address] = left
             else:
                 del self.remote_members[address]
+                self._drop(keys=('sg_keys',))
 
     def _index_membership(self, record):
         group = (record.network_id, record.address)

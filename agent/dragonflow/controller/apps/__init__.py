@@ -176,11 +176,13 @@ def changes(apps, state, networks, ports, keys=None):
 
 
 def programmed_keys(apps, state):
-    """Every app's keys programmed now."""
-    out = set()
-    for app in apps:
-        out |= app.keys(state)
-    return out
+    """Every app's keys programmed now (a frozenset). When one app has
+    keys, its own set, as it keeps it from one change to the next (no
+    copy of a thousand keys per change)."""
+    sets = [keys for keys in (app.keys(state) for app in apps) if keys]
+    if len(sets) == 1:
+        return frozenset(sets[0])       # a frozenset itself: no copy
+    return frozenset().union(*sets)
 
 
 def remote_port_shapes_network(apps, state, port):

@@ -252,8 +252,11 @@ class SecurityGroupsApp(apps.App):
 
     # --- keyed flows: remote groups' address sets ------------------------
     def keys(self, state):
-        return {self.key('address', a) for a in state.remote_addresses()} | \
-            {self.key('conj', g) for g in state.remote_groups()}
+        # Asked on every change: kept until a remote group or a member
+        # address of one comes or goes (state._add_remote).
+        return state.derived('sg_keys', lambda: frozenset(
+            {self.key('address', a) for a in state.remote_addresses()} |
+            {self.key('conj', g) for g in state.remote_groups()}))
 
     def key_flows(self, state, key):
         _, kind, key_id = key
