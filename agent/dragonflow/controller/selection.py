@@ -198,7 +198,7 @@ class Selection:
             with self._lock:
                 if change.new is None:
                     self._delivered.pop(change.id, None)
-                    gone = change.id in self._ifaces.values()
+                    gone = change.id in self._watches     # a local port
                     if gone:
                         self._stale.add(change.id)
                 else:
