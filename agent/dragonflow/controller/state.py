@@ -255,7 +255,7 @@ class LocalState:
         """A group became (1) or stopped being (-1) a remote group: its
         member addresses' counts follow (one walk of its members; rule
         changes, not port changes)."""
-        for port in self.by_group[group_id]['logical_port'].values():
+        for port in self.group_members(group_id):
             times = port.security_groups.count(group_id)
             for address in self.addresses_of(port):
                 self._add_remote(address, sign * times)
@@ -369,8 +369,7 @@ class LocalState:
     # --- security groups -------------------------------------------------
     def group_ports(self, group_id):
         """Every known port in a security group (any chassis)."""
-        return sorted(self.by_group[group_id]['logical_port'].values(),
-                      key=lambda p: p.id)
+        return sorted(self.group_members(group_id), key=lambda p: p.id)
 
     def group_members(self, group_id):
         """The ports of a security group in no order (for what does not
