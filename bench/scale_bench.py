@@ -11,7 +11,8 @@ scenarios of the performance issue, measured the way an operator would.
    in a row under ``ping -i 0.01`` between two VMs on two chassis: packets
    lost, time to settle each time, and whether vswitchd ever dropped the
    controller (its inactivity probe).
-4. ``idle``: the agent's RSS and CPU use with nothing changing.
+4. ``idle``: the agent's RSS and CPU use with nothing changing: on the
+   fresh lab (no port yet) and with the group's flows in place.
 5. ``batch``: 200 ports created in one batch and plugged on two chassis ->
    all bound in NB and their flows in: the median of three batches after
    a first one on the fresh lab (reported too).
@@ -180,6 +181,7 @@ def bench_restart(lab, side, flows, times=3):
 
 
 def bench_idle(lab, side, seconds=10):
+    """RSS and CPU share of ch1's controller over seconds."""
     ch = lab.chassis['ch1']
     pid = side.controller_pid(ch)
     time.sleep(3)
@@ -317,6 +319,8 @@ def run(side, scenarios, ports, prefix='dfs', underlay='172.30.60.0/24'):
     results = {}
     with side_lab(side, prefix, underlay, ['ch1', 'ch2']) as (lab, control):
         print(f'--- {control.name}')
+        if 'idle' in scenarios:
+            results['idle_empty'] = bench_idle(lab, control)
         if 'batch' in scenarios:
             results['batch'] = bench_batch(lab, control)
         if 'cycles' in scenarios:

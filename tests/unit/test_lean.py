@@ -35,3 +35,90 @@ def test_openssl_still_importable_afterwards():
     pytest.importorskip('OpenSSL')
     found = loaded('import dragonflow.lean\nimport OpenSSL')
     assert 'OpenSSL' in found
+
+
+# The agent's os-ken: OpenFlow 1.3 only, and the packet library without the
+# protocols it never parses (dragonflow/lean_openflow.py).
+UNUSED_OS_KEN = ('os_ken.lib.packet.bgp', 'os_ken.lib.packet.zebra',
+                 'os_ken.lib.packet.ospf', 'os_ken.lib.packet.sctp',
+                 'os_ken.lib.packet.lldp',
+                 'os_ken.ofproto.ofproto_v1_0_parser',
+                 'os_ken.ofproto.ofproto_v1_2_parser',
+                 'os_ken.ofproto.ofproto_v1_4_parser',
+                 'os_ken.ofproto.ofproto_v1_5_parser')
+
+
+def run_agent_python(code):
+    """stdout of code run in a fresh interpreter that imported the agent's
+    daemon module first."""
+    return subprocess.run(
+        [sys.executable, '-c',
+         f'import dragonflow.controller.service\nimport sys\n{code}'],
+        env=dict(os.environ, PYTHONPATH=AGENT), check=True,
+        capture_output=True, text=True).stdout
+
+
+def test_agent_loads_openflow13_and_the_packets_it_parses_only():
+    out = run_agent_python(
+        'import os_ken.controller.ofp_event\n'
+        'from os_ken.ofproto import ofproto_protocol as p\n'
+        'print(sorted(p._versions), sorted(p._supported_versions))\n'
+        'print(" ".join(sorted(sys.modules)))')
+    versions, modules = out.splitlines()
+    assert versions == '[4] [4]'
+    assert not set(UNUSED_OS_KEN) & set(modules.split())
+    assert 'os_ken.ofproto.ofproto_v1_3_parser' in modules.split()
+
+
+PARSE = '''
+from os_ken.lib.packet import (arp, dhcp, ethernet, icmp, icmpv6, igmp, ipv4,
+                               ipv6, packet, tcp, udp, vlan)
+def parsed(*headers):
+    p = packet.Packet()
+    for h in headers:
+        p.add_protocol(h)
+    p.serialize()
+    return [type(h).__name__ for h in packet.Packet(bytes(p.data)).protocols]
+eth = ethernet.ethernet(ethertype=0x0800)
+eth6 = ethernet.ethernet(ethertype=0x86dd)
+v4 = dict(src='10.0.0.1', dst='10.0.0.2')
+v6 = dict(src='fe80::1', dst='fe80::2')
+print(parsed(ethernet.ethernet(ethertype=0x0806), arp.arp()))
+print(parsed(ethernet.ethernet(ethertype=0x8100),
+             vlan.vlan(vid=5, ethertype=0x0806), arp.arp()))
+print(parsed(eth, ipv4.ipv4(proto=1, **v4), icmp.icmp(data=icmp.echo())))
+print(parsed(eth, ipv4.ipv4(proto=17, **v4), udp.udp(src_port=68,
+             dst_port=67), dhcp.dhcp(op=1, chaddr='00:00:00:00:00:01')))
+print(parsed(eth, ipv4.ipv4(proto=2, **v4), igmp.igmp()))
+nd = icmpv6.nd_neighbor(dst='fe80::2')
+print(parsed(eth6, ipv6.ipv6(nxt=58, **v6), icmpv6.icmpv6(type_=135,
+                                                          data=nd)))
+print(parsed(eth, ipv4.ipv4(proto=6, **v4), tcp.tcp(dst_port=80), b'GET'))
+print(parsed(eth, ipv4.ipv4(proto=6, **v4), tcp.tcp(dst_port=179),
+             b'\\xff' * 19))
+print(parsed(eth, ipv4.ipv4(proto=132, **v4), b'\\x01' * 12))
+'''
+
+
+def test_agent_still_parses_its_packet_ins():
+    assert run_agent_python(PARSE).splitlines() == [
+        "['ethernet', 'arp']",
+        "['ethernet', 'vlan', 'arp']",
+        "['ethernet', 'ipv4', 'icmp']",
+        "['ethernet', 'ipv4', 'udp', 'dhcp']",
+        "['ethernet', 'ipv4', 'igmp']",
+        "['ethernet', 'ipv6', 'icmpv6']",
+        "['ethernet', 'ipv4', 'tcp', 'bytes']",
+        # Protocols the agent never parses stay raw bytes.
+        "['ethernet', 'ipv4', 'tcp', 'bytes']",
+        "['ethernet', 'ipv4', 'bytes']",
+    ]
+
+
+def test_the_real_modules_stay_importable_afterwards():
+    out = run_agent_python(
+        'from os_ken.lib.packet import bgp\n'
+        'from os_ken.ofproto import ofproto_v1_5_parser\n'
+        'print(bgp.BGPMessage.__name__,'
+        ' ofproto_v1_5_parser.OFPHello.__name__)')
+    assert out.split() == ['BGPMessage', 'OFPHello']

@@ -31,6 +31,7 @@ import sys
 import time
 
 from dragonflow import lean  # noqa: F401 (first: eventlet, leanly)
+from dragonflow import lean_openflow  # noqa: F401 (then os-ken: 1.3 only)
 from dragonflow import conf as df_conf
 from dragonflow import daemon
 from dragonflow import errors
