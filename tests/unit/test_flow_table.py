@@ -1,6 +1,7 @@
-"""The flow table's shared (field, value) pairs follow the installed flows:
-pairs of flows that are gone do not pile up (an agent's memory stays flat
-over create/delete cycles)."""
+"""The flow table's shared (field, value) pairs and action lists follow the
+installed flows: those of flows that are gone do not pile up (an agent's
+memory stays flat over create/delete cycles); owners are found by identity
+whatever object holds it."""
 from dragonflow.controller import flows as fl
 
 
@@ -32,3 +33,29 @@ def test_installed_flows_keep_sharing_their_pairs():
     again = fl.Flow(20, 1, {'reg6': 7})
     shared = next(f for f in kept if f.table == 5).match
     assert any(p is again.match[0] for p in shared)
+
+
+def test_short_action_lists_are_shared_long_ones_are_not_kept():
+    a = fl.Flow(10, 1, {'reg6': 1}, [('set_field', 'reg7', 3)], goto=15)
+    b = fl.Flow(10, 1, {'reg6': 2}, [('set_field', 'reg7', 3)], goto=15)
+    assert a.actions is b.actions
+    # A flood list of every port: growing one port at a time, the cache
+    # must not keep each past version (quadratic memory).
+    before = len(fl._PAIRS)
+    for n in range(1, 300):
+        fl.Flow(55, 1, {'reg7': 9}, [('output', p) for p in range(n)])
+    assert len(fl._PAIRS) - before < 10
+
+
+def test_owners_by_identity():
+    table = fl.FlowTable()
+    table.update([('l2', 'a', [fl.Flow(10, 1, {'reg6': 1}, goto=15)])])
+    moved = fl.Flow(10, 1, {'reg6': 1}, [('output', 2)])
+    assert table.owner(moved) == ('l2', 'a')
+    changes = table.update([('l2', 'a', []), ('l3', 'b', [moved])])
+    assert changes.adds == [('l3', moved)] and changes.deletes == []
+    assert table.owner(moved) == ('l3', 'b')
+    refused = table.update([('nat', 'c', [fl.Flow(10, 1, {'reg6': 1})])])
+    assert 'owned by app l3' in refused.refused[0].reason
+    table.update([('l3', 'b', [])])
+    assert table.owner(moved) is None and table._owner._places == {}

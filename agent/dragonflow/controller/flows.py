@@ -37,14 +37,18 @@ from dragonflow.controller import pipeline
 # (field, value) pairs are shared between flows (a port's key, an
 # ethertype, a conntrack state recur in dozens of its flows): one tuple
 # each instead of one per flow, which was a third of the memory of 65k
-# installed flows. Pairs of flows that are gone (a deleted port's
-# addresses) would pile up: a FlowTable keeps only its flows' pairs when
-# the cache has doubled since it last did (FlowTable._prune_pairs), and the
-# cache is emptied past PAIRS_MAX anyway. Correctness does not depend on
-# it.
+# installed flows. Short action lists are shared the same way (65k flows
+# have ~4k distinct ones). Pairs of flows that are gone (a deleted port's
+# addresses) would pile up: a FlowTable keeps only its flows' pairs and
+# actions when the cache has doubled since it last did
+# (FlowTable._prune_pairs), and the cache is emptied past PAIRS_MAX
+# anyway. Correctness does not depend on it.
 _PAIRS = {}
 PAIRS_MAX = 500000
 PAIRS_PRUNE_MIN = 5000      # no pruning below this many pairs
+# Longer action lists (a flood list of every port) are one flow's own and
+# would keep every past version alive in the cache.
+SHARED_ACTIONS_MAX = 4
 
 
 def _shared(pair):
@@ -64,8 +68,10 @@ class Flow(collections.namedtuple('Flow', 'table priority match actions '
 
     def __new__(cls, table, priority, match=None, actions=(), goto=None):
         items = tuple(map(_shared, sorted((match or {}).items())))
-        return super().__new__(cls, table, priority, items, tuple(actions),
-                               goto)
+        actions = tuple(actions)
+        if len(actions) <= SHARED_ACTIONS_MAX:
+            actions = _shared(actions)
+        return super().__new__(cls, table, priority, items, actions, goto)
 
     @property
     def match_dict(self):
@@ -98,6 +104,42 @@ class FlowRefused(ValueError):
     pass
 
 
+class _Owners:
+    """Flow identity (table, priority, match) -> owner, kept by place:
+    {(table, priority): {match: owner}}. The key is the flow's own match
+    tuple, so no identity tuple is kept per flow (4 MB of 65k flows)."""
+
+    __slots__ = ('_places',)
+
+    def __init__(self):
+        self._places = {}
+
+    def get(self, identity):
+        table, priority, match = identity
+        place = self._places.get((table, priority))
+        return None if place is None else place.get(match)
+
+    def __contains__(self, identity):
+        return self.get(identity) is not None
+
+    def __setitem__(self, identity, owner):
+        table, priority, match = identity
+        place = self._places.get((table, priority))
+        if place is None:
+            place = self._places[(table, priority)] = {}
+        place[match] = owner
+
+    def __delitem__(self, identity):
+        table, priority, match = identity
+        place = self._places[(table, priority)]
+        del place[match]
+        if not place:
+            del self._places[(table, priority)]
+
+    def clear(self):
+        self._places.clear()
+
+
 class FlowTable:
     """Installed flows, by owner: (app name, key), e.g. a network id.
 
@@ -116,7 +158,7 @@ class FlowTable:
         # A tuple per owner, not a set: 5,000 owners' sets were a tenth of
         # the memory of 65k flows; diffs make the set they need.
         self._by_key = {}        # (app, key) -> tuple(Flow)
-        self._owner = {}         # flow identity -> (app, key)
+        self._owner = _Owners()  # flow identity -> (app, key)
         self.check = check
         self._pairs_limit = PAIRS_PRUNE_MIN
 
@@ -184,8 +226,12 @@ class FlowTable:
     def _prune_pairs(self):
         """Keep only the shared pairs of the installed flows (the same
         objects, so flows computed later still share them)."""
-        live = {pair: pair for flows in self._by_key.values()
-                for flow in flows for pair in flow.match}
+        live = {}
+        for flows in self._by_key.values():
+            for flow in flows:
+                live[flow.actions] = flow.actions
+                for pair in flow.match:
+                    live[pair] = pair
         _PAIRS.clear()
         _PAIRS.update(live)
         self._pairs_limit = max(PAIRS_PRUNE_MIN, 2 * len(live))
