@@ -3,7 +3,10 @@ interface, each in the same lab (namespaces, one OVS per chassis, the
 underlay bridge): our agent with ZooKeeper, and OVN 23.03 from Debian
 (``ovn-central`` + ``ovn-host``, installed by ``ensure_ovn``) with its NB
 and SB ``ovsdb-server``s and ``ovn-northd`` on the lab's central host and
-an ``ovn-controller`` per chassis.
+an ``ovn-controller`` per chassis. Each chassis reaches the central host
+over a management link of its own (``NetLab(management=True)``), not over
+the tunnel underlay its userspace datapath carries, as a node with a
+kernel datapath or a management network would.
 
 A side creates networks and ports in its own northbound (a port is
 anything with ``id`` = the ``iface-id`` to plug, ``macs`` and ``ips``),
@@ -167,12 +170,11 @@ class Ovn:
         os.makedirs(self.dir, exist_ok=True)
         self.nb_sock = os.path.join(self.dir, 'nb.sock')
         self.sb_sock = os.path.join(self.dir, 'sb.sock')
-        self.sb_remote = f'tcp:{lab.zk_ip}:6642'
         self._next = 0
         for db, schema, remotes in (
                 ('nb', 'ovn-nb.ovsschema', []),
                 ('sb', 'ovn-sb.ovsschema',
-                 [f'--remote=ptcp:6642:{lab.zk_ip}'])):
+                 ['--remote=ptcp:6642'])):
             path = os.path.join(self.dir, f'{db}.db')
             sh('ovsdb-tool', 'create', path, os.path.join(OVN_SHARE, schema))
             self._daemon(f'{db}-ovsdb', 'ovsdb-server', path,
@@ -206,7 +208,7 @@ class Ovn:
         for name in names:
             ch = self.lab.chassis[name]
             ch.vsctl('set', 'Open_vSwitch', '.',
-                     f'external_ids:ovn-remote={self.sb_remote}',
+                     f'external_ids:ovn-remote=tcp:{ch.central_ip}:6642',
                      'external_ids:ovn-encap-type=geneve',
                      f'external_ids:ovn-encap-ip={ch.ip}',
                      'external_ids:ovn-bridge-datapath-type=netdev')
@@ -318,7 +320,7 @@ SIDES = {'dragonflow': Dragonflow, 'ovn': Ovn}
 def side_lab(side, prefix, underlay, chassis):
     """A lab whose chassis run side's controllers: yields (lab, side)."""
     lab = NetLab(tempfile.mkdtemp(prefix=f'df-{prefix}-'), prefix=prefix,
-                 underlay=underlay)
+                 underlay=underlay, management=True)
     control = None
     try:
         lab.create()
