@@ -87,6 +87,11 @@ def import_openflow13():
         for name, module in stand_ins.items():
             if sys.modules.get(name) is module:
                 del sys.modules[name]
+            # The packet package's own imports bound some as its
+            # attributes (``from . import lldp``).
+            parent, _, child = name.rpartition('.')
+            if getattr(sys.modules.get(parent), child, None) is module:
+                delattr(sys.modules[parent], child)
 
 
 import_openflow13()

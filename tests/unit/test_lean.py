@@ -117,8 +117,8 @@ def test_agent_still_parses_its_packet_ins():
 
 def test_the_real_modules_stay_importable_afterwards():
     out = run_agent_python(
-        'from os_ken.lib.packet import bgp\n'
+        'from os_ken.lib.packet import bgp, lldp\n'
         'from os_ken.ofproto import ofproto_v1_5_parser\n'
-        'print(bgp.BGPMessage.__name__,'
+        'print(bgp.BGPMessage.__name__, lldp.lldp.__name__,'
         ' ofproto_v1_5_parser.OFPHello.__name__)')
-    assert out.split() == ['BGPMessage', 'OFPHello']
+    assert out.split() == ['BGPMessage', 'lldp', 'OFPHello']
