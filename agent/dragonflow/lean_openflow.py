@@ -22,6 +22,7 @@ right after :mod:`dragonflow.lean`, before anything of os-ken's
 (``tests/unit/test_lean.py`` checks what it loads and that the packet-ins
 the agent handles still parse).
 """
+import logging
 import sys
 import types
 
@@ -69,7 +70,9 @@ def _stand_ins():
 
 def import_openflow13():
     """Import os-ken's OpenFlow package (1.3 only) and its packet library
-    leanly; a no-op if something imported them already."""
+    leanly; a no-op if something imported them already. An os-ken whose
+    modules need more of a stand-in than it has (checked with Debian 12's
+    2.x and PyPI's 4.2) is imported whole instead, with a warning."""
     if _OFPROTO + 'ofproto_protocol' in sys.modules:
         return
     stand_ins = {name: module for name, module in _stand_ins().items()
@@ -78,6 +81,10 @@ def import_openflow13():
     try:
         from os_ken.lib.packet import packet  # noqa: F401
         from os_ken.ofproto import ofproto_protocol
+    except Exception as e:
+        failed = e
+    else:
+        failed = None
         for version in UNUSED_VERSIONS:
             ofproto_protocol._versions.pop(version, None)
         ofproto_protocol._versions.pop(1, None)
@@ -92,6 +99,22 @@ def import_openflow13():
             parent, _, child = name.rpartition('.')
             if getattr(sys.modules.get(parent), child, None) is module:
                 delattr(sys.modules[parent], child)
+    if failed is not None:
+        _import_whole(failed)
+
+
+def _import_whole(failed):
+    """Forget what the lean import loaded and import os-ken's OpenFlow
+    package and packet library as they are."""
+    logging.getLogger(__name__).warning(
+        'os-ken needs more of its modules than expected (%s: %s); loading '
+        'all of its OpenFlow versions and packet parsers', type(failed)
+        .__name__, failed)
+    for name in [n for n in sys.modules
+                 if n.startswith((_PACKET[:-1], _OFPROTO[:-1]))]:
+        del sys.modules[name]
+    from os_ken.lib.packet import packet  # noqa: F401,F811
+    from os_ken.ofproto import ofproto_protocol  # noqa: F401
 
 
 import_openflow13()
