@@ -45,9 +45,10 @@ PACKET_STAND_INS = {
     'cfm': {'cfm': None},
     'pbb': {'itag': None},
 }
-# The OpenFlow versions the agent does not speak: wire version -> module
-# suffix. 1.0's constants stay (os-ken's controller and NXM code use
-# them); its parser does not.
+# The OpenFlow versions the agent does not speak, whose modules are
+# stand-ins: wire version -> module suffix. 1.0's constants stay real
+# (os-ken's controller and NXM code use them); its parser does not. Only
+# 1.3 is left in what os-ken negotiates.
 UNUSED_VERSIONS = {3: 'v1_2', 5: 'v1_4', 6: 'v1_5'}
 
 
@@ -85,11 +86,12 @@ def import_openflow13():
         failed = e
     else:
         failed = None
-        for version in UNUSED_VERSIONS:
-            ofproto_protocol._versions.pop(version, None)
-        ofproto_protocol._versions.pop(1, None)
-        ofproto_protocol._supported_versions &= set(
-            ofproto_protocol._versions)
+        from os_ken.ofproto import ofproto_v1_3
+        versions = ofproto_protocol._versions
+        for version in [v for v in versions
+                        if v != ofproto_v1_3.OFP_VERSION]:
+            del versions[version]
+        ofproto_protocol._supported_versions &= set(versions)
     finally:
         for name, module in stand_ins.items():
             if sys.modules.get(name) is module:

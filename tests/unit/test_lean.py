@@ -13,14 +13,19 @@ UNWANTED = ('dns', 'OpenSSL', 'cryptography', 'setuptools', 'pkg_resources',
             'requests')
 
 
+def python(code):
+    """code run in a fresh interpreter that finds the agent's package."""
+    return subprocess.run(
+        [sys.executable, '-c', code], env=dict(os.environ, PYTHONPATH=AGENT),
+        check=True, capture_output=True, text=True)
+
+
 def loaded(statement):
     """Top-level module names loaded after running statement."""
-    out = subprocess.run(
-        [sys.executable, '-c', f'{statement}\nimport sys\n'
-         'print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))'],
-        env=dict(os.environ, PYTHONPATH=AGENT), check=True,
-        capture_output=True, text=True).stdout
-    return set(out.split())
+    out = python(
+        f'{statement}\nimport sys\n'
+        'print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))')
+    return set(out.stdout.split())
 
 
 @pytest.mark.parametrize('module', ['dragonflow.controller.service',
@@ -51,11 +56,8 @@ UNUSED_OS_KEN = ('os_ken.lib.packet.bgp', 'os_ken.lib.packet.zebra',
 def run_agent_python(code):
     """stdout of code run in a fresh interpreter that imported the agent's
     daemon module first."""
-    return subprocess.run(
-        [sys.executable, '-c',
-         f'import dragonflow.controller.service\nimport sys\n{code}'],
-        env=dict(os.environ, PYTHONPATH=AGENT), check=True,
-        capture_output=True, text=True).stdout
+    return python(
+        f'import dragonflow.controller.service\nimport sys\n{code}').stdout
 
 
 def test_agent_loads_openflow13_and_the_packets_it_parses_only():
@@ -140,9 +142,6 @@ print(lldp.lldp.__name__, sorted(p._versions))
 def test_an_os_ken_needing_more_of_a_stand_in_is_imported_whole():
     # A stand-in lacking what a (future) os-ken module reads at import:
     # the agent still starts, with all of os-ken's modules.
-    out = subprocess.run(
-        [sys.executable, '-c', FALLBACK],
-        env=dict(os.environ, PYTHONPATH=AGENT), check=True,
-        capture_output=True, text=True)
+    out = python(FALLBACK)
     assert out.stdout.split() == ['lldp', '[1,', '3,', '4,', '5,', '6]']
     assert 'loading all of its OpenFlow versions' in out.stderr
