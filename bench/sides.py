@@ -117,17 +117,19 @@ class Dragonflow:
             'id': name, 'network_id': net.id, 'name': name, 'macs': [mac],
             'ips': [ip]})
 
-    def group_world(self, ports, rules):
+    def group_world(self, ports, rules, from_group=False):
         """One network, one security group of ``rules`` ingress TCP-port
-        rules and egress allow-all, ``ports`` ports in it."""
+        rules (from the group's own members: from_group) and egress
+        allow-all, ``ports`` ports in it."""
         group = self.nb.create('security_group', {'name': 'scale'})
+        remote = {'remote_group_id': group.id} if from_group else {}
         writes = [('create', 'security_group_rule', {
             'security_group_id': group.id, 'direction': 'egress',
             'ethertype': v}) for v in ('IPv4', 'IPv6')]
-        writes += [('create', 'security_group_rule', {
+        writes += [('create', 'security_group_rule', dict({
             'security_group_id': group.id, 'direction': 'ingress',
             'protocol': 'tcp', 'port_range_min': 2000 + i,
-            'port_range_max': 2000 + i}) for i in range(rules)]
+            'port_range_max': 2000 + i}, **remote)) for i in range(rules)]
         self.nb.write_many(writes)
         net = self.network('scale', '10.90.0.0/16')
         return self.ports(net, ports, 's', groups=[group.id])
@@ -270,12 +272,14 @@ class Ovn:
         self.nbctl(*self._port_commands(net, name, mac, ip)[1:])
         return types.SimpleNamespace(id=name, macs=[mac], ips=[ip])
 
-    def group_world(self, ports, rules):
+    def group_world(self, ports, rules, from_group=False):
         """What Neutron's OVN driver makes of the same security group: a
-        port group, allow-related ACLs per rule, default drops."""
+        port group, allow-related ACLs per rule (from the port group's
+        address set: from_group), default drops."""
         group = 'pg_scale'
+        source = f' && ip4.src == ${group}_ip4' if from_group else ''
         acls = [('to-lport', 1002, f'outport == @{group} && ip4 && tcp && '
-                 f'tcp.dst == {2000 + i}', 'allow-related')
+                 f'tcp.dst == {2000 + i}{source}', 'allow-related')
                 for i in range(rules)]
         acls += [('from-lport', 1002, f'inport == @{group} && {v}',
                   'allow-related') for v in ('ip4', 'ip6')]

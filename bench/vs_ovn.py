@@ -9,7 +9,9 @@ ovn-northd on the central host, ovn-controller on each chassis, Geneve).
 The scenarios are ``scale_bench.py``'s, given the same inputs through each
 side's own northbound: the same network, ports, and a security group of 40
 ingress TCP rules + egress allow-all (for OVN, what Neutron's driver makes
-of it: a port group with allow-related ACLs and default drops).
+of it: a port group with allow-related ACLs and default drops);
+``--rules-from-group``: the ingress rules admit the group's own members
+only (remote-group rules; for OVN, the port group's address set).
 
 Prints each side's raw figures as it goes, then a table: figure, OVN,
 ours, ratio (ours / OVN) and the issue's target for the ratio."""
@@ -88,13 +90,17 @@ def main():
     parser.add_argument('--only', action='append', choices=DEFAULT,
                         help='run this scenario only (repeatable)')
     parser.add_argument('--json', help='also write the figures here')
+    parser.add_argument('--rules-from-group', action='store_true',
+                        help='the group\'s ingress rules admit its own '
+                             'members only (remote-group rules; OVN: the '
+                             'port group\'s address set)')
     args = parser.parse_args()
     scenarios = args.only or DEFAULT
     ensure_ovn()
     ours = run('dragonflow', scenarios, args.ports, prefix='dfv',
-               underlay='172.30.61.0/24')
+               underlay='172.30.61.0/24', from_group=args.rules_from_group)
     ovn = run('ovn', scenarios, args.ports, prefix='dfv',
-              underlay='172.30.61.0/24')
+              underlay='172.30.61.0/24', from_group=args.rules_from_group)
     print(f'\nside by side ({args.ports} ports in the group scenario):')
     print(table(ours, ovn))
     write_json(args.json, {'dragonflow': ours, 'ovn': ovn})

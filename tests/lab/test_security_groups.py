@@ -100,25 +100,44 @@ def test_remote_group_and_established_tcp_return(topo, lab_nb, groups):
 
 def test_a_rule_applies_to_its_groups_ports_only(topo, lab, lab_nb,
                                                    groups):
+    """Plain rules are conjunctions of "port in the group" and "this
+    service": a rule of group one opens its service on a only, adds one
+    flow and changes no port's flows; a packet that a's clause of group
+    one matches but no plain rule allows still reaches the remote-group
+    rules below (the conjunction falls through to lower priorities)."""
     net = topo.network('10.53.0.0/24')
     one, two = groups('one'), groups('two')
+    _rule(lab_nb, one, 'ingress', protocol='udp', port_range_min=53,
+          port_range_max=53)
+    _rule(lab_nb, one, 'ingress', protocol='icmp', remote_group_id=two.id)
     a = topo.vm(net, 'ch1', security_groups=[one.id])
     b = topo.vm(net, 'ch1', security_groups=[two.id])
-    topo.wait_bound(a)
-    topo.wait_bound(b)
+    c = topo.vm(net, 'ch2')             # no groups: not filtered
     chassis = lab.chassis['ch1']
 
-    def sg_flows(vm):
-        key = lab_nb.get('logical_port', vm.port_id).unique_key
+    def port_flows():
+        keys = {lab_nb.get('logical_port', vm.port_id).unique_key
+                for vm in (a, b)}
         return {line for line in _dump(chassis, (105, 110))
-                if f'reg7=0x{key:x}' in line}
-    wait_until(lambda: sg_flows(a) and sg_flows(b), 10, message='flows in')
-    before_b = sg_flows(b)
-    _rule(lab_nb, one, 'ingress', protocol='tcp', port_range_min=22,
-          port_range_max=22)
-    wait_until(lambda: any('tp_dst=22' in f for f in sg_flows(a)), 10,
-               message='rule of group one programmed')
-    assert sg_flows(b) == before_b
+                if any(f'reg7=0x{key:x}' in line for key in keys)}
+    wait_until(lambda: _answers(b, a.ip), 20,
+               message='b, in the remote group, pings a')
+    assert _blocked(c, a.ip), 'c is in no group of a\'s ICMP rule'
+    before = port_flows()
+    _rule(lab_nb, one, 'ingress', protocol='tcp', port_range_min=8022,
+          port_range_max=8022)
+    servers = [a.serve_tcp(8022), b.serve_tcp(8022)]
+    try:
+        wait_until(lambda: c.connect_tcp(a.ip, 8022) == c.ip, 10,
+                   message='rule of group one opens a')
+        assert c.connect_tcp(b.ip, 8022) is None, 'b is not in group one'
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+    assert port_flows() == before
+    assert any('tp_dst=8022' in line and 'conjunction(' in line and
+               'reg7=' not in line for line in _dump(chassis, (110,)))
 
 
 def _dump(chassis, tables):

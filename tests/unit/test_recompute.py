@@ -122,18 +122,42 @@ def test_a_remote_port_touches_the_address_sets_of_its_groups(
     assert owners <= {'net', ('port', 'vm2'), sg + ('10.0.0.66',)} | lb
 
 
-def test_a_security_group_rule_touches_only_its_groups_local_ports(
+def test_a_security_group_rule_adds_its_service_flow_and_touches_no_port(
         controller):
+    """Plain rules are conjunctions (rules + ports): a rule whose
+    direction and IP version its group has already is one flow, shared
+    by the group's ports, none of them recomputed."""
     rule = world.obj('security_group_rule', id='web-http',
                      security_group_id='web', direction='ingress',
                      protocol='tcp', port_range_min=80, port_range_max=80)
     controller.step([change('create', rule)])
-    assert controller.recomputed == [(set(), {'vm1'})]
+    assert controller.recomputed == [(set(), set())]
+    key = ('security_groups', 'rules',
+           '110:ct_state=0x21/0x37,eth_type=0x800,ip_proto=6,tcp_dst=80')
+    assert key in controller.recomputed_keys[-1]
     deletes, adds = controller.writer.commits[-1]
     assert deletes == [] and [fl.text(f) for f, _ in adds] == [
-        'table=110, priority=50, ct_state=0x21/0x37,eth_type=0x800,'
-        'ip_proto=6,reg7=0xb,tcp_dst=80 actions=ct(zone=9,commit),'
-        'goto_table:112']
+        'table=110, priority=45, ct_state=0x21/0x37,eth_type=0x800,'
+        'ip_proto=6,tcp_dst=80 actions=conjunction(12,2/2)']
+
+
+def test_a_rule_of_a_new_kind_touches_its_groups_local_ports(controller):
+    """A group's first ingress IPv6 rule: its local port's clause names
+    one conjunction more, committed by a new conj_id flow."""
+    rule = world.obj('security_group_rule', id='web-v6',
+                     security_group_id='web', direction='ingress',
+                     ethertype='IPv6')
+    controller.step([change('create', rule)])
+    assert controller.recomputed == [(set(), {'vm1'})]
+    deletes, adds = controller.writer.commits[-1]
+    assert sorted(fl.text(f) for f, _ in adds) == [
+        'table=110, priority=45, conj_id=13,eth_type=0x86dd,metadata=0x9 '
+        'actions=ct(zone=9,commit),goto_table:112',
+        'table=110, priority=45, ct_state=0x21/0x37,eth_type=0x86dd '
+        'actions=conjunction(13,2/2)',
+        'table=110, priority=45, reg7=0xb '
+        'actions=conjunction(12,1/2),conjunction(13,1/2)']
+    assert [fl.text(f) for f in deletes] == []
 
 
 def test_a_subnet_change_touches_its_network_only(controller):

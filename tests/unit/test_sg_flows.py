@@ -72,19 +72,28 @@ def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
                    direction='egress'))
     app = sg.APP()
     flows = app.port_flows(state, state.get('logical_port', 'a'))
-    cid = 2 << 2            # db's key, ingress, IPv4
+    cid = 2 << 3            # db's key, remote, ingress, IPv4
     ingress = [f for f in flows if f.table == pl.INGRESS_SG]
     assert [(f.priority, f.match_dict, f.actions) for f in ingress] == [
         (sg.CONJ_PRIORITY, {'reg7': 11, 'ct_state': pl.CT_STATE_NEW,
                             'eth_type': pl.ETH_IP, 'ip_proto': 6,
                             'tcp_dst': (80, 0xfffe)},
          (('conjunction', cid, 1, 2),))]
+    plain = 1 << 3 | 1 << 2 | 1 << 1    # web's key, plain, egress, IPv4
     egress = [f for f in flows if f.table == pl.EGRESS_SG]
-    assert len(egress) == 1 and egress[0].actions == (('ct', 9, None, True),)
-    assert egress[0].goto == pl.TAP_OUT
+    assert [(f.priority, f.match_dict, f.actions) for f in egress] == [
+        (sg.PLAIN_PRIORITY, {'reg6': 11}, (('conjunction', plain, 1, 2),))]
     keyed = _keyed(app, state)
     members = {app.key('address', a) for a in ('10.0.0.6', '10.0.0.7')}
-    assert set(keyed) == members | {app.key('conj', 'db')}
+    service = app.key('rules', '15:ct_state=0x21/0x37,eth_type=0x800')
+    assert set(keyed) == members | {app.key('conj', 'db'), service,
+                                    app.key('commit', 'web')}
+    [allow] = keyed[service]
+    assert allow.actions == (('conjunction', plain, 2, 2),)
+    [commit] = keyed[app.key('commit', 'web')]
+    assert commit.match_dict == {'conj_id': plain, 'metadata': 9,
+                                 'eth_type': pl.ETH_IP}
+    assert commit.goto == pl.TAP_OUT
     for key in members:
         assert [(f.match_dict['ipv4_src'], f.actions) for f in keyed[key]] \
             == [(key[2], (('conjunction', cid, 2, 2),))]
@@ -105,8 +114,8 @@ def test_a_member_in_two_remote_groups_is_one_flow_with_both(state):
                        remote_group_id=remote))
     app = sg.APP()
     [flow] = app.key_flows(state, app.key('address', '10.0.0.6'))
-    assert flow.actions == (('conjunction', 1 << 2, 2, 2),
-                            ('conjunction', 2 << 2, 2, 2))
+    assert flow.actions == (('conjunction', 1 << 3, 2, 2),
+                            ('conjunction', 2 << 3, 2, 2))
 
 
 def test_empty_remote_groups_allow_nothing(state):
@@ -186,3 +195,134 @@ def test_remote_addresses_follow_ports_and_rules_in_any_order():
         assert set(s.remote_addresses()) == walked(), step
         assert app.keys(s) == {app.key('address', a) for a in walked()} | {
             app.key('conj', g) for g in s.by_remote}, step
+
+
+def _rule(rule_id, group, direction='ingress', **more):
+    return _obj('security_group_rule', id=rule_id, security_group_id=group,
+                direction=direction, **more)
+
+
+def test_plain_rules_grow_as_rules_plus_ports(state):
+    """Ten TCP rules and twenty local ports in one group: each port has
+    its conntrack flows and one clause; each rule one service flow."""
+    for i in range(10):
+        state.put(_rule(f'r{i}', 'web', protocol='tcp',
+                        port_range_min=8000 + i, port_range_max=8000 + i))
+    for i in range(20):
+        state.put(_obj('logical_port', id=f'p{i}', network_id='net',
+                       unique_key=100 + i, ips=[f'10.0.1.{i}'],
+                       macs=['fa:16:3e:00:01:%02x' % i],
+                       security_groups=['web']))
+        state.ofports[f'p{i}'] = 10 + i
+    app = sg.APP()
+    for i in range(20):
+        flows = app.port_flows(state, state.get('logical_port', f'p{i}'))
+        [clause] = [f for f in flows if f.table == pl.INGRESS_SG]
+        assert clause.actions == (('conjunction', 1 << 3 | 1 << 2, 1, 2),)
+        assert len(flows) == 5          # 4 to conntrack, 1 clause
+    keyed = _keyed(app, state)
+    services = [k for k in keyed if k[1] == 'rules']
+    assert len(services) == 10
+    assert sum(len(keyed[k]) for k in services) == 10
+    [commit] = keyed[app.key('commit', 'web')]
+    assert commit.match_dict['conj_id'] == 1 << 3 | 1 << 2
+
+
+def test_a_service_two_groups_allow_is_one_flow_naming_both(state):
+    state.put(_obj('logical_port', id='d', network_id='net', unique_key=14,
+                   ips=['10.0.0.8'], macs=['fa:16:3e:00:00:14'],
+                   security_groups=['db']))
+    state.ofports['d'] = 2
+    for rule_id, group in (('w', 'web'), ('d', 'db')):
+        state.put(_rule(rule_id, group, protocol='tcp', port_range_min=22,
+                        port_range_max=22))
+    app = sg.APP()
+    key = app.key('rules', '110:ct_state=0x21/0x37,eth_type=0x800,'
+                           'ip_proto=6,tcp_dst=22')
+    [flow] = app.key_flows(state, key)
+    assert flow.actions == (('conjunction', 1 << 3 | 1 << 2, 2, 2),
+                            ('conjunction', 2 << 3 | 1 << 2, 2, 2))
+    # a is in web only: its clause names web's conjunction alone.
+    [clause] = [f for f in app.port_flows(state, state.get('logical_port',
+                                                           'a'))
+                if f.table == pl.INGRESS_SG]
+    assert clause.actions == (('conjunction', 1 << 3 | 1 << 2, 1, 2),)
+    # Without a local port, db's rules are not programmed here.
+    del state.ofports['d']
+    [flow] = app.key_flows(state, key)
+    assert flow.actions == (('conjunction', 1 << 3 | 1 << 2, 2, 2),)
+    assert app.key('commit', 'db') not in app.keys(state)
+
+
+def test_only_a_new_direction_or_version_of_plain_rules_shapes_ports(state):
+    first = _rule('r1', 'web', protocol='tcp', port_range_min=22,
+                  port_range_max=22)
+    state.put(first)
+    assert sg.rule_shapes_ports(state, first, None)
+    second = _rule('r2', 'web', protocol='udp')
+    state.put(second)
+    assert not sg.rule_shapes_ports(state, second, None)
+    state.remove('security_group_rule', 'r2')
+    assert not sg.rule_shapes_ports(state, None, second)
+    state.remove('security_group_rule', 'r1')
+    assert sg.rule_shapes_ports(state, None, first)
+    remote = _rule('r3', 'web', remote_group_id='db')
+    state.put(remote)
+    assert sg.rule_shapes_ports(state, remote, None)
+
+
+def test_a_group_enforced_here_joins_the_service_flows_it_shares(state):
+    """db's first local port: the service flow web and db share names
+    db's conjunction too (touched by that port), and not after it left."""
+    for rule_id, group in (('w', 'web'), ('d', 'db')):
+        state.put(_rule(rule_id, group, protocol='tcp', port_range_min=22,
+                        port_range_max=22))
+    app = sg.APP()
+    key = app.key('rules', '110:ct_state=0x21/0x37,eth_type=0x800,'
+                           'ip_proto=6,tcp_dst=22')
+    assert key in app.keys(state)
+    web, db = ('conjunction', 1 << 3 | 1 << 2, 2, 2), \
+        ('conjunction', 2 << 3 | 1 << 2, 2, 2)
+    assert app.key_flows(state, key)[0].actions == (web,)
+    port = state.get('logical_port', 'b')
+    for plugged, actions in ((True, (web, db)), (False, (web,))):
+        if plugged:
+            state.ofports['b'] = 2
+        else:
+            del state.ofports['b']
+        assert key in app.touched_keys(state, 'logical_port', port, port)
+        assert (app.key('commit', 'db') in app.keys(state)) == plugged
+        assert app.key_flows(state, key)[0].actions == actions
+    # A second port of web touches no service flow: web is enforced.
+    state.put(_obj('logical_port', id='a2', network_id='net', unique_key=15,
+                   ips=['10.0.0.9'], macs=['fa:16:3e:00:00:15'],
+                   security_groups=['web']))
+    state.ofports['a2'] = 3
+    port = state.get('logical_port', 'a2')
+    touched = app.touched_keys(state, 'logical_port', port, port)
+    assert {k for k in touched if k[1] != 'address'} == {
+        app.key('commit', 'web')}
+
+
+def test_local_group_zones_follow_ports_plugs_and_networks(state):
+    assert state.local_group_zones() == {'web': {9: 1}}
+    state.ofports['b'] = 2
+    state.ofports['c'] = 3
+    assert state.local_group_zones() == {'web': {9: 1}, 'db': {9: 2}}
+    version = state.group_zones_version
+    port = state.get('logical_port', 'b')
+    state.put(_obj('logical_port', **dict(
+        port.to_dict(), port_security_enabled=False)))
+    assert state.local_group_zones() == {'web': {9: 1}, 'db': {9: 1}}
+    assert state.group_zones_version == version     # no group came or went
+    state.put(_obj('logical_switch', id='net2', unique_key=4,
+                   segmentation_id=6))
+    state.put(_obj('logical_port', id='c', network_id='net2',
+                   unique_key=13, ips=['10.0.1.7'],
+                   macs=['fa:16:3e:00:00:13'], security_groups=['web']))
+    assert state.local_group_zones() == {'web': {9: 1, 4: 1}}
+    assert state.group_zones_version > version      # db went
+    state.remove('logical_switch', 'net2')
+    assert state.local_group_zones() == {'web': {9: 1}}
+    state.ofports.clear()
+    assert state.local_group_zones() == {}

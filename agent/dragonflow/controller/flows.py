@@ -344,10 +344,16 @@ def action_text(action):
     return ':'.join([kind] + [str(a) for a in args])
 
 
+def match_text(match):
+    """A flow's match (sorted (field, value) items) as text:
+    ``eth_type=0x800,ip_proto=6``."""
+    return ','.join(f'{f}={_value(f, v)}' for f, v in match)
+
+
 def text(flow, cookie=None):
     """One line per flow: ``table=55, priority=100, <match>
     actions=<actions>`` (``cookie=0x..,`` first when given)."""
-    match = ','.join(f'{f}={_value(f, v)}' for f, v in flow.match)
+    match = match_text(flow.match)
     actions = [action_text(a) for a in flow.actions]
     if flow.goto is not None:
         actions.append(f'goto_table:{flow.goto}')

@@ -48,6 +48,7 @@ from dragonflow.controller import state as state_mod
 from dragonflow.controller import tracer
 from dragonflow.controller.apps import fwaas as fwaas_app
 from dragonflow.controller.apps import lb as lb_app
+from dragonflow.controller.apps import security_groups as sg_app
 from dragonflow.controller.apps import tap as tap_app
 from dragonflow.controller.bfd import BfdSessions
 from dragonflow.controller.packet_in import PacketInRouter
@@ -174,8 +175,7 @@ class LocalController:
             'logical_port': self._touched_logical_port,
             'logical_router': self._touched_logical_router,
             'logical_router_port': self._touched_logical_router_port,
-            # A group's ports and rules carry all its flows need.
-            'security_group': self._touched_nothing,
+            'security_group': self._touched_security_group,
             'security_group_rule': self._touched_security_group_rule,
             'floating_ip': self._touched_floating_ip,
             # A trunk's subports come as child_port_segmentation objects.
@@ -437,8 +437,21 @@ class LocalController:
                        keys=df_apps.touched_keys(self.apps, self.state,
                                                  'floating_ip', obj, old))
 
+    def _touched_security_group(self, change, obj, old):
+        # Its ports and rules carry what its flows need but its key, which
+        # names its conjunctions: only its coming or going touches them.
+        if obj is not None and old is not None:
+            return NOTHING
+        return self._group_members({change.id}) | Touched(
+            keys=df_apps.touched_keys(self.apps, self.state,
+                                      'security_group', obj, old))
+
     def _touched_security_group_rule(self, change, obj, old):
-        return self._group_members({obj.security_group_id}) | Touched(
+        # Its own flows are keyed; its group's local ports' flows change
+        # only when they name a conjunction more or less.
+        members = self._group_members({obj.security_group_id}) \
+            if sg_app.rule_shapes_ports(self.state, obj, old) else NOTHING
+        return members | Touched(
             keys=df_apps.touched_keys(self.apps, self.state,
                                       'security_group_rule', obj, old))
 

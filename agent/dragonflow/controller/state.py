@@ -104,6 +104,13 @@ class LocalState:
         self.mcast_groups = collections.defaultdict(dict)
         self.mcast_ports = collections.defaultdict(set)
         self.mcast_own = {}         # (network id, group) -> our record
+        # Security group id -> Counter(zone: local protected ports in it),
+        # what each port counts for, and the ports to count again (None:
+        # all of them); see local_group_zones.
+        self._group_zones = {}
+        self._group_zones_of = {}
+        self._group_zones_dirty = None
+        self.group_zones_version = 0    # bumped when a group comes or goes
 
     # --- NB objects ------------------------------------------------------
     def put(self, obj):
@@ -174,7 +181,7 @@ class LocalState:
         elif table in MCAST_TABLES:
             pass            # indexed in place (_index_membership)
         elif table == 'security_group_rule':
-            self._drop(keys=('rules',))
+            self._drop(keys=('rules', 'sg_plain'))
         elif table == 'logical_port' and obj.id not in self.children:
             nets = {o.network_id for o in (obj, old) if o is not None}
             local = self.wire(obj.id) is not None
@@ -183,22 +190,31 @@ class LocalState:
             self._drop(nets, LOCALITY if local and (
                 old is None or len(nets) > 1 or
                 obj.network_id not in self._local_set()) else ())
+            self._recount_zones(obj.id)
         else:
             # Networks, subnets, routers, chassis, trunk segments: they
             # may change which networks are programmed or where ports are.
             self._cache.clear()
+            self._group_zones_dirty = None
 
     def _plugged(self, port_id, added):
         """A local interface came (added) or went."""
         port = self.get('logical_port', port_id) if port_id else None
         if port is None or port_id in self.children:
             self._cache.clear()
+            self._group_zones_dirty = None
         else:
+            self._recount_zones(port_id)
             # Plugging into a network that is already local changes no
             # network's locality; unplugging may (the last port).
             self._drop({port.network_id}, LOCALITY if not added or
                        port.network_id not in self._local_set() else
                        PLUGGED)
+
+    def _recount_zones(self, port_id):
+        """The port's part in local_group_zones may change."""
+        if self._group_zones_dirty is not None:
+            self._group_zones_dirty.add(port_id)
 
     def _local_set(self):
         return self._cached('local_set', None,
@@ -367,6 +383,43 @@ class LocalState:
         return out
 
     # --- security groups -------------------------------------------------
+    def local_group_zones(self):
+        """{security group id: Counter(zone: its protected ports here on
+        that network)}: the groups whose rules this chassis enforces, and
+        where. Kept in place: only the ports changed, plugged or unplugged
+        since the last call are counted again (all of them after a change
+        that may move many: a network, a trunk). Shared: do not modify."""
+        dirty = self._group_zones_dirty
+        if dirty is None:
+            dirty = set(self._group_zones_of) | self.local_port_ids()
+        self._group_zones_dirty = set()
+        zones = self._group_zones
+        for port_id in dirty:
+            for group_id, zone in self._group_zones_of.pop(port_id, ()):
+                counts = zones[group_id]
+                counts[zone] -= 1
+                if counts[zone] <= 0:
+                    del counts[zone]
+                    if not counts:
+                        del zones[group_id]
+                        self.group_zones_version += 1
+            port = self.get('logical_port', port_id)
+            if port is None or not port.port_security_enabled or \
+                    not port.security_groups or not self.is_local(port):
+                continue
+            network = self.network(port.network_id)
+            if network is None:
+                continue
+            counted = tuple((g, network.unique_key)
+                            for g in set(port.security_groups))
+            self._group_zones_of[port_id] = counted
+            for group_id, zone in counted:
+                if group_id not in zones:
+                    zones[group_id] = collections.Counter()
+                    self.group_zones_version += 1
+                zones[group_id][zone] += 1
+        return zones
+
     def group_ports(self, group_id):
         """Every known port in a security group (any chassis)."""
         return sorted(self.group_members(group_id), key=lambda p: p.id)

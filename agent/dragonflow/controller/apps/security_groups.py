@@ -16,22 +16,33 @@ stops new connections only. A group without rules denies everything;
 give it egress rules to let its ports send (Neutron creates those with
 every group). Ports without security groups are not filtered.
 
-A port's rule flows are keyed by the port (``port_flows``): a rule
-change recomputes the flows of the group's local ports and the diff
-touches only the flows derived from that rule.
+Rules are conjunctive matches (``conjunction`` in ovs-actions(7)), so
+flows grow as rules + ports, not rules x ports (OVN expands a port group's
+ACLs per port):
 
-Remote-group rules are conjunctive matches (``conjunction`` in
-ovs-actions(7)), as OVN does with address sets, so flows grow as rules +
-members, not rules x members: each local port gets one flow per
-protocol/port variant of its remote-group rules (clause 1: "to this port,
-this service"), and the remote group gets one flow per member address
-(clause 2: "from a member"), keyed by the address, so a member joining
-adds one flow and touches no port. The conjunction id names the remote
-group, the direction and the IP version; its ``conj_id`` flow (keyed by
-the group), per network with a local port using it, commits the
-connection in the network's zone. A packet both clauses match is a new
-connection the rule allows. These flows sit below the plain rule flows
-(which need no conjunction).
+- Plain rules (no remote group), priority 45: each local port gets one
+  flow per direction naming the conjunctions of its groups (clause 1:
+  "this port is in the group"); each distinct rule match (protocol, port
+  range as masks, remote prefix) is one flow, keyed by the match, naming
+  the conjunctions of every local group with such a rule (clause 2: "this
+  service"). A port joining a group adds its own flow and touches no rule
+  flow (unless it is the group's first port here: the group joins its
+  rules' flows); a rule adds its own match flows and touches no port
+  (unless it is its group's first of a direction and IP version: the
+  ports' flows name one conjunction more).
+- Remote-group rules, priority 40, as OVN does with address sets: each
+  local port gets one flow per protocol/port variant of its remote-group
+  rules (clause 1: "to this port, this service"), and the remote group
+  one flow per member address (clause 2: "from a member"), keyed by the
+  address, so a member joining adds one flow and touches no port.
+
+A conjunction id names the group, plain or remote, the direction and the
+IP version (``conj_id``); its ``conj_id`` flows (keyed by the group), one
+per network with a local port using it, commit the connection in the
+network's zone. A packet both clauses match is a new connection a rule
+allows; one matching a clause only goes on to lower priorities. Ports a
+firewall filters without groups commit at priority 50 (``fwaas``), above
+these.
 
 Rules with ethertype IPv6 match IPv6 (icmpv6 types and codes, v6
 prefixes and the v6 addresses of remote groups). Neighbour discovery and
@@ -43,9 +54,11 @@ multicast app snoops it; the group's traffic itself is filtered).
 import ipaddress
 
 from dragonflow.controller import apps
+from dragonflow.controller import flows as fl
 from dragonflow.controller import pipeline as pl
 
-RULE_PRIORITY = 50
+RULE_PRIORITY = 50      # commits of ports a firewall filters (fwaas)
+PLAIN_PRIORITY = 45     # plain rules (clauses and conj_id flows)
 CONJ_PRIORITY = 40      # remote-group rules (clauses and conj_id flows)
 MATCH_CACHE = 10000     # rules whose matches are kept (x4 before a reset)
 EGRESS_NEXT = pl.PASS_THROUGH[pl.EGRESS_CT]
@@ -122,11 +135,12 @@ def rule_matches(rule):
     return [dict(v, **{field: remote}) for v in variants]
 
 
-def conj_id(group, direction, ethertype):
-    """The conjunction id of a remote group's address set, for rules of
-    one direction and IP version (24-bit group key, 2 bits)."""
-    return group.unique_key << 2 | (direction == 'egress') << 1 | \
-        (ethertype == 'IPv6')
+def conj_id(group, direction, ethertype, remote=True):
+    """The conjunction id of a group's rules of one direction and IP
+    version: of its address set (remote, for rules naming it) or of its
+    own plain rules (24-bit group key, 3 bits)."""
+    return group.unique_key << 3 | (not remote) << 2 | \
+        (direction == 'egress') << 1 | (ethertype == 'IPv6')
 
 
 def _rule_table(direction):
@@ -169,12 +183,42 @@ class MatchCache:
         return found[1]
 
 
-def _new_connection_matches(rule):
-    return [dict(m, ct_state=pl.CT_STATE_NEW) for m in rule_matches(rule)]
+def _service_clauses(rule):
+    """A plain rule's service clauses: (key id, table, match) of each
+    new connection match it allows, the key id naming the match."""
+    table = _rule_table(rule.direction)[0]
+    out = []
+    for match in rule_matches(rule):
+        match = dict(match, ct_state=pl.CT_STATE_NEW)
+        items = fl.Flow(table, PLAIN_PRIORITY, match).match
+        out.append((f'{table}:{fl.match_text(items)}', table, match))
+    return out
 
 
 def is_protected(port):
     return bool(port.port_security_enabled and port.security_groups)
+
+
+def _is_plain(rule):
+    return not rule.remote_group_id
+
+
+def rule_shapes_ports(state, rule, old):
+    """Whether a rule change (rule: now, None once deleted; old: before,
+    None when created; state holds the change) may change its group's
+    ports' own flows: a remote-group rule (its service clause is theirs),
+    or a plain rule whose direction and IP version no other rule of its
+    group has (their clause-1 flow names one conjunction more or less)."""
+    for r in (rule, old):
+        if r is None:
+            continue
+        if not _is_plain(r):
+            return True
+        if not any(o.id != r.id and _is_plain(o) and
+                   (o.direction, o.ethertype) == (r.direction, r.ethertype)
+                   for o in state.group_rules(r.security_group_id)):
+            return True
+    return False
 
 
 class SecurityGroupsApp(apps.App):
@@ -183,8 +227,12 @@ class SecurityGroupsApp(apps.App):
 
     def __init__(self, controller=None):
         super().__init__(controller)
-        # rule_matches of a new connection, once per rule
-        self._plain_matches = MatchCache(_new_connection_matches).get
+        # A plain rule's service clauses, once per rule.
+        self._clauses = MatchCache(_service_clauses).get
+        self._kinds = {}        # group id -> (its rules list, plain kinds)
+        self._plain = None      # (zones version, index, their keys)
+        self._enforced = set()  # groups enforced when last looked at
+        self._both = None       # (remote keys, plain keys, union)
 
     def global_flows(self, state):
         out = [
@@ -218,50 +266,117 @@ class SecurityGroupsApp(apps.App):
         if network is None or not is_protected(port) or \
                 not state.is_local(port):
             return []
-        zone = network.unique_key
         key = port.unique_key
-        out = conntrack_flows(self, key, zone)
-        commit = [('ct', zone, None, True)]
+        out = conntrack_flows(self, key, network.unique_key)
+        members = {}        # table -> clause 1 of its groups' plain rules
         clauses = {}        # (table, match items) -> conjunction actions
         for group_id in port.security_groups:
+            group = state.get('security_group', group_id)
+            for direction, ethertype in self.plain_kinds(state, group_id) \
+                    if group is not None else ():
+                table, _, _ = _rule_table(direction)
+                members.setdefault(table, set()).add((
+                    'conjunction',
+                    conj_id(group, direction, ethertype, remote=False), 1, 2))
             for rule in state.group_rules(group_id):
-                table, reg, nxt = _rule_table(rule.direction)
-                if rule.remote_group_id:
-                    remote = state.get('security_group',
-                                       rule.remote_group_id)
-                    if remote is None:
-                        continue
-                    action = ('conjunction', conj_id(
-                        remote, rule.direction, rule.ethertype), 1, 2)
-                    for match in service_matches(rule):
-                        match = dict(match, ct_state=pl.CT_STATE_NEW,
-                                     **{reg: key})
-                        actions = clauses.setdefault(
-                            (table, tuple(sorted(match.items()))), [])
-                        if action not in actions:
-                            actions.append(action)
+                if _is_plain(rule):
                     continue
-                for match in self._plain_matches(rule):
-                    out.append(self.flow(table, RULE_PRIORITY,
-                                         dict(match, **{reg: key}), commit,
-                                         goto=nxt))
+                table, reg, _ = _rule_table(rule.direction)
+                remote = state.get('security_group', rule.remote_group_id)
+                if remote is None:
+                    continue
+                action = ('conjunction', conj_id(
+                    remote, rule.direction, rule.ethertype), 1, 2)
+                for match in service_matches(rule):
+                    match = dict(match, ct_state=pl.CT_STATE_NEW,
+                                 **{reg: key})
+                    actions = clauses.setdefault(
+                        (table, tuple(sorted(match.items()))), [])
+                    if action not in actions:
+                        actions.append(action)
+        for table, actions in sorted(members.items()):
+            reg = pl.REG_SRC if table == pl.EGRESS_SG else pl.REG_DST
+            out.append(self.flow(table, PLAIN_PRIORITY, {reg: key},
+                                 sorted(actions)))
         for (table, match), actions in sorted(clauses.items()):
             out.append(self.flow(table, CONJ_PRIORITY, dict(match),
                                  sorted(actions)))
         return out
 
-    # --- keyed flows: remote groups' address sets ------------------------
+    def plain_kinds(self, state, group_id):
+        """{(direction, ethertype)} of a group's plain rules (kept while
+        its rules list is: until a rule changes)."""
+        rules = state.group_rules(group_id)
+        found = self._kinds.get(group_id)
+        if found is None or found[0] is not rules:
+            if len(self._kinds) >= 4 * MATCH_CACHE:
+                self._kinds.clear()
+            found = self._kinds[group_id] = (rules, frozenset(
+                (r.direction, r.ethertype) for r in rules if _is_plain(r)))
+        return found[1]
+
+    def _rule_keys(self, state, group_id):
+        """The keys of a group's plain rules' service clauses."""
+        return {self.key('rules', kid) for rule in state.group_rules(group_id)
+                if _is_plain(rule) for kid, _, _ in self._clauses(rule)}
+
+    # --- keyed flows: plain rules' services, remote groups' address sets -
     def keys(self, state):
-        # Asked on every change: kept until a remote group or a member
-        # address of one comes or goes (state._add_remote).
-        return state.derived('sg_keys', lambda: frozenset(
+        # Asked on every change. The remote part is kept until a remote
+        # group or a member address of one comes or goes
+        # (state._add_remote), the plain part until a rule changes or a
+        # local port comes, goes or changes (and then the same set object
+        # while the local groups are the same).
+        remote = state.derived('sg_keys', lambda: frozenset(
             {self.key('address', a) for a in state.remote_addresses()} |
             {self.key('conj', g) for g in state.remote_groups()}))
+        plain = self._plain_keys(state)
+        if not plain or not remote:
+            return plain or remote
+        if self._both is None or self._both[0] is not remote or \
+                self._both[1] is not plain:
+            self._both = (remote, plain, remote | plain)
+        return self._both[2]
+
+    def _plain_keys(self, state):
+        """Keys of the groups enforced here: their commits and their plain
+        rules' services (the same set object while neither the enforced
+        groups nor the rules change)."""
+        zones = state.local_group_zones()
+        index = self._index(state)
+        if self._plain is not None and self._plain[1] is index and \
+                self._plain[0] == state.group_zones_version:
+            return self._plain[2]
+        keys = set()
+        for group_id in zones:
+            if self.plain_kinds(state, group_id):
+                keys.add(self.key('commit', group_id))
+                keys |= self._rule_keys(state, group_id)
+        self._plain = (state.group_zones_version, index, frozenset(keys))
+        self._enforced = set(zones)
+        return self._plain[2]
+
+    def _index(self, state):
+        """{service key id: (table, match, groups with a plain rule
+        matching so)} over all rules (kept until a rule changes)."""
+        def compute():
+            out = {}
+            for rule in state.objects['security_group_rule'].values():
+                if _is_plain(rule):
+                    for kid, table, match in self._clauses(rule):
+                        out.setdefault(kid, (table, match, set()))[2].add(
+                            rule.security_group_id)
+            return out
+        return state.derived('sg_plain', compute)
 
     def key_flows(self, state, key):
         _, kind, key_id = key
         if kind == 'address':
             return self._address_flows(state, key_id)
+        if kind == 'rules':
+            return self._service_flows(state, key_id)
+        if kind == 'commit':
+            return self._commit_flows(state, key_id)
         return self._conj_flows(state, key_id)
 
     def touched_keys(self, state, table, obj, old):
@@ -273,20 +388,41 @@ class SecurityGroupsApp(apps.App):
                         for a in state.addresses_of(port)}
             if not self._zone_may_change(state, obj, old):
                 return out
+            zones = state.local_group_zones()
             for port in objs:
-                # Rules of its groups naming a remote group: that group's
-                # conj_id flows depend on where this port is.
                 for group_id in port.security_groups:
+                    # Its groups' commits (their zones), their rules'
+                    # services when the group starts or stops being
+                    # enforced here (their flows name the groups that
+                    # are), and the conj_id flows of remote groups their
+                    # rules name.
+                    out.add(self.key('commit', group_id))
+                    if (group_id in zones) != (group_id in self._enforced):
+                        self._enforced ^= {group_id}
+                        out |= self._rule_keys(state, group_id)
                     out |= {self.key('conj', r.remote_group_id)
                             for r in state.group_rules(group_id)
                             if r.remote_group_id}
         elif table == 'security_group_rule':
             for rule in objs:
-                if rule.remote_group_id:
-                    out.add(self.key('conj', rule.remote_group_id))
-                    out |= {self.key('address', a) for p in
-                            state.group_ports(rule.remote_group_id)
-                            for a in state.addresses_of(p)}
+                if _is_plain(rule):
+                    out.add(self.key('commit', rule.security_group_id))
+                    out |= {self.key('rules', kid)
+                            for kid, _, _ in self._clauses(rule)}
+                    continue
+                out.add(self.key('conj', rule.remote_group_id))
+                out |= {self.key('address', a) for p in
+                        state.group_ports(rule.remote_group_id)
+                        for a in state.addresses_of(p)}
+        elif table == 'security_group':
+            # Its key names its conjunctions (it came or went).
+            for group in objs:
+                out.add(self.key('commit', group.id))
+                out.add(self.key('conj', group.id))
+                out |= self._rule_keys(state, group.id)
+                out |= {self.key('address', a) for p in
+                        state.group_ports(group.id)
+                        for a in state.addresses_of(p)}
         return out
 
     @staticmethod
@@ -363,6 +499,46 @@ class SecurityGroupsApp(apps.App):
                     table, CONJ_PRIORITY,
                     {'conj_id': conj_id(group, direction, ethertype),
                      'metadata': zone, 'eth_type': eth_type},
+                    [('ct', zone, None, True)], goto=nxt))
+        return out
+
+    def _service_flows(self, state, key_id):
+        """Clause 2 of the plain rules: a service some local groups'
+        rules allow, for each of those groups."""
+        found = self._index(state).get(key_id)
+        if found is None:
+            return []
+        table, match, group_ids = found
+        local = state.local_group_zones()
+        direction = 'egress' if table == pl.EGRESS_SG else 'ingress'
+        ethertype = 'IPv6' if match['eth_type'] == pl.ETH_IPV6 else 'IPv4'
+        actions = []
+        for group_id in group_ids:
+            group = state.get('security_group', group_id)
+            if group is not None and group_id in local:
+                actions.append(('conjunction', conj_id(
+                    group, direction, ethertype, remote=False), 2, 2))
+        if not actions:
+            return []
+        return [self.flow(table, PLAIN_PRIORITY, match, sorted(actions))]
+
+    def _commit_flows(self, state, group_id):
+        """What a group's plain rules allowed, committed in the zone of
+        each network with a local protected port in the group."""
+        group = state.get('security_group', group_id)
+        zones = state.local_group_zones().get(group_id)
+        if group is None or not zones:
+            return []
+        out = []
+        for direction, ethertype in sorted(
+                self.plain_kinds(state, group_id)):
+            table, _, nxt = _rule_table(direction)
+            cid = conj_id(group, direction, ethertype, remote=False)
+            for zone in sorted(zones):
+                out.append(self.flow(
+                    table, PLAIN_PRIORITY,
+                    {'conj_id': cid, 'metadata': zone,
+                     'eth_type': VERSIONS[ethertype][1]},
                     [('ct', zone, None, True)], goto=nxt))
         return out
 
