@@ -228,20 +228,29 @@ def test_plain_rules_grow_as_rules_plus_ports(state):
     assert commit.match_dict['conj_id'] == 1 << 3 | 1 << 2
 
 
+# Clause 2 of the plain ingress IPv4 rules of web (key 1) and db (key 2).
+WEB_IN = ('conjunction', 1 << 3 | 1 << 2, 2, 2)
+DB_IN = ('conjunction', 2 << 3 | 1 << 2, 2, 2)
+
+
+def _ssh_in_web_and_db(state):
+    """web and db both admit SSH: the app, and the key of that service."""
+    for rule_id, group in (('w', 'web'), ('d', 'db')):
+        state.put(_rule(rule_id, group, protocol='tcp', port_range_min=22,
+                        port_range_max=22))
+    app = sg.APP()
+    return app, app.key('rules', '110:ct_state=0x21/0x37,eth_type=0x800,'
+                                 'ip_proto=6,tcp_dst=22')
+
+
 def test_a_service_two_groups_allow_is_one_flow_naming_both(state):
     state.put(_obj('logical_port', id='d', network_id='net', unique_key=14,
                    ips=['10.0.0.8'], macs=['fa:16:3e:00:00:14'],
                    security_groups=['db']))
     state.ofports['d'] = 2
-    for rule_id, group in (('w', 'web'), ('d', 'db')):
-        state.put(_rule(rule_id, group, protocol='tcp', port_range_min=22,
-                        port_range_max=22))
-    app = sg.APP()
-    key = app.key('rules', '110:ct_state=0x21/0x37,eth_type=0x800,'
-                           'ip_proto=6,tcp_dst=22')
+    app, key = _ssh_in_web_and_db(state)
     [flow] = app.key_flows(state, key)
-    assert flow.actions == (('conjunction', 1 << 3 | 1 << 2, 2, 2),
-                            ('conjunction', 2 << 3 | 1 << 2, 2, 2))
+    assert flow.actions == (WEB_IN, DB_IN)
     # a is in web only: its clause names web's conjunction alone.
     [clause] = [f for f in app.port_flows(state, state.get('logical_port',
                                                            'a'))
@@ -250,7 +259,7 @@ def test_a_service_two_groups_allow_is_one_flow_naming_both(state):
     # Without a local port, db's rules are not programmed here.
     del state.ofports['d']
     [flow] = app.key_flows(state, key)
-    assert flow.actions == (('conjunction', 1 << 3 | 1 << 2, 2, 2),)
+    assert flow.actions == (WEB_IN,)
     assert app.key('commit', 'db') not in app.keys(state)
 
 
@@ -274,15 +283,9 @@ def test_only_a_new_direction_or_version_of_plain_rules_shapes_ports(state):
 def test_a_group_enforced_here_joins_the_service_flows_it_shares(state):
     """db's first local port: the service flow web and db share names
     db's conjunction too (touched by that port), and not after it left."""
-    for rule_id, group in (('w', 'web'), ('d', 'db')):
-        state.put(_rule(rule_id, group, protocol='tcp', port_range_min=22,
-                        port_range_max=22))
-    app = sg.APP()
-    key = app.key('rules', '110:ct_state=0x21/0x37,eth_type=0x800,'
-                           'ip_proto=6,tcp_dst=22')
+    app, key = _ssh_in_web_and_db(state)
     assert key in app.keys(state)
-    web, db = ('conjunction', 1 << 3 | 1 << 2, 2, 2), \
-        ('conjunction', 2 << 3 | 1 << 2, 2, 2)
+    web, db = WEB_IN, DB_IN
     assert app.key_flows(state, key)[0].actions == (web,)
     port = state.get('logical_port', 'b')
     for plugged, actions in ((True, (web, db)), (False, (web,))):
