@@ -7,7 +7,7 @@ scenarios of the performance issue, measured the way an operator would.
    plugged in quick succession: plug -> every flow installed (the flow
    count stable), and the agent's CPU time for it. Plain rules are shared
    by the ports (~26k flows for 1,000 ports); ``--rules-from-group`` makes
-   them remote-group rules, a flow per rule and port (~67k).
+   them remote-group rules, a flow per rule and port (~66k).
 2. ``cold``: those flows deleted, agent started -> all flows back.
 3. ``restart``: with those flows in place, the agent restarted three times
    in a row under ``ping -i 0.01`` between two VMs on two chassis: packets
@@ -104,7 +104,7 @@ def bench_group(lab, side, ports, rules=40, from_group=False):
     ch.plug_internal([(f'sc{i}', p.id) for i, p in enumerate(made)],
                      batch=100)
     # Settled: the count still for 2 s once every port has ten flows at
-    # least (ours about 20 a port, the rules shared; OVN's 119, per port).
+    # least (ours about 26 a port, the rules shared; OVN's 119, per port).
     took, flows = settle(ch, start, before_flows + ports * 10)
     cpu = cpu_seconds(pid) - cpu0
     baseline = ofctl_bundle_baseline(ch, flows)
@@ -354,7 +354,7 @@ def main():
     parser.add_argument('--rules-from-group', action='store_true',
                         help='the group\'s ingress rules admit its own '
                              'members only (remote-group rules: a flow per '
-                             'rule and port, ~67k flows for 1,000 ports)')
+                             'rule and port, ~66k flows for 1,000 ports)')
     args = parser.parse_args()
     wanted = [args.only] if args.only else [
         s for s in SCENARIOS if s != 'first_ping']

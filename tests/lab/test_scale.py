@@ -1,6 +1,6 @@
 """The agent with a big flow table: 1,000 ports on one chassis in one
 security group of 40 ingress TCP rules from the group itself + egress
-allow-all (~67k flows: a remote-group rule's service clause is a flow per
+allow-all (~66k flows: a remote-group rule's service clause is a flow per
 port; plain rules would be shared, ~26k flows).
 Restarted three times in a row under ``ping -i 0.01`` between two VMs, it
 converges each time (the switch confirmed its full sync, and every flow on
