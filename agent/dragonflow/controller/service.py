@@ -442,18 +442,15 @@ class LocalController:
         # names its conjunctions: only its coming or going touches them.
         if obj is not None and old is not None:
             return NOTHING
-        return self._group_members({change.id}) | Touched(
-            keys=df_apps.touched_keys(self.apps, self.state,
-                                      'security_group', obj, old))
+        return self._group_members({change.id}) | \
+            self._touched_keys(change, obj, old)
 
     def _touched_security_group_rule(self, change, obj, old):
         # Its own flows are keyed; its group's local ports' flows change
         # only when they name a conjunction more or less.
         members = self._group_members({obj.security_group_id}) \
             if sg_app.rule_shapes_ports(self.state, obj, old) else NOTHING
-        return members | Touched(
-            keys=df_apps.touched_keys(self.apps, self.state,
-                                      'security_group_rule', obj, old))
+        return members | self._touched_keys(change, obj, old)
 
     def _touched_child_port_segmentation(self, change, obj, old):
         parent = self.state.get('logical_port', obj.parent_id)
@@ -465,9 +462,9 @@ class LocalController:
         return Touched(networks=self.programmed)
 
     def _touched_keys(self, change, obj, old):
-        # Tables whose flows are all apps' keyed flows: load balancer
-        # (listener, member, backend), firewall (group, port, interface),
-        # tap (source port, service).
+        # The apps' keyed flows a change touches: all there is for the
+        # load balancer (listener, member, backend), firewall (group, port,
+        # interface) and tap (source port, service) tables.
         return Touched(keys=df_apps.touched_keys(
             self.apps, self.state, change.table, obj, old))
 

@@ -190,8 +190,8 @@ def _service_clauses(rule):
     out = []
     for match in rule_matches(rule):
         match = dict(match, ct_state=pl.CT_STATE_NEW)
-        items = fl.Flow(table, PLAIN_PRIORITY, match).match
-        out.append((f'{table}:{fl.match_text(items)}', table, match))
+        out.append((f'{table}:{fl.match_text(sorted(match.items()))}',
+                    table, match))
     return out
 
 
@@ -411,19 +411,20 @@ class SecurityGroupsApp(apps.App):
                             for kid, _, _ in self._clauses(rule)}
                     continue
                 out.add(self.key('conj', rule.remote_group_id))
-                out |= {self.key('address', a) for p in
-                        state.group_ports(rule.remote_group_id)
-                        for a in state.addresses_of(p)}
+                out |= self._member_address_keys(state, rule.remote_group_id)
         elif table == 'security_group':
             # Its key names its conjunctions (it came or went).
             for group in objs:
                 out.add(self.key('commit', group.id))
                 out.add(self.key('conj', group.id))
                 out |= self._rule_keys(state, group.id)
-                out |= {self.key('address', a) for p in
-                        state.group_ports(group.id)
-                        for a in state.addresses_of(p)}
+                out |= self._member_address_keys(state, group.id)
         return out
+
+    def _member_address_keys(self, state, group_id):
+        """The address-set keys of a group's member addresses."""
+        return {self.key('address', a) for p in state.group_members(group_id)
+                for a in state.addresses_of(p)}
 
     @staticmethod
     def _zone_may_change(state, obj, old):
