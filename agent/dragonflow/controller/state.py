@@ -404,8 +404,8 @@ class LocalState:
                         del zones[group_id]
                         self.group_zones_version += 1
             port = self.get('logical_port', port_id)
-            if port is None or not port.port_security_enabled or \
-                    not port.security_groups or not self.is_local(port):
+            if port is None or not port.is_protected() or \
+                    not self.is_local(port):
                 continue
             network = self.network(port.network_id)
             if network is None:

@@ -97,6 +97,11 @@ class LogicalPort(keyed.KeyedModel):
     device_id = f.String(help='id of the device using the port')
     enabled = f.Boolean(default=True, help='administrative state')
 
+    def is_protected(self):
+        """Whether its security groups filter it: port security on and at
+        least one group."""
+        return bool(self.port_security_enabled and self.security_groups)
+
     def prepare(self, view):
         super().prepare(view)
         if not self.macs:

@@ -355,8 +355,7 @@ class Walk:
         self.firewall(target, 'ingress', pl.FW_INGRESS_RULES, 'port')
 
     def _fw_conntrack(self, port):
-        if not (port.port_security_enabled and port.security_groups) and \
-                fwt.conntracked(self.view, port):
+        if not port.is_protected() and fwt.conntracked(self.view, port):
             self.ct()
 
     def firewall(self, port, direction, table, kind):
@@ -389,7 +388,7 @@ class Walk:
     # --- security groups -------------------------------------------------
     def security_groups(self, port, direction, peer_ip, table):
         view, h = self.view, self.t.headers
-        if not (port.port_security_enabled and port.security_groups):
+        if not port.is_protected():
             self.step(table, f'{direction}: port {label(port)} has no '
                       'security groups (or port security off): not '
                       'filtered', port)

@@ -311,7 +311,7 @@ class FwaasApp(apps.App):
         group = group_of(state, port_id)
         directions = policies(group)
         out = []
-        if not sg.is_protected(port) and (directions or any(
+        if not port.is_protected() and (directions or any(
                 policies(group_of(state, r.id))
                 for r in state.router_ports(port.network_id))):
             out += self._conntrack(port, network.unique_key)

@@ -195,10 +195,6 @@ def _service_clauses(rule):
     return out
 
 
-def is_protected(port):
-    return bool(port.port_security_enabled and port.security_groups)
-
-
 def _is_plain(rule):
     return not rule.remote_group_id
 
@@ -263,7 +259,7 @@ class SecurityGroupsApp(apps.App):
 
     def port_flows(self, state, port):
         network = state.network(port.network_id)
-        if network is None or not is_protected(port) or \
+        if network is None or not port.is_protected() or \
                 not state.is_local(port):
             return []
         key = port.unique_key
@@ -437,7 +433,7 @@ class SecurityGroupsApp(apps.App):
             return False
         return obj is None or old is None or \
             obj.network_id != old.network_id or \
-            is_protected(obj) != is_protected(old) or \
+            obj.is_protected() != old.is_protected() or \
             obj.security_groups != old.security_groups
 
     @staticmethod
@@ -486,7 +482,7 @@ class SecurityGroupsApp(apps.App):
         for user, user_kinds in kinds.items():
             # One pass over each group's ports, whatever its rule count.
             nets = {p.network_id for p in state.group_members(user)
-                    if is_protected(p) and state.is_local(p)}
+                    if p.is_protected() and state.is_local(p)}
             used = {state.network(n).unique_key for n in nets
                     if state.network(n) is not None}
             for kind in user_kinds:
