@@ -7,7 +7,9 @@ scenarios of the performance issue, measured the way an operator would.
    plugged in quick succession: plug -> every flow installed (the flow
    count stable), and the agent's CPU time for it. Plain rules are shared
    by the ports (~26k flows for 1,000 ports); ``--rules-from-group`` makes
-   them remote-group rules, a flow per rule and port (~66k).
+   them remote-group rules (conjunctions too: ~27k); ``--address-pairs N``
+   gives each port N allowed address pairs (~4 flows each: 10 make the
+   issue's 65k-flow restart).
 2. ``cold``: those flows deleted, agent started -> all flows back.
 3. ``restart``: with those flows in place, the agent restarted three times
    in a row under ``ping -i 0.01`` between two VMs on two chassis: packets
@@ -94,10 +96,10 @@ def ofctl_bundle_baseline(ch, count):
     return took
 
 
-def bench_group(lab, side, ports, rules=40, from_group=False):
+def bench_group(lab, side, ports, rules=40, from_group=False, pairs=0):
     ch = lab.chassis['ch1']
     before_flows = ch.flow_count()
-    made = side.group_world(ports, rules, from_group)
+    made = side.group_world(ports, rules, from_group, pairs)
     pid = side.controller_pid(ch)
     cpu0 = cpu_seconds(pid)
     start = time.monotonic()
@@ -317,11 +319,12 @@ SCENARIOS = ('batch', 'cycles', 'first_ping', 'group', 'idle', 'cold',
 
 
 def run(side, scenarios, ports, prefix='dfs', underlay='172.30.60.0/24',
-        from_group=False):
+        from_group=False, pairs=0):
     """The scenarios (in SCENARIOS order) on one side's lab: figures by
     scenario. group runs first whenever idle, cold or restart are asked
     for (they measure with its flows in place); from_group: its rules
-    admit the group's own members only (remote-group rules)."""
+    admit the group's own members only (remote-group rules); pairs:
+    allowed address pairs per port of the group."""
     results = {}
     with side_lab(side, prefix, underlay, ['ch1', 'ch2']) as (lab, control):
         print(f'--- {control.name}')
@@ -335,7 +338,8 @@ def run(side, scenarios, ports, prefix='dfs', underlay='172.30.60.0/24',
             results['first_ping'] = bench_first_ping(lab, control)
         if {'group', 'idle', 'cold', 'restart'} & set(scenarios):
             results['group'] = bench_group(lab, control, ports,
-                                           from_group=from_group)
+                                           from_group=from_group,
+                                           pairs=pairs)
             flows = results['group']['flows']
             if 'idle' in scenarios:
                 results['idle'] = bench_idle(lab, control)
@@ -351,15 +355,25 @@ def main():
     parser.add_argument('--ports', type=int, default=1000)
     parser.add_argument('--only', choices=SCENARIOS)
     parser.add_argument('--json', help='also write the figures here')
-    parser.add_argument('--rules-from-group', action='store_true',
-                        help='the group\'s ingress rules admit its own '
-                             'members only (remote-group rules: a flow per '
-                             'rule and port, ~66k flows for 1,000 ports)')
+    add_world_options(parser)
     args = parser.parse_args()
     wanted = [args.only] if args.only else [
         s for s in SCENARIOS if s != 'first_ping']
     write_json(args.json, run('dragonflow', wanted, args.ports,
-                              from_group=args.rules_from_group))
+                              from_group=args.rules_from_group,
+                              pairs=args.address_pairs))
+
+
+def add_world_options(parser):
+    """The group scenario's options (vs_ovn.py has them too)."""
+    parser.add_argument('--rules-from-group', action='store_true',
+                        help='the group\'s ingress rules admit its own '
+                             'members only (remote-group rules; OVN: the '
+                             'port group\'s address set)')
+    parser.add_argument('--address-pairs', type=int, default=0, metavar='N',
+                        help='allowed address pairs per port of the group '
+                             '(OVN: more addresses of the port); 10 make '
+                             '~67k flows for 1,000 ports')
 
 
 if __name__ == '__main__':

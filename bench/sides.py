@@ -50,6 +50,13 @@ def ensure_ovn():
             os.unlink(POLICY_RC)
 
 
+def pair_addresses(index, pairs):
+    """The allowed address pairs of the index-th port of a world: pairs
+    addresses of their own in 10.199.0.0/16."""
+    return [f'10.199.{n // 256}.{n % 256}'
+            for n in range(index * pairs, (index + 1) * pairs)]
+
+
 def mac_of(index):
     return '0a:00:%02x:%02x:%02x:%02x' % (
         (index >> 24) & 0xff, (index >> 16) & 0xff, (index >> 8) & 0xff,
@@ -107,20 +114,24 @@ class Dragonflow:
         self.nb.create('subnet', {'network_id': net.id, 'cidr': cidr})
         return net
 
-    def ports(self, net, count, prefix, groups=()):
+    def ports(self, net, count, prefix, groups=(), pairs=0):
         return self.nb.write_many([('create', 'logical_port', {
             'network_id': net.id, 'name': f'{prefix}{i}',
-            'security_groups': list(groups)}) for i in range(count)])
+            'security_groups': list(groups),
+            'allowed_address_pairs': [
+                {'ip_address': a} for a in pair_addresses(i, pairs)]})
+            for i in range(count)])
 
     def port(self, net, name, mac, ip):
         return self.nb.create('logical_port', {
             'id': name, 'network_id': net.id, 'name': name, 'macs': [mac],
             'ips': [ip]})
 
-    def group_world(self, ports, rules, from_group=False):
+    def group_world(self, ports, rules, from_group=False, pairs=0):
         """One network, one security group of ``rules`` ingress TCP-port
         rules (from the group's own members: from_group) and egress
-        allow-all, ``ports`` ports in it."""
+        allow-all, ``ports`` ports in it, each with ``pairs`` allowed
+        address pairs."""
         group = self.nb.create('security_group', {'name': 'scale'})
         remote = {'remote_group_id': group.id} if from_group else {}
         writes = [('create', 'security_group_rule', {
@@ -132,7 +143,7 @@ class Dragonflow:
             'port_range_max': 2000 + i}, **remote)) for i in range(rules)]
         self.nb.write_many(writes)
         net = self.network('scale', '10.90.0.0/16')
-        return self.ports(net, ports, 's', groups=[group.id])
+        return self.ports(net, ports, 's', groups=[group.id], pairs=pairs)
 
     def delete_port(self, port):
         self.nb.delete('logical_port', port.id)
@@ -245,8 +256,8 @@ class Ovn:
         return types.SimpleNamespace(
             id=name, hosts=ipaddress.ip_network(cidr).hosts())
 
-    def _port_commands(self, net, name, mac, ip):
-        address = f'{mac} {ip}'
+    def _port_commands(self, net, name, mac, ip, extra=()):
+        address = ' '.join((mac, ip) + tuple(extra))
         return ['--', 'lsp-add', net.id, name,
                 '--', 'lsp-set-addresses', name, address,
                 '--', 'lsp-set-port-security', name, address]
@@ -256,13 +267,17 @@ class Ovn:
         return types.SimpleNamespace(id=name, macs=[mac_of(self._next)],
                                      ips=[str(next(net.hosts))])
 
-    def ports(self, net, count, prefix, groups=()):
-        """count ports in one NB transaction (like our write_many)."""
+    def ports(self, net, count, prefix, groups=(), pairs=0):
+        """count ports in one NB transaction (like our write_many); an
+        allowed address pair is one more address of the port (in its
+        addresses and port security, so in the port group's address set
+        too, as ours)."""
         made = [self._new_port(net, f'{net.id}-{prefix}{i}')
                 for i in range(count)]
         args = []
-        for p in made:
-            args += self._port_commands(net, p.id, p.macs[0], p.ips[0])
+        for i, p in enumerate(made):
+            args += self._port_commands(net, p.id, p.macs[0], p.ips[0],
+                                        pair_addresses(i, pairs))
         for group in groups:
             args += ['--', 'pg-set-ports', group, *(p.id for p in made)]
         self.nbctl(*args[1:])
@@ -272,7 +287,7 @@ class Ovn:
         self.nbctl(*self._port_commands(net, name, mac, ip)[1:])
         return types.SimpleNamespace(id=name, macs=[mac], ips=[ip])
 
-    def group_world(self, ports, rules, from_group=False):
+    def group_world(self, ports, rules, from_group=False, pairs=0):
         """What Neutron's OVN driver makes of the same security group: a
         port group, allow-related ACLs per rule (from the port group's
         address set: from_group), default drops."""
@@ -292,7 +307,7 @@ class Ovn:
                      str(priority), match, verdict]
         self.nbctl(*args)
         net = self.network('scale', '10.90.0.0/16')
-        return self.ports(net, ports, 's', groups=[group])
+        return self.ports(net, ports, 's', groups=[group], pairs=pairs)
 
     def delete_port(self, port):
         self.nbctl('lsp-del', port.id)

@@ -11,7 +11,9 @@ side's own northbound: the same network, ports, and a security group of 40
 ingress TCP rules + egress allow-all (for OVN, what Neutron's driver makes
 of it: a port group with allow-related ACLs and default drops);
 ``--rules-from-group``: the ingress rules admit the group's own members
-only (remote-group rules; for OVN, the port group's address set).
+only (remote-group rules; for OVN, the port group's address set);
+``--address-pairs N``: each port of the group has N allowed address pairs
+(for OVN, N more addresses of the port).
 
 Prints each side's raw figures as it goes, then a table: figure, OVN,
 ours, ratio (ours / OVN) and the issue's target for the ratio."""
@@ -24,7 +26,7 @@ sys.path.insert(0, os.path.join(HERE, '..', 'agent'))
 sys.path.insert(0, os.path.join(HERE, '..', 'tests'))
 
 from benchlab import write_json  # noqa: E402
-from scale_bench import run  # noqa: E402
+from scale_bench import add_world_options, run  # noqa: E402
 from sides import ensure_ovn  # noqa: E402
 
 DEFAULT = ('batch', 'cycles', 'first_ping', 'group', 'idle', 'cold',
@@ -90,17 +92,15 @@ def main():
     parser.add_argument('--only', action='append', choices=DEFAULT,
                         help='run this scenario only (repeatable)')
     parser.add_argument('--json', help='also write the figures here')
-    parser.add_argument('--rules-from-group', action='store_true',
-                        help='the group\'s ingress rules admit its own '
-                             'members only (remote-group rules; OVN: the '
-                             'port group\'s address set)')
+    add_world_options(parser)
     args = parser.parse_args()
     scenarios = args.only or DEFAULT
     ensure_ovn()
+    world = dict(from_group=args.rules_from_group, pairs=args.address_pairs)
     ours = run('dragonflow', scenarios, args.ports, prefix='dfv',
-               underlay='172.30.61.0/24', from_group=args.rules_from_group)
+               underlay='172.30.61.0/24', **world)
     ovn = run('ovn', scenarios, args.ports, prefix='dfv',
-              underlay='172.30.61.0/24', from_group=args.rules_from_group)
+              underlay='172.30.61.0/24', **world)
     print(f'\nside by side ({args.ports} ports in the group scenario):')
     print(table(ours, ovn))
     write_json(args.json, {'dragonflow': ours, 'ovn': ovn})

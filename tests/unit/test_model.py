@@ -7,6 +7,7 @@ from dragonflow.model.bgp import BgpPeer
 from dragonflow.model.floating_ip import FloatingIP
 from dragonflow.model.logical_port import LogicalPort
 from dragonflow.model.logical_switch import LogicalSwitch
+from dragonflow.model.security_group import SecurityGroup
 from dragonflow.model.security_group import SecurityGroupRule
 from dragonflow.model.subnet import Subnet
 
@@ -95,6 +96,12 @@ def test_security_group_rule_ranges_and_protocols():
             rule(remote_ip_prefix='2001:db8::/32').validate)
     assert rule(protocol='6').protocol == 'tcp'
     assert rule(remote_ip_prefix='10.0.0.5/8').remote_ip_prefix == '10.0.0.0/8'
+
+
+def test_security_group_keys_fit_the_conjunction_ids():
+    refused(r'security_group.unique_key: must be <= 16777215',
+            SecurityGroup, unique_key=2 ** 24)
+    assert SecurityGroup(unique_key=2 ** 24 - 1).unique_key == 2 ** 24 - 1
 
 
 def test_ipv6_subnet_modes():

@@ -41,6 +41,12 @@ def change(action, obj, old=None):
 
 @pytest.fixture
 def controller():
+    return make_controller()
+
+
+def make_controller(extra=()):
+    """A controller that took in the world (and extra objects) and
+    claimed its local ports, recording what it recomputes from then on."""
     conf = types.SimpleNamespace(df=types.SimpleNamespace(
         apps_list=[n for n in service.df_apps.APP_MODULES
                    if n != 'l2_normal'], check_pipeline=True))
@@ -48,7 +54,7 @@ def controller():
     c.writer = Writer()
     c.binding_writer.submit = lambda fn: fn()     # bindings at once
     c.datapath = None                             # no ticks
-    batch = [change('create', o) for o in world.objects()]
+    batch = [change('create', o) for o in list(world.objects()) + list(extra)]
     batch += [('iface', (f'tap-{p}', p, n)) for p, n in
               world.OFPORTS.items()]
     batch += [('iface', ('tun-geneve', None, 20)),
@@ -74,6 +80,12 @@ def state_obj(c, table, obj_id, **changes):
     """(the object with changes, the object now)."""
     old = c.state.get(table, obj_id)
     return world.obj(table, **dict(old.to_dict(), **changes)), old
+
+
+def all_flows(c):
+    """Every flow the controller wants on the switch, as text."""
+    return sorted(fl.text(f) for flows in c.installed._by_key.values()
+                  for f in flows)
 
 
 def changed_owners(c):
@@ -158,6 +170,45 @@ def test_a_rule_of_a_new_kind_touches_its_groups_local_ports(controller):
         'table=110, priority=45, reg7=0xb '
         'actions=conjunction(12,1/2),conjunction(13,1/2)']
     assert [fl.text(f) for f in deletes] == []
+
+
+def test_a_remote_group_rule_of_a_known_kind_adds_its_service_flow_only(
+        controller):
+    """web already admits ICMP from web: admitting tcp/80 from web too is
+    one more clause-2 flow, no port and no address recomputed."""
+    rule = world.obj('security_group_rule', id='web-http-peers',
+                     security_group_id='web', direction='ingress',
+                     protocol='tcp', port_range_min=80, port_range_max=80,
+                     remote_group_id='web')
+    controller.step([change('create', rule)])
+    assert controller.recomputed == [(set(), set())]
+    assert not any(k[1] == 'address' for k in controller.recomputed_keys[-1])
+    deletes, adds = controller.writer.commits[-1]
+    assert deletes == [] and [fl.text(f) for f, _ in adds] == [
+        'table=110, priority=40, ct_state=0x21/0x37,eth_type=0x800,'
+        'ip_proto=6,tcp_dst=80 actions=conjunction(8,2/3)']
+
+
+def test_a_rule_naming_a_new_remote_group_ends_as_a_fresh_start_would(
+        controller):
+    """A rule of web naming "adm" (sorted before "web": the slots of web's
+    remote groups move) recomputes web's local port, services and the
+    members of both groups; the flows are then those a controller
+    starting with the rule computes, and those of the world again once
+    the rule is gone."""
+    group = world.obj('security_group', id='adm', unique_key=7)
+    member = remote_port('admin', 'ch2', security_groups=['adm'])
+    controller.step([change('create', group), change('create', member)])
+    rule = world.obj('security_group_rule', id='web-adm',
+                     security_group_id='web', direction='ingress',
+                     protocol='tcp', port_range_min=22, port_range_max=22,
+                     remote_group_id='adm')
+    controller.step([change('create', rule)])
+    assert controller.recomputed[-1][1] == {'vm1'}
+    assert all_flows(controller) == all_flows(
+        make_controller([group, member, rule]))
+    controller.step([change('delete', rule, rule)])
+    assert all_flows(controller) == all_flows(make_controller([group, member]))
 
 
 def test_a_subnet_change_touches_its_network_only(controller):

@@ -62,9 +62,10 @@ def _keyed(app, state):
     return {k: app.key_flows(state, k) for k in sorted(app.keys(state))}
 
 
-def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
-    """Flows grow as rules + members: the port gets its service clause,
-    the remote group one flow per member address."""
+def test_remote_group_rules_are_conjunctions_of_port_service_members(state):
+    """Flows grow as rules + members: the port gets one clause-1 flow per
+    direction, the rule's service one flow, the remote group one flow per
+    member address."""
     state.put(_obj('security_group_rule', id='r1', security_group_id='web',
                    direction='ingress', protocol='tcp', port_range_min=80,
                    port_range_max=81, remote_group_id='db'))
@@ -72,13 +73,10 @@ def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
                    direction='egress'))
     app = sg.APP()
     flows = app.port_flows(state, state.get('logical_port', 'a'))
-    cid = 2 << 3            # db's key, remote, ingress, IPv4
+    cid = 1 << 3            # web's key, slot 0, remote, ingress, IPv4
     ingress = [f for f in flows if f.table == pl.INGRESS_SG]
     assert [(f.priority, f.match_dict, f.actions) for f in ingress] == [
-        (sg.CONJ_PRIORITY, {'reg7': 11, 'ct_state': pl.CT_STATE_NEW,
-                            'eth_type': pl.ETH_IP, 'ip_proto': 6,
-                            'tcp_dst': (80, 0xfffe)},
-         (('conjunction', cid, 1, 2),))]
+        (sg.CONJ_PRIORITY, {'reg7': 11}, (('conjunction', cid, 1, 3),))]
     plain = 1 << 3 | 1 << 2 | 1 << 1    # web's key, plain, egress, IPv4
     egress = [f for f in flows if f.table == pl.EGRESS_SG]
     assert [(f.priority, f.match_dict, f.actions) for f in egress] == [
@@ -86,17 +84,22 @@ def test_remote_group_rules_are_conjunctions_of_service_and_members(state):
     keyed = _keyed(app, state)
     members = {app.key('address', a) for a in ('10.0.0.6', '10.0.0.7')}
     service = app.key('rules', '15:ct_state=0x21/0x37,eth_type=0x800')
-    assert set(keyed) == members | {app.key('conj', 'db'), service,
+    http = app.key('services', '110:ct_state=0x21/0x37,eth_type=0x800,'
+                   'ip_proto=6,tcp_dst=80/65534')
+    assert set(keyed) == members | {app.key('conj', 'db'), service, http,
                                     app.key('commit', 'web')}
     [allow] = keyed[service]
     assert allow.actions == (('conjunction', plain, 2, 2),)
+    [allow] = keyed[http]
+    assert (allow.priority, allow.actions) == (
+        sg.CONJ_PRIORITY, (('conjunction', cid, 2, 3),))
     [commit] = keyed[app.key('commit', 'web')]
     assert commit.match_dict == {'conj_id': plain, 'metadata': 9,
                                  'eth_type': pl.ETH_IP}
     assert commit.goto == pl.TAP_OUT
     for key in members:
         assert [(f.match_dict['ipv4_src'], f.actions) for f in keyed[key]] \
-            == [(key[2], (('conjunction', cid, 2, 2),))]
+            == [(key[2], (('conjunction', cid, 3, 3),))]
     [commit] = keyed[app.key('conj', 'db')]
     assert commit.match_dict == {'conj_id': cid, 'metadata': 9,
                                  'eth_type': pl.ETH_IP}
@@ -114,8 +117,58 @@ def test_a_member_in_two_remote_groups_is_one_flow_with_both(state):
                        remote_group_id=remote))
     app = sg.APP()
     [flow] = app.key_flows(state, app.key('address', '10.0.0.6'))
-    assert flow.actions == (('conjunction', 1 << 3, 2, 2),
-                            ('conjunction', 2 << 3, 2, 2))
+    # web's rules name db (slot 0) and web (slot 1), sorted by id.
+    assert flow.actions == (('conjunction', 1 << 3, 3, 3),
+                            ('conjunction', 1 << 27 | 1 << 3, 3, 3))
+    [flow] = app.key_flows(state, app.key('address', '10.0.0.5'))
+    assert flow.actions == (('conjunction', 1 << 27 | 1 << 3, 3, 3),)
+
+
+def test_groups_naming_one_remote_group_keep_their_services_apart(state):
+    """web allows tcp/22 from db, db allows tcp/80 from db: a port of
+    web must not accept tcp/80 from db (one conjunction per group)."""
+    state.ofports['b'] = 2
+    for rule_id, group, port in (('r1', 'web', 22), ('r2', 'db', 80)):
+        state.put(_obj('security_group_rule', id=rule_id,
+                       security_group_id=group, direction='ingress',
+                       protocol='tcp', port_range_min=port,
+                       port_range_max=port, remote_group_id='db'))
+    app = sg.APP()
+    keyed = _keyed(app, state)
+    web, db = 1 << 3, 2 << 3
+
+    def service(port):
+        [flow] = keyed[app.key('services', '110:ct_state=0x21/0x37,'
+                               f'eth_type=0x800,ip_proto=6,tcp_dst={port}')]
+        return flow.actions
+    assert service(22) == (('conjunction', web, 2, 3),)
+    assert service(80) == (('conjunction', db, 2, 3),)
+    [flow] = keyed[app.key('address', '10.0.0.7')]
+    assert flow.actions == (('conjunction', web, 3, 3),
+                            ('conjunction', db, 3, 3))
+    clause = {p: [f.actions for f in app.port_flows(
+        state, state.get('logical_port', p)) if f.table == pl.INGRESS_SG]
+        for p in ('a', 'b')}
+    assert clause == {'a': [(('conjunction', web, 1, 3),)],
+                      'b': [(('conjunction', db, 1, 3),)]}
+
+
+def test_rules_naming_more_remote_groups_than_slots_allow_nothing(
+        state, caplog):
+    for n in range(sg.SLOTS + 1):
+        state.put(_obj('security_group', id=f'g{n:02d}', unique_key=100 + n))
+        state.put(_obj('security_group_rule', id=f'r{n:02d}',
+                       security_group_id='web', direction='ingress',
+                       remote_group_id=f'g{n:02d}'))
+    app = sg.APP()
+    shape = app.shape(state, 'web')
+    assert shape.unslotted == [f'g{sg.SLOTS:02d}']
+    assert 'rules naming g32 allow nothing' in caplog.text
+    [flow] = [f for f in app.port_flows(state, state.get('logical_port', 'a'))
+              if f.table == pl.INGRESS_SG]
+    assert len(flow.actions) == sg.SLOTS
+    assert max(a[1] for a in flow.actions) >> 27 == sg.SLOTS - 1
+    assert app.key_flows(state, app.key('conj', f'g{sg.SLOTS:02d}')) == []
 
 
 def test_empty_remote_groups_allow_nothing(state):
@@ -124,8 +177,10 @@ def test_empty_remote_groups_allow_nothing(state):
                    direction='ingress', remote_group_id='empty'))
     app = sg.APP()
     keyed = _keyed(app, state)
-    # A commit flow waits for a member; no address can complete the match.
-    assert set(keyed) == {app.key('conj', 'empty')}
+    # A commit flow and a service clause wait for a member; no address
+    # can complete the match.
+    assert set(keyed) == {app.key('conj', 'empty'), app.key(
+        'services', '110:ct_state=0x21/0x37,eth_type=0x800')}
 
 
 def test_ipv6_rules_match_ipv6(state):

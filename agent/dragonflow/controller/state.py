@@ -181,7 +181,7 @@ class LocalState:
         elif table in MCAST_TABLES:
             pass            # indexed in place (_index_membership)
         elif table == 'security_group_rule':
-            self._drop(keys=('rules', 'sg_plain'))
+            self._drop(keys=('rules', 'sg_services'))
         elif table == 'logical_port' and obj.id not in self.children:
             nets = {o.network_id for o in (obj, old) if o is not None}
             local = self.wire(obj.id) is not None

@@ -34,6 +34,9 @@ class SecurityGroup(keyed.KeyedModel):
     cli_name = 'security-group'
     cli_columns = ('id', 'name', 'description')
     key_bits = 24
+    # Conjunction ids carry it in 24 bits (apps/security_groups.conj_id).
+    unique_key = f.Integer(min=1, max=2 ** key_bits - 1, immutable=True,
+                           help='datapath key, allocated on create')
 
     name = f.String(help='display name')
     description = f.String(help='free text')

@@ -30,19 +30,27 @@ ACLs per port):
   rules' flows); a rule adds its own match flows and touches no port
   (unless it is its group's first of a direction and IP version: the
   ports' flows name one conjunction more).
-- Remote-group rules, priority 40, as OVN does with address sets: each
-  local port gets one flow per protocol/port variant of its remote-group
-  rules (clause 1: "to this port, this service"), and the remote group
-  one flow per member address (clause 2: "from a member"), keyed by the
-  address, so a member joining adds one flow and touches no port.
+- Remote-group rules, priority 40, in three clauses, as OVN does with
+  address sets: each local port gets one flow per direction naming the
+  conjunctions of its groups' remote-group rules (clause 1: "this port
+  is in the group"); each distinct service match of such rules one flow
+  naming the conjunctions of the local groups with a rule so (clause 2:
+  "this service"); each member address of a remote group one flow naming
+  the conjunctions of the local groups whose rules name it (clause 3:
+  "from a member"). A member joining adds one flow and touches no port;
+  a port joining adds its own flows; a rule touches its group's ports
+  and the members of the groups it names.
 
-A conjunction id names the group, plain or remote, the direction and the
-IP version (``conj_id``); its ``conj_id`` flows (keyed by the group), one
-per network with a local port using it, commit the connection in the
-network's zone. A packet both clauses match is a new connection a rule
-allows; one matching a clause only goes on to lower priorities. Ports a
-firewall filters without groups commit at priority 50 (``fwaas``), above
-these.
+A conjunction id names the group, the direction and the IP version, and
+for remote-group rules the *slot* of the remote group among those the
+group's rules name (sorted by id): up to 32 (``SLOTS``); rules naming
+more are not enforced (fail closed, logged). The ``conj_id`` flows of a
+group's plain rules (keyed by the group) and of the rules naming a remote
+group (keyed by the remote group), one per network with a local port in
+the group, commit the connection in the network's zone. A packet every
+clause matches is a new connection a rule allows; one matching some
+clauses only goes on to lower priorities. Ports a firewall filters
+without groups commit at priority 50 (``fwaas``), above these.
 
 Rules with ethertype IPv6 match IPv6 (icmpv6 types and codes, v6
 prefixes and the v6 addresses of remote groups). Neighbour discovery and
@@ -52,6 +60,7 @@ IPv4 twin, passes the same way: joining a group needs no rule (the
 multicast app snoops it; the group's traffic itself is filtered).
 """
 import ipaddress
+import logging
 
 from dragonflow.controller import apps
 from dragonflow.controller import flows as fl
@@ -61,12 +70,14 @@ RULE_PRIORITY = 50      # commits of ports a firewall filters (fwaas)
 PLAIN_PRIORITY = 45     # plain rules (clauses and conj_id flows)
 CONJ_PRIORITY = 40      # remote-group rules (clauses and conj_id flows)
 MATCH_CACHE = 10000     # rules whose matches are kept (x4 before a reset)
+SLOTS = 32              # remote groups one group's rules may name
 EGRESS_NEXT = pl.PASS_THROUGH[pl.EGRESS_CT]
 INGRESS_NEXT = pl.PASS_THROUGH[pl.INGRESS_CT]
 PROTO_NUMBERS = {'tcp': 6, 'udp': 17, 'icmp': 1, 'icmpv6': 58, 'sctp': 132}
 ND_AND_MLD = (130, 131, 132, 133, 134, 135, 136, 143)
 VERSIONS = {'IPv4': (4, pl.ETH_IP, 'ipv4'), 'IPv6': (6, pl.ETH_IPV6, 'ipv6')}
 DST_PORT_FIELD = {'tcp': 'tcp_dst', 'udp': 'udp_dst', 'sctp': 'sctp_dst'}
+LOG = logging.getLogger(__name__)
 
 
 def port_masks(low, high):
@@ -135,12 +146,14 @@ def rule_matches(rule):
     return [dict(v, **{field: remote}) for v in variants]
 
 
-def conj_id(group, direction, ethertype, remote=True):
+def conj_id(group, direction, ethertype, slot=None):
     """The conjunction id of a group's rules of one direction and IP
-    version: of its address set (remote, for rules naming it) or of its
-    own plain rules (24-bit group key, 3 bits)."""
-    return group.unique_key << 3 | (not remote) << 2 | \
-        (direction == 'egress') << 1 | (ethertype == 'IPv6')
+    version: its plain rules (slot None) or its rules naming the remote
+    group in that slot (24-bit group key, 5-bit slot, 3 bits)."""
+    low = (direction == 'egress') << 1 | (ethertype == 'IPv6')
+    if slot is None:
+        return group.unique_key << 3 | 1 << 2 | low
+    return slot << 27 | group.unique_key << 3 | low
 
 
 def _rule_table(direction):
@@ -184,13 +197,15 @@ class MatchCache:
 
 
 def _service_clauses(rule):
-    """A plain rule's service clauses: (key id, table, match) of each
-    new connection match it allows, the key id naming the match."""
+    """A rule's service clauses: (key, table, match) of each new
+    connection match it allows; the key names the match and the kind of
+    rule (plain: 'rules'; remote-group: 'services', no addresses)."""
     table = _rule_table(rule.direction)[0]
+    kind = 'rules' if _is_plain(rule) else 'services'
     out = []
     for match in rule_matches(rule):
         match = dict(match, ct_state=pl.CT_STATE_NEW)
-        out.append((f'{table}:{fl.match_text(sorted(match.items()))}',
+        out.append(((kind, f'{table}:{fl.match_text(sorted(match.items()))}'),
                     table, match))
     return out
 
@@ -199,22 +214,43 @@ def _is_plain(rule):
     return not rule.remote_group_id
 
 
+def _kind(rule):
+    """What a rule adds to its group's conjunctions: its direction, IP
+    version and remote group (None: plain)."""
+    return rule.direction, rule.ethertype, rule.remote_group_id or None
+
+
+def _kind_is_new(state, rule):
+    """Whether no other rule of the rule's group is of its kind (state
+    holds the change): its coming or going changes the group's
+    conjunctions, not only its own service clauses."""
+    kind = _kind(rule)
+    return not any(o.id != rule.id and _kind(o) == kind
+                   for o in state.group_rules(rule.security_group_id))
+
+
 def rule_shapes_ports(state, rule, old):
     """Whether a rule change (rule: now, None once deleted; old: before,
     None when created; state holds the change) may change its group's
-    ports' own flows: a remote-group rule (its service clause is theirs),
-    or a plain rule whose direction and IP version no other rule of its
-    group has (their clause-1 flow names one conjunction more or less)."""
-    for r in (rule, old):
-        if r is None:
-            continue
-        if not _is_plain(r):
-            return True
-        if not any(o.id != r.id and _is_plain(o) and
-                   (o.direction, o.ethertype) == (r.direction, r.ethertype)
-                   for o in state.group_rules(r.security_group_id)):
-            return True
-    return False
+    ports' own flows: no other rule of its group is of its kind (their
+    clause-1 flows name one conjunction more or less)."""
+    return any(_kind_is_new(state, r) for r in (rule, old) if r is not None)
+
+
+class Shape:
+    """What a group's rules make of it: the (direction, ethertype) of its
+    plain rules, the slot of each remote group they name, and the
+    (direction, ethertype, slot) of its remote-group rules."""
+
+    def __init__(self, rules):
+        self.plain = frozenset((r.direction, r.ethertype) for r in rules
+                               if _is_plain(r))
+        named = sorted({r.remote_group_id for r in rules if not _is_plain(r)})
+        self.slots = {g: n for n, g in enumerate(named[:SLOTS])}
+        self.unslotted = named[SLOTS:]
+        self.remote = frozenset(
+            (r.direction, r.ethertype, self.slots[r.remote_group_id])
+            for r in rules if r.remote_group_id in self.slots)
 
 
 class SecurityGroupsApp(apps.App):
@@ -223,10 +259,10 @@ class SecurityGroupsApp(apps.App):
 
     def __init__(self, controller=None):
         super().__init__(controller)
-        # A plain rule's service clauses, once per rule.
+        # A rule's service clauses, once per rule.
         self._clauses = MatchCache(_service_clauses).get
-        self._kinds = {}        # group id -> (its rules list, plain kinds)
-        self._plain = None      # (zones version, index, their keys)
+        self._shapes = {}       # group id -> (its rules list, its Shape)
+        self._local = None      # (zones version, index, their keys)
         self._enforced = set()  # groups enforced when last looked at
         self._both = None       # (remote keys, plain keys, union)
 
@@ -264,113 +300,114 @@ class SecurityGroupsApp(apps.App):
             return []
         key = port.unique_key
         out = conntrack_flows(self, key, network.unique_key)
-        members = {}        # table -> clause 1 of its groups' plain rules
-        clauses = {}        # (table, match items) -> conjunction actions
+        # Clause 1 of its groups' conjunctions: (table, n) -> actions.
+        clauses = {}
         for group_id in port.security_groups:
             group = state.get('security_group', group_id)
-            for direction, ethertype in self.plain_kinds(state, group_id) \
-                    if group is not None else ():
-                table, _, _ = _rule_table(direction)
-                members.setdefault(table, set()).add((
-                    'conjunction',
-                    conj_id(group, direction, ethertype, remote=False), 1, 2))
-            for rule in state.group_rules(group_id):
-                if _is_plain(rule):
-                    continue
-                table, reg, _ = _rule_table(rule.direction)
-                remote = state.get('security_group', rule.remote_group_id)
-                if remote is None:
-                    continue
-                action = ('conjunction', conj_id(
-                    remote, rule.direction, rule.ethertype), 1, 2)
-                for match in service_matches(rule):
-                    match = dict(match, ct_state=pl.CT_STATE_NEW,
-                                 **{reg: key})
-                    actions = clauses.setdefault(
-                        (table, tuple(sorted(match.items()))), [])
-                    if action not in actions:
-                        actions.append(action)
-        for table, actions in sorted(members.items()):
+            if group is None:
+                continue
+            shape = self.shape(state, group_id)
+            for direction, ethertype in shape.plain:
+                clauses.setdefault(
+                    (_rule_table(direction)[0], 2), set()).add(
+                    conj_id(group, direction, ethertype))
+            for direction, ethertype, slot in shape.remote:
+                clauses.setdefault(
+                    (_rule_table(direction)[0], 3), set()).add(
+                    conj_id(group, direction, ethertype, slot))
+        for (table, n), ids in sorted(clauses.items()):
             reg = pl.REG_SRC if table == pl.EGRESS_SG else pl.REG_DST
-            out.append(self.flow(table, PLAIN_PRIORITY, {reg: key},
-                                 sorted(actions)))
-        for (table, match), actions in sorted(clauses.items()):
-            out.append(self.flow(table, CONJ_PRIORITY, dict(match),
-                                 sorted(actions)))
+            out.append(self.flow(
+                table, PLAIN_PRIORITY if n == 2 else CONJ_PRIORITY,
+                {reg: key}, [('conjunction', i, 1, n) for i in sorted(ids)]))
         return out
 
-    def plain_kinds(self, state, group_id):
-        """{(direction, ethertype)} of a group's plain rules (kept while
-        its rules list is: until a rule changes)."""
+    def shape(self, state, group_id):
+        """The group's Shape (kept while its rules list is: until a rule
+        changes)."""
         rules = state.group_rules(group_id)
-        found = self._kinds.get(group_id)
+        found = self._shapes.get(group_id)
         if found is None or found[0] is not rules:
-            if len(self._kinds) >= 4 * MATCH_CACHE:
-                self._kinds.clear()
-            found = self._kinds[group_id] = (rules, frozenset(
-                (r.direction, r.ethertype) for r in rules if _is_plain(r)))
+            if len(self._shapes) >= 4 * MATCH_CACHE:
+                self._shapes.clear()
+            found = self._shapes[group_id] = (rules, Shape(rules))
+            if found[1].unslotted:
+                LOG.error('security group %s: its rules name %d remote '
+                          'groups, %d at most are enforced: rules naming '
+                          '%s allow nothing', group_id,
+                          SLOTS + len(found[1].unslotted), SLOTS,
+                          ', '.join(found[1].unslotted))
         return found[1]
 
     def _rule_keys(self, state, group_id):
-        """The keys of a group's plain rules' service clauses."""
-        return {self.key('rules', kid) for rule in state.group_rules(group_id)
-                if _is_plain(rule) for kid, _, _ in self._clauses(rule)}
+        """The keys of a group's rules' service clauses."""
+        return {self.key(*k) for rule in state.group_rules(group_id)
+                for k, _, _ in self._clauses(rule)}
 
-    # --- keyed flows: plain rules' services, remote groups' address sets -
+    def _named_keys(self, state, group_id):
+        """The keys of the remote groups a group's rules name: their
+        commits and their members' addresses."""
+        out = set()
+        for remote in self.shape(state, group_id).slots:
+            out.add(self.key('conj', remote))
+            out |= self._member_address_keys(state, remote)
+        return out
+
+    # --- keyed flows: rules' services, remote groups' address sets -------
     def keys(self, state):
         # Asked on every change. The remote part is kept until a remote
         # group or a member address of one comes or goes
-        # (state._add_remote), the plain part until a rule changes or a
+        # (state._add_remote), the local part until a rule changes or a
         # local port comes, goes or changes (and then the same set object
         # while the local groups are the same).
         remote = state.derived('sg_keys', lambda: frozenset(
             {self.key('address', a) for a in state.remote_addresses()} |
             {self.key('conj', g) for g in state.remote_groups()}))
-        plain = self._plain_keys(state)
-        if not plain or not remote:
-            return plain or remote
+        local = self._local_keys(state)
+        if not local or not remote:
+            return local or remote
         if self._both is None or self._both[0] is not remote or \
-                self._both[1] is not plain:
-            self._both = (remote, plain, remote | plain)
+                self._both[1] is not local:
+            self._both = (remote, local, remote | local)
         return self._both[2]
 
-    def _plain_keys(self, state):
-        """Keys of the groups enforced here: their commits and their plain
-        rules' services (the same set object while neither the enforced
-        groups nor the rules change)."""
+    def _local_keys(self, state):
+        """Keys of the groups enforced here: their plain rules' commits
+        and their rules' services (the same set object while neither the
+        enforced groups nor the rules change)."""
         zones = state.local_group_zones()
         index = self._index(state)
-        if self._plain is not None and self._plain[1] is index and \
-                self._plain[0] == state.group_zones_version:
-            return self._plain[2]
+        if self._local is not None and self._local[1] is index and \
+                self._local[0] == state.group_zones_version:
+            return self._local[2]
         keys = set()
         for group_id in zones:
-            if self.plain_kinds(state, group_id):
+            if self.shape(state, group_id).plain:
                 keys.add(self.key('commit', group_id))
-                keys |= self._rule_keys(state, group_id)
-        self._plain = (state.group_zones_version, index, frozenset(keys))
+            keys |= self._rule_keys(state, group_id)
+        self._local = (state.group_zones_version, index, frozenset(keys))
         self._enforced = set(zones)
-        return self._plain[2]
+        return self._local[2]
 
     def _index(self, state):
-        """{service key id: (table, match, groups with a plain rule
-        matching so)} over all rules (kept until a rule changes)."""
+        """{(kind, key id): (table, match, (group id, remote group id or
+        None) of each rule matching so)} over all rules (kept until a rule
+        changes)."""
         def compute():
             out = {}
             for rule in state.objects['security_group_rule'].values():
-                if _is_plain(rule):
-                    for kid, table, match in self._clauses(rule):
-                        out.setdefault(kid, (table, match, set()))[2].add(
-                            rule.security_group_id)
+                for k, table, match in self._clauses(rule):
+                    out.setdefault(k, (table, match, set()))[2].add(
+                        (rule.security_group_id, rule.remote_group_id))
             return out
-        return state.derived('sg_plain', compute)
+        return state.derived('sg_services', compute)
 
     def key_flows(self, state, key):
         _, kind, key_id = key
         if kind == 'address':
             return self._address_flows(state, key_id)
-        if kind == 'rules':
-            return self._service_flows(state, key_id)
+        if kind in ('rules', 'services'):
+            return self._service_flows(state, (kind, key_id))
         if kind == 'commit':
             return self._commit_flows(state, key_id)
         return self._conj_flows(state, key_id)
@@ -387,27 +424,32 @@ class SecurityGroupsApp(apps.App):
             zones = state.local_group_zones()
             for port in objs:
                 for group_id in port.security_groups:
-                    # Its groups' commits (their zones), their rules'
-                    # services when the group starts or stops being
-                    # enforced here (their flows name the groups that
-                    # are), and the conj_id flows of remote groups their
-                    # rules name.
+                    # Its groups' commits (their zones), the conj_id
+                    # flows of remote groups their rules name, and when
+                    # the group starts or stops being enforced here, the
+                    # clauses naming its conjunctions: its rules'
+                    # services and the addresses it allows from.
                     out.add(self.key('commit', group_id))
+                    out |= {self.key('conj', r)
+                            for r in self.shape(state, group_id).slots}
                     if (group_id in zones) != (group_id in self._enforced):
                         self._enforced ^= {group_id}
                         out |= self._rule_keys(state, group_id)
-                    out |= {self.key('conj', r.remote_group_id)
-                            for r in state.group_rules(group_id)
-                            if r.remote_group_id}
+                        out |= self._named_keys(state, group_id)
         elif table == 'security_group_rule':
             for rule in objs:
+                out |= {self.key(*k) for k, _, _ in self._clauses(rule)}
                 if _is_plain(rule):
                     out.add(self.key('commit', rule.security_group_id))
-                    out |= {self.key('rules', kid)
-                            for kid, _, _ in self._clauses(rule)}
-                    continue
-                out.add(self.key('conj', rule.remote_group_id))
-                out |= self._member_address_keys(state, rule.remote_group_id)
+                elif _kind_is_new(state, rule):
+                    # The group's remote slots may have moved: every
+                    # clause naming its remote-group conjunctions.
+                    group_id = rule.security_group_id
+                    out.add(self.key('conj', rule.remote_group_id))
+                    out |= self._member_address_keys(
+                        state, rule.remote_group_id)
+                    out |= self._rule_keys(state, group_id)
+                    out |= self._named_keys(state, group_id)
         elif table == 'security_group':
             # Its key names its conjunctions (it came or went).
             for group in objs:
@@ -415,6 +457,7 @@ class SecurityGroupsApp(apps.App):
                 out.add(self.key('conj', group.id))
                 out |= self._rule_keys(state, group.id)
                 out |= self._member_address_keys(state, group.id)
+                out |= self._named_keys(state, group.id)
         return out
 
     def _member_address_keys(self, state, group_id):
@@ -425,8 +468,8 @@ class SecurityGroupsApp(apps.App):
     @staticmethod
     def _zone_may_change(state, obj, old):
         """Whether a port change may change the zones where its groups'
-        remote-group rules commit: it arrived or left (obj is old), or a
-        local port came, went or changed its groups or protection."""
+        rules commit: it arrived or left (obj is old), or a local port
+        came, went or changed its groups or protection."""
         if obj is old:
             return True
         if not any(state.is_local(p) for p in (obj, old) if p is not None):
@@ -436,27 +479,33 @@ class SecurityGroupsApp(apps.App):
             obj.is_protected() != old.is_protected() or \
             obj.security_groups != old.security_groups
 
-    @staticmethod
-    def _uses(state, group_id):
-        """{(direction, ethertype)} of the rules naming the group."""
-        return {(r.direction, r.ethertype)
-                for r in state.rules_naming(group_id)}
+    def _naming(self, state, remote_id):
+        """{(group id, direction, ethertype, conjunction id)} of the
+        remote-group rules naming remote_id of the groups enforced here."""
+        local = state.local_group_zones()
+        out = set()
+        for rule in state.rules_naming(remote_id):
+            group_id = rule.security_group_id
+            if group_id not in local:
+                continue
+            group = state.get('security_group', group_id)
+            slot = self.shape(state, group_id).slots.get(remote_id)
+            if group is not None and slot is not None:
+                out.add((group_id, rule.direction, rule.ethertype, conj_id(
+                    group, rule.direction, rule.ethertype, slot)))
+        return out
 
     def _address_flows(self, state, address):
-        """Clause 2: from (ingress) or to (egress) this member address,
-        for every remote group it is in."""
+        """Clause 3: from (ingress) or to (egress) this member address,
+        for every local group's rules naming a remote group it is in."""
         version = ipaddress.ip_network(address, strict=False).version
         actions = {}        # (direction, ethertype) -> conjunctions
-        for group_id in state.remote_groups_with(address):
-            group = state.get('security_group', group_id)
-            if group is None:
-                continue
-            for direction, ethertype in self._uses(state, group_id):
-                if VERSIONS[ethertype][0] != version:
-                    continue
-                actions.setdefault((direction, ethertype), []).append(
-                    ('conjunction', conj_id(group, direction, ethertype),
-                     2, 2))
+        for remote_id in state.remote_groups_with(address):
+            for _, direction, ethertype, cid in \
+                    self._naming(state, remote_id):
+                if VERSIONS[ethertype][0] == version:
+                    actions.setdefault((direction, ethertype), set()).add(
+                        ('conjunction', cid, 3, 3))
         out = []
         remote = _prefix(address)
         for (direction, ethertype), conjunctions in sorted(actions.items()):
@@ -468,56 +517,53 @@ class SecurityGroupsApp(apps.App):
                                  match, sorted(conjunctions)))
         return out
 
-    def _conj_flows(self, state, group_id):
-        """Per network with a local protected port whose rules name the
-        group: commit what the conjunction allowed, in its zone."""
-        group = state.get('security_group', group_id)
-        if group is None:
-            return []
-        kinds = {}          # group with such rules -> their kinds
-        for rule in state.rules_naming(group_id):
-            kinds.setdefault(rule.security_group_id, set()).add(
-                (rule.direction, rule.ethertype))
-        zones = {}          # (direction, ethertype) -> zones
-        for user, user_kinds in kinds.items():
-            # One pass over each group's ports, whatever its rule count.
-            nets = {p.network_id for p in state.group_members(user)
-                    if p.is_protected() and state.is_local(p)}
-            used = {state.network(n).unique_key for n in nets
-                    if state.network(n) is not None}
-            for kind in user_kinds:
-                zones.setdefault(kind, set()).update(used)
+    def _conj_flows(self, state, remote_id):
+        """What the rules naming a remote group allowed, committed in the
+        zone of each network with a local protected port in their group."""
+        zones = state.local_group_zones()
         out = []
-        for (direction, ethertype), keys in sorted(zones.items()):
+        for group_id, direction, ethertype, cid in sorted(
+                self._naming(state, remote_id)):
             table, _, nxt = _rule_table(direction)
-            eth_type = VERSIONS[ethertype][1]
-            for zone in sorted(keys):
-                out.append(self.flow(
-                    table, CONJ_PRIORITY,
-                    {'conj_id': conj_id(group, direction, ethertype),
-                     'metadata': zone, 'eth_type': eth_type},
-                    [('ct', zone, None, True)], goto=nxt))
+            out += self._commits(table, CONJ_PRIORITY, nxt, cid, ethertype,
+                                 zones[group_id])
         return out
 
-    def _service_flows(self, state, key_id):
-        """Clause 2 of the plain rules: a service some local groups'
-        rules allow, for each of those groups."""
-        found = self._index(state).get(key_id)
+    def _commits(self, table, priority, nxt, cid, ethertype, zones):
+        """Commit what conjunction cid allowed in each of these zones."""
+        eth_type = VERSIONS[ethertype][1]
+        return [self.flow(table, priority, {
+            'conj_id': cid, 'metadata': zone, 'eth_type': eth_type},
+            [('ct', zone, None, True)], goto=nxt) for zone in sorted(zones)]
+
+    def _service_flows(self, state, key):
+        """Clause 2: a service some local groups' rules allow, for each of
+        those groups (and each remote group they name)."""
+        found = self._index(state).get(key)
         if found is None:
             return []
-        table, match, group_ids = found
+        table, match, named = found
         local = state.local_group_zones()
         direction = 'egress' if table == pl.EGRESS_SG else 'ingress'
         ethertype = 'IPv6' if match['eth_type'] == pl.ETH_IPV6 else 'IPv4'
-        actions = []
-        for group_id in group_ids:
+        plain = key[0] == 'rules'
+        actions = set()
+        for group_id, remote_id in named:
             group = state.get('security_group', group_id)
-            if group is not None and group_id in local:
-                actions.append(('conjunction', conj_id(
-                    group, direction, ethertype, remote=False), 2, 2))
+            if group is None or group_id not in local:
+                continue
+            if plain:
+                actions.add(('conjunction',
+                             conj_id(group, direction, ethertype), 2, 2))
+                continue
+            slot = self.shape(state, group_id).slots.get(remote_id)
+            if slot is not None:
+                actions.add(('conjunction', conj_id(
+                    group, direction, ethertype, slot), 2, 3))
         if not actions:
             return []
-        return [self.flow(table, PLAIN_PRIORITY, match, sorted(actions))]
+        return [self.flow(table, PLAIN_PRIORITY if plain else CONJ_PRIORITY,
+                          match, sorted(actions))]
 
     def _commit_flows(self, state, group_id):
         """What a group's plain rules allowed, committed in the zone of
@@ -527,16 +573,10 @@ class SecurityGroupsApp(apps.App):
         if group is None or not zones:
             return []
         out = []
-        for direction, ethertype in sorted(
-                self.plain_kinds(state, group_id)):
+        for direction, ethertype in sorted(self.shape(state, group_id).plain):
             table, _, nxt = _rule_table(direction)
-            cid = conj_id(group, direction, ethertype, remote=False)
-            for zone in sorted(zones):
-                out.append(self.flow(
-                    table, PLAIN_PRIORITY,
-                    {'conj_id': cid, 'metadata': zone,
-                     'eth_type': VERSIONS[ethertype][1]},
-                    [('ct', zone, None, True)], goto=nxt))
+            out += self._commits(table, PLAIN_PRIORITY, nxt, conj_id(
+                group, direction, ethertype), ethertype, zones)
         return out
 
 
