@@ -121,9 +121,11 @@ vip, member, vport, mport = sys.argv[1], sys.argv[2], int(sys.argv[3]), \\
 def connect(ip, port, source):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('', source))
     s.settimeout(2)
     try:
+        # A port a connection of an earlier test still holds (not in
+        # TIME_WAIT): refused here, the loop takes the next one.
+        s.bind(('', source))
         s.connect((ip, port))
         return s.recv(100).decode() or 'empty'
     except OSError as e:
