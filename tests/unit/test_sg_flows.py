@@ -183,6 +183,15 @@ def test_empty_remote_groups_allow_nothing(state):
         'services', '110:ct_state=0x21/0x37,eth_type=0x800')}
 
 
+def test_a_group_renamed_keeps_what_the_state_derived(state):
+    computed = []
+    state.derived('probe', lambda: computed.append(1) or 'kept')
+    state.local_group_zones()
+    state.put(_obj('security_group', id='web', unique_key=1, name='www'))
+    state.derived('probe', lambda: computed.append(1) or 'kept')
+    assert computed == [1] and state._group_zones_dirty == set()
+
+
 def test_ipv6_rules_match_ipv6(state):
     obj = _obj('security_group_rule', id='r6', security_group_id='web',
                direction='ingress', ethertype='IPv6', protocol='icmpv6',

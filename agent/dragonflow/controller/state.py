@@ -26,9 +26,10 @@ LOCALITY = ('local_networks', 'local_set', 'programmed', 'lb_keys',
 # Cached keys of apps that depend on which ports are local (dropped also
 # when a port is plugged into a network that is already local).
 PLUGGED = ('fw_keys', 'tap_keys', 'local_ids')
-# Tables whose objects decide nothing cached here.
+# Tables whose objects decide nothing cached here (a security group's
+# flows follow its rules and ports; its own fields are read as needed).
 UNCACHED = ('trunk', 'port_pair', 'port_pair_group', 'flow_classifier',
-            'port_chain', 'healthmonitor')
+            'port_chain', 'healthmonitor', 'security_group')
 # Load balancer tables: they decide only the lb app's keys.
 LB_TABLES = ('loadbalancer', 'listener', 'pool', 'member')
 # Firewall tables: they decide only the fwaas app's keys and its index of
