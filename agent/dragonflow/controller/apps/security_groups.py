@@ -262,6 +262,7 @@ class SecurityGroupsApp(apps.App):
         # A rule's service clauses, once per rule.
         self._clauses = MatchCache(_service_clauses).get
         self._shapes = {}       # group id -> (its rules list, its Shape)
+        self._namings = {}      # remote group id -> see _naming
         self._local = None      # (zones version, index, their keys)
         self._enforced = set()  # groups enforced when last looked at
         self._both = None       # (remote keys, plain keys, union)
@@ -452,6 +453,7 @@ class SecurityGroupsApp(apps.App):
                     out |= self._named_keys(state, group_id)
         elif table == 'security_group':
             # Its key names its conjunctions (it came or went).
+            self._namings.clear()
             for group in objs:
                 out.add(self.key('commit', group.id))
                 out.add(self.key('conj', group.id))
@@ -481,8 +483,15 @@ class SecurityGroupsApp(apps.App):
 
     def _naming(self, state, remote_id):
         """{(group id, direction, ethertype, conjunction id)} of the
-        remote-group rules naming remote_id of the groups enforced here."""
+        remote-group rules naming remote_id of the groups enforced here
+        (kept until a rule changes, a group comes or goes, or one starts
+        or stops being enforced here: every member address asks)."""
         local = state.local_group_zones()
+        index = self._index(state)
+        found = self._namings.get(remote_id)
+        if found is not None and found[0] is index and \
+                found[1] == state.group_zones_version:
+            return found[2]
         out = set()
         for rule in state.rules_naming(remote_id):
             group_id = rule.security_group_id
@@ -493,12 +502,14 @@ class SecurityGroupsApp(apps.App):
             if group is not None and slot is not None:
                 out.add((group_id, rule.direction, rule.ethertype, conj_id(
                     group, rule.direction, rule.ethertype, slot)))
+        self._namings[remote_id] = (index, state.group_zones_version, out)
         return out
 
     def _address_flows(self, state, address):
         """Clause 3: from (ingress) or to (egress) this member address,
         for every local group's rules naming a remote group it is in."""
-        version = ipaddress.ip_network(address, strict=False).version
+        # A normalised address (state.addresses_of): a host, or a prefix.
+        version = 6 if ':' in address else 4
         actions = {}        # (direction, ethertype) -> conjunctions
         for remote_id in state.remote_groups_with(address):
             for _, direction, ethertype, cid in \
@@ -507,7 +518,7 @@ class SecurityGroupsApp(apps.App):
                     actions.setdefault((direction, ethertype), set()).add(
                         ('conjunction', cid, 3, 3))
         out = []
-        remote = _prefix(address)
+        remote = _prefix(address) if '/' in address else address
         for (direction, ethertype), conjunctions in sorted(actions.items()):
             match = {'ct_state': pl.CT_STATE_NEW,
                      'eth_type': VERSIONS[ethertype][1]}
