@@ -157,9 +157,9 @@ class Chassis:
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    def ofctl(self, *args):
+    def ofctl(self, *args, timeout=60):
         return sh('ovs-ofctl', '-O', 'OpenFlow13', *args, ns=self.ns,
-                  env=self.env)
+                  env=self.env, timeout=timeout)
 
     def appctl(self, *args):
         return sh('ovs-appctl', '-t', f'{self.dir}/ovs-vswitchd.ctl', *args,
