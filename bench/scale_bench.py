@@ -8,8 +8,8 @@ scenarios of the performance issue, measured the way an operator would.
    count stable), and the agent's CPU time for it. Plain rules are shared
    by the ports (~26k flows for 1,000 ports); ``--rules-from-group`` makes
    them remote-group rules (conjunctions too: ~27k); ``--address-pairs N``
-   gives each port N allowed address pairs (~4 flows each: 10 make the
-   issue's 65k-flow restart).
+   gives each port N allowed address pairs (~4 flows each with
+   ``--rules-from-group``: 10 make the issue's 65k-flow restart).
 2. ``cold``: those flows deleted, agent started -> all flows back.
 3. ``restart``: with those flows in place, the agent restarted three times
    in a row under ``ping -i 0.01`` between two VMs on two chassis: packets
@@ -385,8 +385,9 @@ def add_world_options(parser):
                              'port group\'s address set)')
     parser.add_argument('--address-pairs', type=int, default=0, metavar='N',
                         help='allowed address pairs per port of the group '
-                             '(OVN: more addresses of the port); 10 make '
-                             '~67k flows for 1,000 ports')
+                             '(OVN: more addresses of the port); with '
+                             '--rules-from-group, 10 make ~67k flows for '
+                             '1,000 ports')
 
 
 if __name__ == '__main__':
