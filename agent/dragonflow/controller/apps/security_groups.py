@@ -346,13 +346,24 @@ class SecurityGroupsApp(apps.App):
                 for k, _, _ in self._clauses(rule)}
 
     def _named_keys(self, state, group_id):
-        """The keys of the remote groups a group's rules name: their
-        commits and their members' addresses."""
+        """The keys of the remote groups a group's rules name."""
         out = set()
-        for remote in self.shape(state, group_id).slots:
-            out.add(self.key('conj', remote))
-            out |= self._member_address_keys(state, remote)
+        for remote_id in self.shape(state, group_id).slots:
+            out |= self._remote_keys(state, remote_id)
         return out
+
+    def _remote_keys(self, state, remote_id):
+        """A remote group's keys: its commits and its members' address
+        flows."""
+        return {self.key('conj', remote_id)} | \
+            self._member_address_keys(state, remote_id)
+
+    def _remote_conj(self, state, group, remote_id, direction, ethertype):
+        """The conjunction id of a group's rules naming remote_id of a
+        direction and IP version; None if they name too many groups."""
+        slot = self.shape(state, group.id).slots.get(remote_id)
+        return None if slot is None else \
+            conj_id(group, direction, ethertype, slot)
 
     # --- keyed flows: rules' services, remote groups' address sets -------
     def keys(self, state):
@@ -446,9 +457,7 @@ class SecurityGroupsApp(apps.App):
                     # The group's remote slots may have moved: every
                     # clause naming its remote-group conjunctions.
                     group_id = rule.security_group_id
-                    out.add(self.key('conj', rule.remote_group_id))
-                    out |= self._member_address_keys(
-                        state, rule.remote_group_id)
+                    out |= self._remote_keys(state, rule.remote_group_id)
                     out |= self._rule_keys(state, group_id)
                     out |= self._named_keys(state, group_id)
         elif table == 'security_group':
@@ -456,9 +465,8 @@ class SecurityGroupsApp(apps.App):
             self._namings.clear()
             for group in objs:
                 out.add(self.key('commit', group.id))
-                out.add(self.key('conj', group.id))
                 out |= self._rule_keys(state, group.id)
-                out |= self._member_address_keys(state, group.id)
+                out |= self._remote_keys(state, group.id)
                 out |= self._named_keys(state, group.id)
         return out
 
@@ -498,10 +506,10 @@ class SecurityGroupsApp(apps.App):
             if group_id not in local:
                 continue
             group = state.get('security_group', group_id)
-            slot = self.shape(state, group_id).slots.get(remote_id)
-            if group is not None and slot is not None:
-                out.add((group_id, rule.direction, rule.ethertype, conj_id(
-                    group, rule.direction, rule.ethertype, slot)))
+            cid = None if group is None else self._remote_conj(
+                state, group, remote_id, rule.direction, rule.ethertype)
+            if cid is not None:
+                out.add((group_id, rule.direction, rule.ethertype, cid))
         self._namings[remote_id] = (index, state.group_zones_version, out)
         return out
 
@@ -567,10 +575,10 @@ class SecurityGroupsApp(apps.App):
                 actions.add(('conjunction',
                              conj_id(group, direction, ethertype), 2, 2))
                 continue
-            slot = self.shape(state, group_id).slots.get(remote_id)
-            if slot is not None:
-                actions.add(('conjunction', conj_id(
-                    group, direction, ethertype, slot), 2, 3))
+            cid = self._remote_conj(state, group, remote_id, direction,
+                                    ethertype)
+            if cid is not None:
+                actions.add(('conjunction', cid, 2, 3))
         if not actions:
             return []
         return [self.flow(table, PLAIN_PRIORITY if plain else CONJ_PRIORITY,
