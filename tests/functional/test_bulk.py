@@ -112,6 +112,41 @@ def test_patches_update_in_bulk_and_a_race_falls_back_to_single_writes(
         nb.write_many([('patch', 'logical_port', 'nope', {'name': 'x'})])
 
 
+def test_patches_of_known_objects_read_nothing_and_a_stale_one_is_read_again(
+        nb, net):
+    chassis = nb.create('chassis', {'id': 'ch1', 'ip': '192.0.2.1'})
+    ports = nb.write_many([('create', 'logical_port',
+                            {'network_id': net.id}) for _ in range(3)])
+    stale = ports[2]
+    nb.patch('logical_port', stale.id, {'name': 'renamed'})
+    reads = []
+    for name in ('get', 'exists', 'get_children'):
+        real = getattr(nb.client, name)
+        setattr(nb.client, name,
+                lambda *a, _real=real, _name=name, **kw:
+                reads.append(_name) or _real(*a, **kw))
+    real_many = nb.store.get_many_raw
+    nb.store.get_many_raw = lambda *a: reads.append('many') or real_many(*a)
+    try:
+        nb.write_many([('patch', 'logical_port', p.id,
+                        {'binding_chassis': 'ch1'}) for p in ports[:2]],
+                      known=[*ports[:2], net, chassis])
+        assert reads == []          # the transaction is the only request
+        # Changed since: its compare-and-set fails, and it is read again.
+        bound = nb.write_many([('patch', 'logical_port', stale.id,
+                                {'binding_chassis': 'ch1'})],
+                              known=[stale, net, chassis])
+    finally:
+        for name in ('get', 'exists', 'get_children', 'get_many_raw'):
+            for owner in (nb.client, nb.store):
+                owner.__dict__.pop(name, None)
+    assert reads
+    assert bound[0].name == 'renamed'
+    stored = {p.id: p for p in nb.list('logical_port')}
+    assert [stored[p.id].binding_chassis for p in ports] == ['ch1'] * 3
+    assert stored[stale.id].name == 'renamed'
+
+
 def test_subscribers_see_every_object_of_a_bulk_write(nb, net):
     seen, done = set(), threading.Event()
     wanted = 250

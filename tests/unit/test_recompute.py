@@ -24,11 +24,13 @@ class Writer:
 class Nb:
     def __init__(self):
         self.patches = []
+        self.known = []
 
     def patch(self, table, obj_id, values):
         self.patches.append((table, obj_id, values))
 
-    def write_many(self, writes):
+    def write_many(self, writes, known=()):
+        self.known.append({(o.table, o.id): o for o in known})
         for _, table, obj_id, values in writes:
             self.patch(table, obj_id, values)
 
@@ -103,6 +105,16 @@ def test_the_world_is_programmed_and_local_ports_are_claimed(controller):
              if v == {'binding_chassis': 'ch1'}}
     assert bound == set(world.LOCAL_PORTS)
     assert controller.refused == 0
+    # Written from the replica's objects: the ports, their networks and
+    # the chassis, as the controller had them (no read first).
+    (known,) = controller.nb.known
+    state = controller.state
+    assert set(known) == {('chassis', 'ch1')} | {
+        ('logical_port', p) for p in bound} | {
+        ('logical_switch', state.get('logical_port', p).network_id)
+        for p in bound}
+    assert all(obj is state.get(*key) for key, obj in known.items()
+               if key[0] != 'logical_port')
 
 
 def test_a_change_to_one_port_touches_its_network_and_its_own_flows(

@@ -73,6 +73,12 @@ PACE = 500          # flow table changes computed between two pauses
 SYNC_POLL = 0.02    # seconds between looks at the first NB sync (in the hub)
 PREPARES = 3        # full syncs computed ahead per time without a switch
 FLOW_METRICS_EVERY = 10.0   # seconds between two counts of the flow table
+# How long a thread may hold the GIL while another waits for it (Python's
+# default: 5 ms). The main loop computes flows while the binding writer,
+# kazoo's and the IDL's threads wait to send or read one message each: at
+# 5 ms a new port's binding took 4-11 ms to reach ZooKeeper, and the other
+# chassis could not answer the port until it had.
+SWITCH_INTERVAL = 0.0005
 
 
 class Touched(collections.namedtuple(
@@ -230,6 +236,7 @@ class LocalController:
     # --- main loop -------------------------------------------------------
     def run(self):
         freeze_heap()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         while True:
             self.step([self.inbox.get()] + self.inbox.drain())
             if self.inbox.empty():
@@ -337,8 +344,22 @@ class LocalController:
                     port.binding_chassis == chassis:
                 bindings[port_id] = None
         if bindings:
-            self._write_bindings(bindings)
+            self._write_bindings(bindings, self._binding_known(bindings))
         return touched
+
+    def _binding_known(self, bindings):
+        """What writing these bindings would read, as the replica has it:
+        the ports, their networks and the chassis (NbApi.write_many's
+        ``known``; a port changed meanwhile is read again)."""
+        state = self.state
+        known = {}
+        for port_id, chassis in bindings.items():
+            port = state.get('logical_port', port_id)
+            for obj in (port, state.get('logical_switch', port.network_id),
+                        chassis and state.get('chassis', chassis)):
+                if obj:
+                    known[(obj.table, obj.id)] = obj
+        return list(known.values())
 
     def _handle_nb(self, change):
         """Apply an NB change to the local state; what it touches."""
@@ -579,11 +600,12 @@ class LocalController:
         return NOTHING
 
     # --- port binding ----------------------------------------------------
-    def _write_bindings(self, bindings):
+    def _write_bindings(self, bindings, known=()):
         """Write port bindings ({port id: chassis or None}) off the main
         loop: the ports of one batch of events (a burst of plugs) in few NB
-        transactions (NbApi.write_many), one port at a time if that fails
-        (a port deleted meanwhile)."""
+        transactions (NbApi.write_many; from the ``known`` objects, so
+        with no read first: the other chassis wait for the binding), one
+        port at a time if that fails (a port deleted meanwhile)."""
         def written(port_id, chassis):
             LOG.info('port %s %s', port_id,
                      f'bound to {chassis}' if chassis else 'unbound',
@@ -596,7 +618,8 @@ class LocalController:
                 self.nb.write_many([
                     ('patch', 'logical_port', port_id,
                      {'binding_chassis': chassis})
-                    for port_id, chassis in bindings.items()])
+                    for port_id, chassis in bindings.items()],
+                    known=known)
             except Exception as e:
                 if len(bindings) > 1:
                     LOG.info('binding %d ports together failed (%s); one '

@@ -60,6 +60,10 @@ class View:
                                 self._referrers[key]
                                 if t == of_table) if obj is not None]
 
+    def seed(self, obj):
+        """Take obj as read (write_many's ``known``)."""
+        self._cache[(obj.table, obj.id)] = obj
+
     def index_keys(self, index, prefix):
         """The keys under prefix of a unique index, as a set."""
         return set(self._nb.store.index_keys(index, prefix))
@@ -331,7 +335,7 @@ class NbApi:
         return obj, ws
 
     # --- bulk writes -----------------------------------------------------
-    def write_many(self, writes, max_bytes=BULK_BYTES):
+    def write_many(self, writes, max_bytes=BULK_BYTES, known=()):
         """Create and update many objects in few ZooKeeper transactions.
 
         ``writes``: ``('create', table, data)`` and ``('patch', table, id,
@@ -348,10 +352,26 @@ class NbApi:
         earlier transactions staying committed (so a batch that failed
         half-way can be sent again: creates that went through will then
         be refused as existing, which ``dfctl apply`` skips). Returns the
-        objects written, in order."""
+        objects written, in order.
+
+        ``known``: objects, with their versions, the caller already holds
+        (an agent's replica): a patch of one of them starts from it, and
+        the checks that would read one (a reference's topic, the feed of
+        a port's network) use it, so a write needs no read before its
+        transaction. Only for checks that cannot go stale, as topics and
+        feeds cannot (they are immutable): a patched object that changed
+        meanwhile fails its compare-and-set and is written again from a
+        fresh read, as any race."""
         writes = list(writes)
-        olds = self._read_for_patches(writes)
+        known = {(obj.table, obj.id): obj for obj in known
+                 if obj.version is not None}
+        olds = self._read_for_patches(
+            [w for w in writes if w[0] != 'patch' or (w[1], w[2]) not in
+             known])
         view = BatchView(self)
+        for key, obj in known.items():
+            olds.setdefault(key, obj)
+            view.seed(obj)
         planned = []            # (write, obj, ws)
         for write in writes:
             action, table = write[0], write[1]
