@@ -44,6 +44,8 @@ ROWS = (
     ('batch of 200 on 2 chassis, median (s)', 'batch', 'seconds', 1.0),
     ('  first batch on the fresh lab (s)', 'batch', 'cold_s', None),
     ('first ping p50 (s)', 'first_ping', 'p50_s', 0.8),
+    ('  static neighbours, 1 ms steps (s)', 'first_ping', 'p50_static_s',
+     None),
     ('idle RSS, no port yet (MB)', 'idle_empty', 'rss_mb', None),
     ('idle RSS, group flows in place (MB)', 'idle', 'rss_mb', None),
     ('idle CPU, group flows in place (%)', 'idle', 'cpu_percent', None),
@@ -82,6 +84,8 @@ def fmt(value):
         return '-'
     if isinstance(value, int):
         return str(value)
+    if value < 0.1:
+        return f'{value:.3f}'       # first pings: to the millisecond
     return f'{value:.2f}' if value < 100 else f'{value:.0f}'
 
 
