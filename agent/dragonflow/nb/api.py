@@ -322,10 +322,11 @@ class NbApi:
         obj.validate()
         view.check_references(obj, old)
         obj.check_in_store(view, old)
-        ws = zk.WriteSet(action, table, obj.id, body=obj.to_json(),
+        data = obj.to_dict()
+        ws = zk.WriteSet(action, table, obj.id, body=base.encode(data),
                          version=old.version if old else -1,
                          topic=obj.topic, feed=obj.feed_topic(view))
-        ws.log_object = obj.to_dict()
+        ws.log_object = data
         new_refs, new_keys = set(_enforced_refs(obj)), set(obj.unique_keys())
         ws.add_refs = sorted(new_refs - old_refs)
         ws.del_refs = sorted(old_refs - new_refs)
